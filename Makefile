@@ -1,0 +1,48 @@
+# failfirst — every target installs what it needs: `make test` and `make html`
+# work on a fresh clone with only python3, make and git.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv: the one on PATH, else a private copy installed with python3 -m pip.
+UV_BOOT := .uv-bootstrap
+UV := $(shell command -v uv 2>/dev/null || echo $(UV_BOOT)/bin/uv)
+RUN := $(UV) run --locked --no-sync
+PYTEST := $(RUN) python -m pytest
+
+.PHONY: help sync test lint clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+
+$(UV_BOOT)/bin/uv:
+	python3 -m venv $(UV_BOOT)
+	$(UV_BOOT)/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+# The environment is rebuilt whenever the lock or the project metadata change.
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked
+	@touch $@
+
+sync: .venv/.synced ## install uv if missing, then the locked environment
+
+test: .venv/.synced ## every test: unit, bundles, and the book's chapters
+	$(PYTEST) -q
+
+# test-fmN: reproduce FM_00N; test-fmN-fix: prove its guardrail; test-fmN-recover: its recovery.
+define fm_targets
+test-fm$(1): .venv/.synced
+	$$(PYTEST) -q failure_modes/FM_00$(1)_*/tests/test_repro_fm00$(1).py
+test-fm$(1)-fix: .venv/.synced
+	$$(PYTEST) -q failure_modes/FM_00$(1)_*/tests/test_prevent_fm00$(1).py
+test-fm$(1)-recover: .venv/.synced
+	$$(PYTEST) -q failure_modes/FM_00$(1)_*/tests/test_recover_fm00$(1).py
+.PHONY: test-fm$(1) test-fm$(1)-fix test-fm$(1)-recover
+endef
+$(foreach n,1 2 3 4 5 6 7 8 9,$(eval $(call fm_targets,$(n))))
+
+lint: .venv/.synced ## ruff
+	$(RUN) ruff check src failure_modes tests
+
+clean: ## remove build output and caches (keeps the environment)
+	rm -rf _build .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

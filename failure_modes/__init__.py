@@ -1,0 +1,1 @@
+"""Failure-mode bundles: one package per failure mode (spec, scenario, tests)."""

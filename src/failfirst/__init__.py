@@ -1,0 +1,1 @@
+"""failfirst: a failure-mode lab for background job processing."""
