@@ -1,0 +1,261 @@
+"""Invariant checkers: they judge a run from its history and final store alone.
+
+Like a history checker judging a database from outside, nothing here reads the
+processor's own counters. Each violation names the invariant, the job, the
+events involved (by ``seq``) and one sentence of explanation.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from failfirst.store import Store
+from failfirst.transitions import (
+    INITIAL_STATE,
+    LEASE_HOLDER_EVENTS,
+    TERMINAL_STATES,
+    TRANSITIONS,
+)
+
+Event = dict[str, Any]
+
+INVARIANTS: dict[str, str] = {
+    "INV_001": "a job's effect is applied at most once; every succeeded job has exactly one",
+    "INV_002": "effects are all-or-nothing: no partial write is ever visible after a step",
+    "INV_003": "every state change follows the transition table and carries the current fencing token",
+    "INV_004": "progress: once faults stop, every job reaches succeeded or dead within a stated bound",
+    "INV_005": "bounded work: attempts per job and downstream calls per job stay within declared bounds",
+    "INV_006": "recovery restores INV_001 to INV_005, and running recovery twice equals running it once",
+    "INV_007": "every violation is visible: the processor's own records agree with the history",
+}
+_TRANSITION_EVENTS = frozenset(event for _, event in TRANSITIONS)
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: str
+    job: int | None
+    events: tuple[int, ...]
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"invariant": self.invariant, "job": self.job, "events": list(self.events),
+                "detail": self.detail}
+
+    def __str__(self) -> str:
+        return f"{self.invariant} job {self.job}: {self.detail} (events {list(self.events)})"
+
+
+def _by_job(events: list[Event], kinds: set[str] | frozenset[str]) -> dict[int, list[Event]]:
+    out: dict[int, list[Event]] = defaultdict(list)
+    for e in events:
+        if e["kind"] in kinds and e["job"] is not None:
+            out[e["job"]].append(e)
+    return out
+
+
+def _replayed_states(events: list[Event]) -> dict[int, str]:
+    states: dict[int, str] = {}
+    for e in events:
+        if e["kind"] == "enqueue":
+            states[e["job"]] = INITIAL_STATE
+        elif e["kind"] in _TRANSITION_EVENTS:
+            states[e["job"]] = e["to"]
+    return states
+
+
+def check_inv001_effect_once(events: list[Event], store: Store) -> list[Violation]:
+    """INV_001: no (job, part) effect twice; every succeeded job has its effect."""
+    out = []
+    effects = _by_job(events, {"effect"})
+    for job, evs in sorted(effects.items()):
+        per_part: dict[str, list[Event]] = defaultdict(list)
+        for e in evs:
+            per_part[e["part"]].append(e)
+        for part, applied in sorted(per_part.items()):
+            if len(applied) > 1:
+                tokens = sorted({e["token"] for e in applied})
+                out.append(Violation(
+                    "INV_001", job, tuple(e["seq"] for e in applied),
+                    f"effect {part!r} was applied {len(applied)} times, by leases {tokens}",
+                ))
+    for job, state in sorted(_replayed_states(events).items()):
+        if state == "succeeded" and job not in effects:
+            done = [e["seq"] for e in events if e["job"] == job and e["kind"] == "complete"]
+            out.append(Violation("INV_001", job, tuple(done),
+                                 "the job succeeded but no effect was ever applied"))
+    return out
+
+
+def check_inv002_all_or_nothing(events: list[Event], store: Store) -> list[Violation]:
+    """INV_002: the parts of one attempt's effect commit together, in one transaction."""
+    out = []
+    attempts: dict[tuple[int, int], list[Event]] = defaultdict(list)
+    for e in events:
+        if e["kind"] == "effect":
+            attempts[(e["job"], e["token"])].append(e)
+    for (job, token), evs in sorted(attempts.items()):
+        expected = max(e["parts"] for e in evs)
+        seqs = tuple(e["seq"] for e in evs)
+        transactions = {e["tx"] for e in evs}
+        if len({e["part"] for e in evs}) < expected:
+            out.append(Violation("INV_002", job, seqs,
+                                 f"lease {token} applied {len(evs)} of {expected} effect parts: "
+                                 "the effect is torn"))
+        elif len(transactions) > 1:
+            out.append(Violation("INV_002", job, seqs,
+                                 f"lease {token}'s effect parts committed in {len(transactions)} "
+                                 "transactions, so a partial effect was visible between them"))
+    return out
+
+
+def check_inv003_transitions(events: list[Event], store: Store) -> list[Violation]:
+    """INV_003: replay every state change against the table and the current token."""
+    out = []
+    state: dict[int, str] = {}
+    token: dict[int, int] = {}
+    for e in events:
+        job, kind = e["job"], e["kind"]
+        if kind == "enqueue":
+            state[job], token[job] = INITIAL_STATE, e["token"] or 0
+            continue
+        if kind not in _TRANSITION_EVENTS and kind != "effect":
+            continue
+        if job not in state:
+            out.append(Violation("INV_003", job, (e["seq"],), f"{kind} on a job never enqueued"))
+            continue
+        if kind == "effect":
+            if e["token"] != token[job] or state[job] != "leased":
+                out.append(Violation(
+                    "INV_003", job, (e["seq"],),
+                    f"{e['actor']} wrote an effect with lease {e['token']} while the job was "
+                    f"{state[job]} under lease {token[job]}: a stale write",
+                ))
+            continue
+        expected = TRANSITIONS.get((state[job], kind))
+        if expected is None or e["from"] != state[job] or e["to"] != expected:
+            out.append(Violation(
+                "INV_003", job, (e["seq"],),
+                f"{kind} took the job from {e['from']} to {e['to']}, but it was {state[job]} "
+                f"and the table allows {expected}",
+            ))
+        if kind == "claim":
+            if e["token"] <= token[job]:
+                out.append(Violation("INV_003", job, (e["seq"],),
+                                     f"claim issued token {e['token']}, not above {token[job]}"))
+            token[job] = e["token"]
+        elif kind in LEASE_HOLDER_EVENTS and e["token"] != token[job]:
+            out.append(Violation(
+                "INV_003", job, (e["seq"],),
+                f"{e['actor']} made {kind} with lease {e['token']}, but the current lease is "
+                f"{token[job]}: a zombie write was accepted",
+            ))
+        state[job] = e["to"]
+    return out
+
+
+def check_inv004_progress(events: list[Event], store: Store) -> list[Violation]:
+    """INV_004: when the run ends, every job is terminal (the run ends at the latest
+    ``progress_bound_s`` after the last fault)."""
+    start = next((e for e in events if e["kind"] == "start"), None)
+    end = next((e for e in reversed(events) if e["kind"] == "end"), None)
+    if end is None:
+        return []  # a run still going (or a real run checked mid-way): no verdict yet
+    bound_s = start["progress_bound_s"] if start else None
+    out = []
+    for job, state in sorted(_replayed_states(events).items()):
+        if state in TERMINAL_STATES:
+            continue
+        last = [e["seq"] for e in events if e["job"] == job][-3:]
+        why = {"quiescent": "no actor will ever move it",
+               "horizon": f"the progress bound of {bound_s} s after the last fault ran out",
+               "max_steps": "the run's step bound ran out"}.get(end["reason"], end["reason"])
+        out.append(Violation(
+            "INV_004", job, tuple(last),
+            f"the job is still {state} at t={end['t']:g} s, {end['t'] - end['last_fault_s']:g} s "
+            f"after the last fault: {why}",
+        ))
+    return out
+
+
+def check_inv005_bounded_work(events: list[Event], store: Store) -> list[Violation]:
+    """INV_005: claims per job within max_attempts (per redrive); calls within the bound."""
+    out = []
+    start = next((e for e in events if e["kind"] == "start"), {})
+    max_attempts: dict[int, int] = {}
+    claims: dict[int, list[int]] = defaultdict(list)
+    calls: dict[int, list[int]] = defaultdict(list)
+    for e in events:
+        job, kind = e["job"], e["kind"]
+        if kind == "enqueue":
+            max_attempts[job] = e["max_attempts"]
+        elif kind == "redrive":
+            claims[job] = []
+        elif kind == "claim":
+            claims[job].append(e["seq"])
+            if len(claims[job]) == max_attempts.get(job, 0) + 1:
+                out.append(Violation(
+                    "INV_005", job, tuple(claims[job]),
+                    f"the job was attempted {len(claims[job])} times; max_attempts is "
+                    f"{max_attempts[job]}",
+                ))
+        elif kind == "call" and job is not None:
+            calls[job].append(e["seq"])
+    bound = start.get("max_calls_per_job")
+    if bound is not None:
+        for job, seqs in sorted(calls.items()):
+            if len(seqs) > bound:
+                out.append(Violation("INV_005", job, tuple(seqs[:3]) + tuple(seqs[-3:]),
+                                     f"the job made {len(seqs)} downstream calls; the bound is {bound}"))
+    return out
+
+
+def check_inv007_records_agree(events: list[Event], store: Store) -> list[Violation]:
+    """INV_007: the store's own records (jobs, effects, dead letters) match the history."""
+    out = []
+    replayed = _replayed_states(events)
+    for job in store.jobs():
+        if replayed.get(job.id) != job.state:
+            out.append(Violation("INV_007", job.id, (),
+                                 f"the store says {job.state}, the history says {replayed.get(job.id)}"))
+    stored: dict[tuple[int, str], int] = defaultdict(int)
+    for job_id, part, _token, _amount in store.effects():
+        stored[(job_id, part)] += 1
+    logged: dict[tuple[int, str], int] = defaultdict(int)
+    for e in events:
+        if e["kind"] == "effect":
+            logged[(e["job"], e["part"])] += 1
+        elif e["kind"] == "repair":
+            logged[(e["job"], e["part"])] -= 1
+    for key in sorted(set(stored) | set(logged)):
+        if stored[key] != logged[key]:
+            out.append(Violation("INV_007", key[0], (),
+                                 f"effect {key[1]!r}: {stored[key]} rows stored, {logged[key]} logged"))
+    dead_letters = {job_id for job_id, _, _ in store.dead_letters()}
+    for job_id, state in sorted(replayed.items()):
+        if (state == "dead") != (job_id in dead_letters):
+            out.append(Violation("INV_007", job_id, (),
+                                 f"the job is {state} but its dead-letter record "
+                                 f"{'is missing' if state == 'dead' else 'remains'}"))
+    return out
+
+
+CHECKERS: dict[str, Callable[[list[Event], Store], list[Violation]]] = {
+    "INV_001": check_inv001_effect_once,
+    "INV_002": check_inv002_all_or_nothing,
+    "INV_003": check_inv003_transitions,
+    "INV_004": check_inv004_progress,
+    "INV_005": check_inv005_bounded_work,
+    "INV_007": check_inv007_records_agree,
+}
+
+
+def check(events: list[Event], store: Store) -> list[Violation]:
+    """Every invariant, in id order."""
+    out: list[Violation] = []
+    for checker in CHECKERS.values():
+        out.extend(checker(events, store))
+    return out

@@ -1,0 +1,360 @@
+"""The job processor: queue operations over the store, under named guardrails.
+
+Delivery is at-least-once (a lease can expire and the job be claimed again);
+effects are exactly-once because a handler's effect commits in the same
+transaction as the job's completion, keyed by the job and fenced by the lease's
+token. Retries are bounded, then the job is dead-lettered with its reason.
+Every state change goes through :func:`failfirst.transitions.apply`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from failfirst import transitions
+from failfirst.policies import Guardrails
+from failfirst.store import Store
+
+#: Payloads are small JSON objects; anything bigger belongs in a blob store.
+MAX_PAYLOAD_BYTES = 16 * 1024
+#: Lengths of free-text columns, so a bad input cannot bloat the store.
+MAX_TYPE_CHARS = 100
+MAX_KEY_CHARS = 200
+MAX_REASON_CHARS = 500
+
+
+class WorkerCrash(BaseException):
+    """The worker process dies here (SIGKILL, segfault, OOM): not a handled failure.
+
+    A BaseException so that a handler's ``except Exception`` cannot swallow it.
+    """
+
+
+class LostAck(Exception):
+    """The completion never reached the queue: its transaction did not commit,
+    but the worker goes on as if it had."""
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    lease_s: float = 10.0
+    heartbeat_s: float = 3.0
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 60.0
+    default_max_attempts: int = 5
+    #: The reaper expires at most this many leases per transaction (bounded work).
+    reap_batch: int = 100
+
+    def __post_init__(self) -> None:
+        assert 0 < self.heartbeat_s < self.lease_s, "a heartbeat must come before the lease ends"
+        assert 0 < self.backoff_base_s <= self.backoff_cap_s
+        assert self.default_max_attempts >= 1 and self.reap_batch >= 1
+
+
+@dataclass(frozen=True)
+class Lease:
+    job_id: int
+    token: int
+    type: str
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+
+
+@dataclass
+class HandlerContext:
+    """What a handler sees: the job, simulated or real time, and downstream calls.
+
+    Time a handler spends (``sleep``) accumulates in ``elapsed_s``; the worker then
+    waits that long before committing, so a slow handler can outlive its lease.
+    """
+
+    job_id: int
+    attempt: int
+    clock_now_s: Callable[[], float]
+    rng: random.Random
+    elapsed_s: float = 0.0
+    services: dict[str, Any] = field(default_factory=dict)
+
+    def now_s(self) -> float:
+        return self.clock_now_s() + self.elapsed_s
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.elapsed_s += seconds
+
+
+#: A handler takes the payload and its context and returns the effect parts to
+#: commit, as (part, amount) pairs. It raises to fail; WorkerCrash to die.
+Handler = Callable[[dict[str, Any], HandlerContext], list[tuple[str, int]]]
+
+
+class Hooks:
+    """Fault points inside transactions. The simulator overrides ``in_transaction``
+    to raise WorkerCrash or LostAck; real runs use this no-op."""
+
+    def in_transaction(self, actor: str, point: str) -> None:
+        return None
+
+
+class JobQueue:
+    """Queue operations for one actor's connection to the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        handlers: dict[str, Handler],
+        *,
+        guardrails: Guardrails | None = None,
+        config: QueueConfig | None = None,
+        rng: random.Random | None = None,
+        hooks: Hooks | None = None,
+    ) -> None:
+        self.store = store
+        self.handlers = handlers
+        self.guard = guardrails or Guardrails()
+        self.config = config or QueueConfig()
+        self.rng = rng or random.Random(0)
+        self.hooks = hooks or Hooks()
+
+    # -- producers ------------------------------------------------------------
+
+    def enqueue(
+        self,
+        type_: str,
+        payload: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        delay_s: float = 0.0,
+        max_attempts: int | None = None,
+        actor: str = "client",
+    ) -> int:
+        """Add a job; refuse bad input with a ValueError naming the field, writing nothing.
+
+        With an idempotency key already in the queue, return that job instead.
+        """
+        payload_json = self._validate(type_, payload, idempotency_key, delay_s, max_attempts)
+        max_attempts = self.config.default_max_attempts if max_attempts is None else max_attempts
+        with self.store.transaction():
+            if idempotency_key is not None:
+                existing = self.store.job_by_key(idempotency_key)
+                if existing is not None:
+                    return existing
+            run_at_s = self.store.clock.now_s() + delay_s
+            job_id = self.store.insert_job(type_, payload_json, idempotency_key, run_at_s, max_attempts)
+            self.store.append_event(
+                actor=actor, job=job_id, kind="enqueue", to_state=transitions.INITIAL_STATE,
+                token=0, type=type_, max_attempts=max_attempts,
+            )
+        return job_id
+
+    def _validate(
+        self, type_: Any, payload: Any, key: Any, delay_s: Any, max_attempts: Any,
+    ) -> str:
+        if not isinstance(type_, str) or not type_ or len(type_) > MAX_TYPE_CHARS:
+            raise ValueError(f"type: must be a non-empty string of at most {MAX_TYPE_CHARS} chars")
+        if type_ not in self.handlers:
+            raise ValueError(f"type: no handler registered for {type_!r}")
+        if not isinstance(payload, dict):
+            raise ValueError(f"payload: must be a JSON object, got {type(payload).__name__}")
+        try:
+            payload_json = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"payload: not JSON-serialisable ({exc})") from None
+        if len(payload_json.encode()) > MAX_PAYLOAD_BYTES:
+            raise ValueError(f"payload: {len(payload_json.encode())} bytes exceeds {MAX_PAYLOAD_BYTES}")
+        if key is not None and (not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS):
+            raise ValueError(f"idempotency_key: must be a non-empty string of at most {MAX_KEY_CHARS} chars")
+        if isinstance(delay_s, bool) or not isinstance(delay_s, int | float) or not delay_s >= 0:
+            raise ValueError(f"delay_s: must be a number >= 0, got {delay_s!r}")
+        if max_attempts is not None and (
+            isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
+        ):
+            raise ValueError(f"max_attempts: must be an integer >= 1, got {max_attempts!r}")
+        return payload_json
+
+    # -- workers --------------------------------------------------------------
+
+    def claim(self, worker: str) -> Lease | None:
+        """Lease the next claimable job to ``worker`` with a new fencing token."""
+        with self.store.transaction():
+            now_s = self.store.clock.now_s()
+            ids = self.store.next_claimable(now_s)
+            if not ids:
+                return None
+            job = self.store.job(ids[0])
+            assert job is not None and job.state == "pending"
+            attempts = job.attempts + 1 if self.guard.count_attempts_at_claim else job.attempts
+            lease_s = self.config.lease_s if self.guard.lease_expiry else float("inf")
+            transitions.apply(
+                self.store, job.id, "claim", actor=worker, token=None,
+                columns={"attempts": attempts, "lease_owner": worker,
+                         "lease_expires_s": now_s + lease_s},
+                attempt=attempts,
+            )
+            token = job.token + 1
+            self.store.insert_attempt(job.id, token, worker, now_s)
+        return Lease(job.id, token, job.type, job.payload, attempts, job.max_attempts)
+
+    def heartbeat(self, lease: Lease, worker: str) -> bool:
+        """Extend a live lease; False when the lease was lost (the worker must stop)."""
+        with self.store.transaction():
+            expires_s = self.store.clock.now_s() + self.config.lease_s
+            token = lease.token if self.guard.fencing else None
+            ok = self.store.extend_lease(lease.job_id, token, expires_s)
+            self.store.append_event(
+                actor=worker, job=lease.job_id, kind="heartbeat" if ok else "refused",
+                token=lease.token, **({"until": expires_s} if ok else {"reason": "lease lost"}),
+            )
+        return ok
+
+    def run_handler(self, lease: Lease, ctx: HandlerContext) -> list[tuple[str, int]]:
+        """Call the job's handler; the caller turns an exception into :meth:`fail`."""
+        effects = self.handlers[lease.type](lease.payload, ctx)
+        assert isinstance(effects, list) and effects, "a handler returns its effect parts"
+        return effects
+
+    def commit(self, lease: Lease, effects: list[tuple[str, int]], worker: str) -> bool:
+        """The idempotent commit boundary: every effect part and the completion in one
+        transaction, keyed by the job, fenced by the token. False when refused."""
+        try:
+            with self.store.transaction():
+                self._write_effects(lease, effects, worker, once=True)
+                transitions.apply(
+                    self.store, lease.job_id, "complete", actor=worker, token=lease.token,
+                    fencing=self.guard.fencing, columns={"lease_owner": None, "lease_expires_s": None},
+                )
+                self.store.end_attempt(lease.job_id, lease.token, "succeeded")
+                self.hooks.in_transaction(worker, "commit")
+        except (transitions.StaleToken, transitions.IllegalTransition) as exc:
+            self._refused(lease, worker, "complete", exc)
+            return False
+        return True
+
+    def write_effects(self, lease: Lease, effects: list[tuple[str, int]], worker: str) -> None:
+        """Without the idempotent commit boundary: the effect commits on its own,
+        unfenced and unkeyed (as a handler that writes directly to another system).
+        Without atomic_effect, each part is its own transaction too."""
+        if self.guard.atomic_effect:
+            with self.store.transaction():
+                self._write_effects(lease, effects, worker, once=False)
+                self.hooks.in_transaction(worker, "effect")
+            return
+        for part in effects:
+            with self.store.transaction():
+                self._write_effects(lease, [part], worker, once=False)
+                self.hooks.in_transaction(worker, "effect")
+
+    def _write_effects(
+        self, lease: Lease, effects: list[tuple[str, int]], worker: str, *, once: bool,
+    ) -> None:
+        for part, amount in effects:
+            if self.store.insert_effect(lease.job_id, part, lease.token, amount, once=once):
+                self.store.append_event(
+                    actor=worker, job=lease.job_id, kind="effect", token=lease.token,
+                    part=part, amount=amount, parts=len(effects), tx=self.store.tx_count,
+                )
+
+    def complete(self, lease: Lease, worker: str) -> bool:
+        """Mark the job succeeded (after :meth:`write_effects`, guardrail off)."""
+        try:
+            with self.store.transaction():
+                transitions.apply(
+                    self.store, lease.job_id, "complete", actor=worker, token=lease.token,
+                    fencing=self.guard.fencing, columns={"lease_owner": None, "lease_expires_s": None},
+                )
+                self.store.end_attempt(lease.job_id, lease.token, "succeeded")
+                self.hooks.in_transaction(worker, "commit")
+        except (transitions.StaleToken, transitions.IllegalTransition) as exc:
+            self._refused(lease, worker, "complete", exc)
+            return False
+        return True
+
+    def fail(self, lease: Lease, reason: str, worker: str) -> str:
+        """A handled failure: retry after a backoff, or dead-letter when attempts are spent.
+
+        Returns the new state, or "refused" when the lease is no longer the worker's.
+        """
+        reason = reason[:MAX_REASON_CHARS]
+        try:
+            with self.store.transaction():
+                job = self.store.job(lease.job_id)
+                assert job is not None
+                attempts = job.attempts if self.guard.count_attempts_at_claim else job.attempts + 1
+                spent = self.guard.bounded_attempts and attempts >= job.max_attempts
+                now_s = self.store.clock.now_s()
+                lease_cols = {"lease_owner": None, "lease_expires_s": None, "last_error": reason,
+                              "attempts": attempts}
+                if spent:
+                    state = transitions.apply(
+                        self.store, job.id, "dead", actor=worker, token=lease.token,
+                        fencing=self.guard.fencing, columns=lease_cols, reason=reason,
+                    )
+                    self.store.insert_dead_letter(job.id, reason, now_s)
+                else:
+                    delay_s = self.backoff_s(attempts)
+                    state = transitions.apply(
+                        self.store, job.id, "retry", actor=worker, token=lease.token,
+                        fencing=self.guard.fencing, columns={**lease_cols, "run_at_s": now_s + delay_s},
+                        reason=reason, delay_s=delay_s,
+                    )
+                self.store.end_attempt(job.id, lease.token, "failed")
+                self.hooks.in_transaction(worker, "fail")
+        except (transitions.StaleToken, transitions.IllegalTransition) as exc:
+            self._refused(lease, worker, "fail", exc)
+            return "refused"
+        return state
+
+    def backoff_s(self, attempts: int) -> float:
+        """Capped exponential backoff; with full jitter, a uniform draw below the cap
+        (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015)."""
+        exponent = min(max(attempts - 1, 0), 30)  # bounded: 2**30 s is beyond any cap
+        ceiling_s = min(self.config.backoff_cap_s, self.config.backoff_base_s * 2**exponent)
+        if not self.guard.backoff_jitter:
+            return ceiling_s
+        return round(self.rng.uniform(0.0, ceiling_s), 6)
+
+    def _refused(self, lease: Lease, worker: str, what: str, exc: Exception) -> None:
+        with self.store.transaction():
+            self.store.append_event(
+                actor=worker, job=lease.job_id, kind="refused", token=lease.token,
+                attempted=what, reason=str(exc),
+            )
+
+    # -- the reaper and operators ---------------------------------------------
+
+    def reap(self, actor: str = "reaper") -> int:
+        """Take back expired leases: to pending, or to dead when attempts are spent."""
+        with self.store.transaction():
+            now_s = self.store.clock.now_s()
+            expired = self.store.expired_leases(now_s, self.config.reap_batch)
+            for job_id, token, attempts, max_attempts in expired:
+                spent = self.guard.bounded_attempts and attempts >= max_attempts
+                cols = {"lease_owner": None, "lease_expires_s": None}
+                if spent:
+                    reason = f"lease expired after {attempts} of {max_attempts} attempts"
+                    transitions.apply(self.store, job_id, "expire_dead", actor=actor, token=token,
+                                      columns={**cols, "last_error": reason}, reason=reason)
+                    self.store.insert_dead_letter(job_id, reason, now_s)
+                else:
+                    transitions.apply(self.store, job_id, "expire", actor=actor, token=token,
+                                      columns=cols)
+                self.store.end_attempt(job_id, token, "expired")
+        return len(expired)
+
+    def redrive(self, job_id: int, actor: str = "operator", *, max_attempts: int | None = None) -> None:
+        """Send a dead-lettered job back to the queue with a fresh attempt budget."""
+        with self.store.transaction():
+            job = self.store.job(job_id)
+            if job is None:
+                raise ValueError(f"job_id: no job {job_id}")
+            transitions.apply(
+                self.store, job_id, "redrive", actor=actor, token=None,
+                columns={"attempts": 0, "run_at_s": self.store.clock.now_s(),
+                         "max_attempts": max_attempts or job.max_attempts, "last_error": None},
+            )
+            self.store.delete_dead_letter(job_id)

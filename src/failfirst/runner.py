@@ -1,0 +1,88 @@
+"""Run a scenario once: simulate, check, digest. The CLI and the book call this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from failfirst import catalogue, checkers, history
+from failfirst.choices import ChoiceSource, RandomChoices, ReplayChoices, decode, encode
+from failfirst.scenario import Scenario
+from failfirst.sim import Simulation
+from failfirst.store import Store
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    guard: bool
+    events: list[dict[str, Any]]
+    violations: list[checkers.Violation]
+    digest: str
+    choices: list[int]
+    store: Store
+    end_reason: str
+    seed: int | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def schedule(self) -> str:
+        """The replayable schedule string of this run."""
+        return encode(self.choices)
+
+    @property
+    def reached(self) -> bool:
+        """Did the fault under study fire in this run?"""
+        return self.scenario.reached(self.events)
+
+    @property
+    def invariants_violated(self) -> list[str]:
+        return sorted({v.invariant for v in self.violations})
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"fm": self.scenario.id, "guard": "on" if self.guard else "off"}
+        if self.seed is not None:
+            out["seed"] = self.seed
+        out["schedule"] = self.schedule
+        out.update({
+            "violations": [v.to_json() for v in self.violations],
+            "digest": self.digest,
+            "events": len(self.events),
+            "reached": self.reached,
+            "end": self.end_reason,
+        })
+        return out
+
+
+def simulate(scenario: Scenario, guard: bool, source: ChoiceSource, seed: int | None = None) -> RunResult:
+    sim = Simulation(scenario, scenario.guardrails(guard), source)
+    outcome = sim.run()
+    events = outcome.store.events()
+    return RunResult(
+        scenario=scenario, guard=guard, events=events,
+        violations=checkers.check(events, outcome.store), digest=history.digest(events),
+        choices=outcome.choices, store=outcome.store, end_reason=outcome.end_reason, seed=seed,
+    )
+
+
+def _scenario(fm: str | Scenario) -> Scenario:
+    return fm if isinstance(fm, Scenario) else catalogue.load(fm)
+
+
+def run_scenario(fm: str | Scenario, guard: bool = True, seed: int = 0) -> RunResult:
+    """One seeded random run of a failure mode's scenario."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
+    return simulate(_scenario(fm), guard, RandomChoices(seed), seed=seed)
+
+
+def replay(fm: str | Scenario, schedule: str, guard: bool = True) -> RunResult:
+    """Re-run one recorded schedule exactly."""
+    return simulate(_scenario(fm), guard, ReplayChoices(decode(schedule)))
+
+
+def run_happy_path(jobs: int = 20, workers: int = 3, seed: int = 0) -> RunResult:
+    """Jobs flowing through with no faults: the baseline every chapter departs from."""
+    from failfirst.happy import happy_scenario
+
+    return simulate(happy_scenario(jobs, workers), True, RandomChoices(seed, fault_rate=0.0), seed=seed)

@@ -1,0 +1,93 @@
+"""What a scenario declares: its jobs, actors, fault points, bounds and guardrail.
+
+A failure-mode bundle's ``scenario.py`` builds one :class:`Scenario`; the
+simulator, the explorer, the CLI and the book all run it the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from failfirst.policies import GUARDRAIL_NAMES, Guardrails
+from failfirst.processor import Handler, QueueConfig
+from failfirst.worker import WorkerConfig
+
+FAULT_KINDS = ("crash", "pause", "lost_ack")
+#: Faults that fire inside a transaction (before its commit) rather than between steps.
+IN_TRANSACTION_FAULTS = frozenset({"crash", "lost_ack"})
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    type: str
+    payload: dict[str, Any]
+    idempotency_key: str | None = None
+    max_attempts: int | None = None
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Named fault points and the faults allowed at each; at most ``max_faults`` fire.
+
+    Step-boundary points are the names a worker yields (``claimed``, ``working``,
+    ``effect_written``, ``committed``); in-transaction points are ``commit``,
+    ``effect`` and ``fail``, where a crash rolls the open transaction back.
+    """
+
+    points: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    max_faults: int = 1
+    pause_s: float = 30.0
+    restart_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        for point, kinds in self.points.items():
+            unknown = set(kinds) - set(FAULT_KINDS)
+            assert not unknown, f"fault point {point}: unknown fault kinds {unknown}"
+        assert self.max_faults >= 0 and self.pause_s > 0 and self.restart_s > 0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    title: str
+    #: The Guardrails field that ``--guard off`` switches off.
+    guardrail: str
+    invariants: tuple[str, ...]
+    handlers: dict[str, Handler]
+    jobs: tuple[JobSpec, ...]
+    workers: int = 2
+    reaper: bool = True
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    #: Every job must be terminal this many simulated seconds after the last fault.
+    progress_bound_s: float = 120.0
+    #: Steps per run, a hard bound: a run that reaches it ends there.
+    max_steps: int = 400
+    #: Did this run reach the fault under study? (so that a proof is never vacuous)
+    reached: Callable[[list[dict[str, Any]]], bool] = lambda events: False
+    #: Declared bounds the INV_005 checker enforces: downstream calls per job.
+    max_calls_per_job: int | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        assert self.guardrail in GUARDRAIL_NAMES, f"unknown guardrail {self.guardrail}"
+        assert self.workers >= 1 and self.jobs and self.max_steps >= 1
+        for spec in self.jobs:
+            assert spec.type in self.handlers, f"no handler for job type {spec.type}"
+
+    def guardrails(self, guard: bool) -> Guardrails:
+        return Guardrails() if guard else Guardrails().without(self.guardrail)
+
+
+def redelivered(events: list[dict[str, Any]]) -> bool:
+    """Some job was claimed more than once: at-least-once delivery redelivered it."""
+    claims: dict[int, int] = {}
+    for e in events:
+        if e["kind"] == "claim":
+            claims[e["job"]] = claims.get(e["job"], 0) + 1
+            if claims[e["job"]] > 1:
+                return True
+    return False

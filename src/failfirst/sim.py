@@ -1,0 +1,218 @@
+"""The deterministic simulator: actors, a scheduler and fault injection.
+
+Nothing here reads the wall clock, the global random module or a thread
+scheduler. Time is a :class:`SimClock`; every scheduling and fault decision is
+drawn from one choice source, so a run is fully described by (scenario,
+guardrails, choice sequence). Actors are generators (see :mod:`failfirst.worker`)
+that take one atomic step per resumption; the scheduler picks which ready
+actor steps next, and faults fire only at named fault points.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from failfirst.choices import ChoiceSource, Recorder
+from failfirst.clock import SimClock
+from failfirst.policies import Guardrails
+from failfirst.processor import Hooks, JobQueue, LostAck, WorkerCrash
+from failfirst.scenario import IN_TRANSACTION_FAULTS, Scenario
+from failfirst.store import Store
+from failfirst.worker import ActorLoop, Idle, Point, reaper_loop, worker_loop
+
+# Events from decisions, not transactions: they are written after the step.
+_FAULT_EVENT = {"crash": "crash", "pause": "pause", "lost_ack": "lost_ack"}
+
+
+@dataclass
+class Actor:
+    name: str
+    start: Callable[[], ActorLoop]
+    loop: ActorLoop | None = None
+    #: When the actor may take its next step; None while idle (see ``wake``).
+    ready_at_s: float | None = 0.0
+    wake: Callable[[], float | None] | None = None
+    crashed: bool = False
+
+
+@dataclass
+class SimOutcome:
+    store: Store
+    choices: list[int]
+    options: list[int]
+    end_reason: str
+    steps: int
+    faults: int
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class _SimHooks(Hooks):
+    """In-transaction fault points: a crash rolls the transaction back and kills the
+    actor; a lost ack rolls it back but the worker carries on."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+
+    def in_transaction(self, actor: str, point: str) -> None:
+        kinds = [k for k in self.sim.fault_kinds(point) if k in IN_TRANSACTION_FAULTS]
+        fault = self.sim.decide_fault(kinds)
+        if fault is None:
+            return
+        self.sim.pending_events.append((actor, fault, point))
+        if fault == "crash":
+            raise WorkerCrash(f"{actor} crashed inside the {point} transaction")
+        raise LostAck(point)
+
+
+class Simulation:
+    """One run of a scenario under a choice source."""
+
+    def __init__(self, scenario: Scenario, guardrails: Guardrails, source: ChoiceSource) -> None:
+        self.scenario = scenario
+        self.guard = guardrails
+        self.choices = Recorder(source)
+        self.clock = SimClock()
+        self.store = Store.memory(self.clock)
+        self.faults_used = 0
+        self.last_fault_s = 0.0
+        self.pending_events: list[tuple[str, str, str]] = []
+        hooks = _SimHooks(self)
+        # Jitter and handler randomness come from fixed seeds: the choice sequence
+        # alone describes a run, and enumeration does not branch on jitter.
+        self.queue = JobQueue(
+            self.store, scenario.handlers, guardrails=guardrails, config=scenario.queue,
+            rng=random.Random(f"{scenario.id}:jitter"), hooks=hooks,
+        )
+        self.actors = [self._worker(f"w{i + 1}") for i in range(scenario.workers)]
+        if scenario.reaper and guardrails.lease_expiry:
+            self.actors.append(Actor("reaper", lambda: reaper_loop("reaper", self.queue)))
+
+    def _worker(self, name: str) -> Actor:
+        def rng_for(job_id: int, token: int) -> random.Random:
+            return random.Random(f"{self.scenario.id}:{job_id}:{token}")
+
+        return Actor(name, lambda: worker_loop(name, self.queue, self.scenario.worker, rng_for))
+
+    # -- faults -----------------------------------------------------------------
+
+    def fault_kinds(self, point: str) -> tuple[str, ...]:
+        if self.faults_used >= self.scenario.faults.max_faults:
+            return ()
+        return self.scenario.faults.points.get(point, ())
+
+    def decide_fault(self, kinds: list[str] | tuple[str, ...]) -> str | None:
+        if not kinds:
+            return None
+        pick = self.choices.choose(1 + len(kinds), "fault")
+        if pick == 0:
+            return None
+        self.faults_used += 1
+        self.last_fault_s = self.clock.now_s()
+        return kinds[pick - 1]
+
+    # -- the run ----------------------------------------------------------------
+
+    def run(self) -> SimOutcome:
+        sc = self.scenario
+        self.store.append_event(
+            actor="sim", job=None, kind="start", scenario=sc.id, guardrails_off=self.guard.off(),
+            workers=sc.workers, jobs=len(sc.jobs), max_faults=sc.faults.max_faults,
+            progress_bound_s=sc.progress_bound_s, max_steps=sc.max_steps,
+            max_calls_per_job=sc.max_calls_per_job,
+        )
+        for spec in sc.jobs:
+            self.queue.enqueue(spec.type, spec.payload, idempotency_key=spec.idempotency_key,
+                               max_attempts=spec.max_attempts)
+        steps = 0
+        end_reason = "max_steps"
+        for steps in range(1, sc.max_steps + 1):  # bounded: a run ends at max_steps
+            ready = [a for a in self.actors if a.ready_at_s is not None
+                     and a.ready_at_s <= self.clock.now_s()]
+            if not ready:
+                next_s = min((a.ready_at_s for a in self.actors if a.ready_at_s is not None),
+                             default=None)
+                if next_s is None:
+                    end_reason = "quiescent"
+                    break
+                if next_s > self.last_fault_s + sc.progress_bound_s:
+                    end_reason = "horizon"
+                    break
+                self.clock.advance_to(next_s)
+                continue
+            actor = ready[self.choices.choose(len(ready), "schedule")] if len(ready) > 1 else ready[0]
+            self._step(actor)
+        self.store.append_event(
+            actor="sim", job=None, kind="end", reason=end_reason, last_fault_s=self.last_fault_s,
+            faults=self.faults_used,
+        )
+        return SimOutcome(self.store, self.choices.choices, self.choices.options, end_reason,
+                          steps, self.faults_used)
+
+    def _step(self, actor: Actor) -> None:
+        now_s = self.clock.now_s()
+        if actor.loop is None:
+            if actor.crashed:
+                self.store.append_event(actor=actor.name, job=None, kind="restart")
+                actor.crashed = False
+            actor.loop = actor.start()
+        try:
+            step = next(actor.loop)
+        except StopIteration:
+            actor.loop, actor.ready_at_s, actor.wake = None, None, None
+            step = None
+        except WorkerCrash as exc:
+            injected = any(a == actor.name and f == "crash" for a, f, _ in self.pending_events)
+            self._flush_pending()
+            if not injected:
+                # No injected fault: the handler itself killed the process (a poison payload).
+                self.store.append_event(actor=actor.name, job=self._held_job(actor), kind="crash",
+                                        point="handler", reason=str(exc))
+            self._kill(actor)
+            self._wake_idle()
+            return
+        self._flush_pending()
+        if isinstance(step, Idle):
+            actor.wake = step.wake
+            wake_s = step.wake()
+            assert wake_s is None or wake_s > now_s, "an idle actor must not spin"
+            actor.ready_at_s = wake_s
+        elif isinstance(step, Point):
+            actor.wake = None
+            actor.ready_at_s = now_s + step.wait_s
+            fault = self.decide_fault(self.fault_kinds(step.name))
+            if fault == "crash":
+                self.store.append_event(actor=actor.name, job=step.job, kind="crash", point=step.name)
+                actor.loop.close()
+                self._kill(actor)
+            elif fault == "pause":
+                pause_s = self.scenario.faults.pause_s
+                actor.ready_at_s += pause_s
+                self.store.append_event(actor=actor.name, job=step.job, kind="pause",
+                                        point=step.name, pause_s=pause_s)
+        self._wake_idle()
+
+    def _held_job(self, actor: Actor) -> int | None:
+        return self.store.job_leased_by(actor.name)
+
+    def _flush_pending(self) -> None:
+        for actor_name, fault, point in self.pending_events:
+            actor = next(a for a in self.actors if a.name == actor_name)
+            self.store.append_event(actor=actor_name, job=self._held_job(actor),
+                                    kind=_FAULT_EVENT[fault], point=point)
+        self.pending_events.clear()
+
+    def _kill(self, actor: Actor) -> None:
+        actor.loop = None
+        actor.crashed = True
+        actor.wake = None
+        actor.ready_at_s = self.clock.now_s() + self.scenario.faults.restart_s
+
+    def _wake_idle(self) -> None:
+        now_s = self.clock.now_s()
+        for a in self.actors:
+            if a.wake is not None:
+                wake_s = a.wake()
+                a.ready_at_s = None if wake_s is None else max(wake_s, now_s)

@@ -1,0 +1,406 @@
+"""The SQLite store: the schema and every SQL statement of failfirst.
+
+All SQL lives here behind a narrow interface so that another backend (say
+PostgreSQL, for workers on many machines) can replace this module without
+touching the processor, the simulator or the checkers. ``:memory:`` serves
+simulation; a file in WAL mode serves real runs. Write transactions start with
+``BEGIN IMMEDIATE`` so that two workers never both read a job as claimable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+#: Bump when the schema changes; a database of a newer version is refused.
+SCHEMA_VERSION = 1
+#: PRAGMA application_id marks a file as a failfirst database ("FFST").
+APPLICATION_ID = 0x46465354
+
+SCHEMA_SQL = """
+CREATE TABLE jobs (
+    id               INTEGER PRIMARY KEY,
+    type             TEXT    NOT NULL,
+    payload          TEXT    NOT NULL,            -- a JSON object
+    idempotency_key  TEXT    UNIQUE,
+    state            TEXT    NOT NULL CHECK (state IN ('pending','leased','succeeded','dead')),
+    run_at_s         REAL    NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
+    token            INTEGER NOT NULL DEFAULT 0,  -- fencing token of the latest lease
+    lease_owner      TEXT,
+    lease_expires_s  REAL,
+    last_error       TEXT
+);
+CREATE INDEX jobs_claimable ON jobs (state, run_at_s, id);
+CREATE INDEX jobs_lease ON jobs (state, lease_expires_s);
+
+-- One row per claim: the attempt log that reconciliation reads.
+CREATE TABLE attempts (
+    job_id     INTEGER NOT NULL REFERENCES jobs (id),
+    token      INTEGER NOT NULL,
+    worker     TEXT    NOT NULL,
+    claimed_s  REAL    NOT NULL,
+    outcome    TEXT,                              -- NULL until the attempt ends
+    PRIMARY KEY (job_id, token)
+);
+
+-- One row per applied effect part: the externally visible work of handlers.
+CREATE TABLE effects (
+    id      INTEGER PRIMARY KEY,
+    job_id  INTEGER NOT NULL REFERENCES jobs (id),
+    part    TEXT    NOT NULL,
+    token   INTEGER NOT NULL,
+    amount  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX effects_job ON effects (job_id, part);
+
+CREATE TABLE dead_letters (
+    job_id  INTEGER NOT NULL REFERENCES jobs (id),
+    reason  TEXT    NOT NULL,
+    t       REAL    NOT NULL
+);
+
+-- The event log: the history that the checkers judge.
+CREATE TABLE events (
+    seq    INTEGER PRIMARY KEY,
+    t      REAL    NOT NULL,
+    actor  TEXT    NOT NULL,
+    job    INTEGER,
+    kind   TEXT    NOT NULL,
+    "from" TEXT,
+    "to"   TEXT,
+    token  INTEGER,
+    data   TEXT    NOT NULL DEFAULT '{}'         -- kind-specific fields, JSON
+);
+"""
+
+EVENT_COLUMNS = ("seq", "t", "actor", "job", "kind", "from", "to", "token")
+
+
+class Clock(Protocol):
+    def now_s(self) -> float: ...
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used: a one-line reason for the user."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    type: str
+    payload: dict[str, Any]
+    idempotency_key: str | None
+    state: str
+    run_at_s: float
+    attempts: int
+    max_attempts: int
+    token: int
+    lease_owner: str | None
+    lease_expires_s: float | None
+    last_error: str | None
+
+
+_JOB_COLUMNS = (
+    "id, type, payload, idempotency_key, state, run_at_s, attempts, max_attempts, "
+    "token, lease_owner, lease_expires_s, last_error"
+)
+_template_image: bytes | None = None
+
+
+def _job(row: tuple) -> Job:
+    return Job(row[0], row[1], json.loads(row[2]), *row[3:])
+
+
+class Store:
+    """A connection to one failfirst database, with explicit transactions."""
+
+    def __init__(self, conn: sqlite3.Connection, clock: Clock) -> None:
+        self._conn = conn
+        self.clock = clock
+        self.in_transaction = False
+        #: Transactions begun on this connection: effect events carry it, so a checker
+        #: can tell parts committed together from parts committed apart.
+        self.tx_count = 0
+
+    # -- opening --------------------------------------------------------------
+
+    @classmethod
+    def memory(cls, clock: Clock) -> Store:
+        """A fresh in-memory store, copied from a prepared image (fast: simulation opens many)."""
+        global _template_image
+        if _template_image is None:
+            seed = sqlite3.connect(":memory:")
+            _initialise(seed)
+            _template_image = seed.serialize()
+            seed.close()
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.deserialize(_template_image)
+        return cls(conn, clock)
+
+    @classmethod
+    def open_file(cls, path: str, clock: Clock, *, create: bool = True) -> Store:
+        """Open (or create) a database file in WAL mode; refuse foreign or newer files."""
+        exists = os.path.exists(path)
+        if not exists and not create:
+            raise StoreError(f"{path}: no such database")
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise StoreError(f"{path}: directory {directory} does not exist")
+        if not os.access(directory, os.W_OK) or (exists and not os.access(path, os.W_OK)):
+            raise StoreError(f"{path}: not writable")
+        if exists and os.path.getsize(path) > 0:
+            _check_foreign_file(path)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe in WAL
+            conn.execute("PRAGMA busy_timeout=30000")
+            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                conn.execute("BEGIN IMMEDIATE")
+                if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                    _initialise(conn, in_transaction=True)
+                conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: {exc}") from None
+        return cls(conn, clock)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def image(self) -> bytes:
+        """The whole database as bytes: for comparing states (recovery idempotence)."""
+        return self._conn.serialize()
+
+    # -- transactions ---------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """BEGIN IMMEDIATE ... COMMIT; any exception rolls everything back."""
+        assert not self.in_transaction, "transactions do not nest"
+        self._conn.execute("BEGIN IMMEDIATE")
+        self.in_transaction = True
+        self.tx_count += 1
+        try:
+            yield self
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            self._conn.execute("COMMIT")
+        finally:
+            self.in_transaction = False
+
+    def _write(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+        assert self.in_transaction, "every write happens inside a transaction"
+        return self._conn.execute(sql, params)
+
+    # -- jobs -----------------------------------------------------------------
+
+    def insert_job(
+        self, type_: str, payload_json: str, idempotency_key: str | None,
+        run_at_s: float, max_attempts: int,
+    ) -> int:
+        cur = self._write(
+            "INSERT INTO jobs (type, payload, idempotency_key, state, run_at_s, max_attempts) "
+            "VALUES (?, ?, ?, 'pending', ?, ?)",
+            (type_, payload_json, idempotency_key, run_at_s, max_attempts),
+        )
+        return cur.lastrowid
+
+    def job_by_key(self, idempotency_key: str) -> int | None:
+        row = self._conn.execute(
+            "SELECT id FROM jobs WHERE idempotency_key = ?", (idempotency_key,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def job(self, job_id: int) -> Job | None:
+        row = self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def jobs(self) -> list[Job]:
+        return [_job(r) for r in self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY id")]
+
+    def job_state(self, job_id: int) -> tuple[str, int] | None:
+        return self._conn.execute("SELECT state, token FROM jobs WHERE id = ?", (job_id,)).fetchone()
+
+    def next_claimable(self, now_s: float, limit: int = 1) -> list[int]:
+        rows = self._conn.execute(
+            "SELECT id FROM jobs WHERE state = 'pending' AND run_at_s <= ? "
+            "ORDER BY run_at_s, id LIMIT ?", (now_s, limit),
+        )
+        return [r[0] for r in rows]
+
+    def next_run_at_s(self) -> float | None:
+        """When the earliest pending job becomes claimable (None: nothing pending)."""
+        return self._conn.execute("SELECT min(run_at_s) FROM jobs WHERE state = 'pending'").fetchone()[0]
+
+    def expired_leases(self, now_s: float, limit: int) -> list[tuple[int, int, int, int]]:
+        """(id, token, attempts, max_attempts) of leases that expired at or before now_s."""
+        return self._conn.execute(
+            "SELECT id, token, attempts, max_attempts FROM jobs "
+            "WHERE state = 'leased' AND lease_expires_s <= ? ORDER BY lease_expires_s, id LIMIT ?",
+            (now_s, limit),
+        ).fetchall()
+
+    def next_lease_expiry_s(self) -> float | None:
+        return self._conn.execute(
+            "SELECT min(lease_expires_s) FROM jobs WHERE state = 'leased'"
+        ).fetchone()[0]
+
+    def write_state(
+        self, job_id: int, from_state: str, from_token: int, to_state: str, to_token: int,
+        columns: dict[str, Any],
+    ) -> None:
+        """Compare-and-set of a job's state; only :func:`failfirst.transitions.apply` calls it."""
+        sets = ", ".join(f"{name} = ?" for name in columns)
+        sql = "UPDATE jobs SET state = ?, token = ?" + (f", {sets}" if sets else "")
+        cur = self._write(
+            sql + " WHERE id = ? AND state = ? AND token = ?",
+            (to_state, to_token, *columns.values(), job_id, from_state, from_token),
+        )
+        assert cur.rowcount == 1, f"job {job_id} changed under an open transaction"
+
+    def extend_lease(self, job_id: int, token: int | None, expires_s: float) -> bool:
+        """Heartbeat: push the lease deadline out; False when the lease is no longer ours."""
+        if token is None:
+            cur = self._write(
+                "UPDATE jobs SET lease_expires_s = ? WHERE id = ? AND state = 'leased'",
+                (expires_s, job_id),
+            )
+        else:
+            cur = self._write(
+                "UPDATE jobs SET lease_expires_s = ? WHERE id = ? AND state = 'leased' AND token = ?",
+                (expires_s, job_id, token),
+            )
+        return cur.rowcount == 1
+
+    def job_leased_by(self, owner: str) -> int | None:
+        row = self._conn.execute(
+            "SELECT id FROM jobs WHERE state = 'leased' AND lease_owner = ? ORDER BY id LIMIT 1",
+            (owner,),
+        ).fetchone()
+        return row[0] if row else None
+
+    def counts_by_state(self) -> dict[str, int]:
+        return dict(self._conn.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
+
+    # -- attempts, effects, dead letters --------------------------------------
+
+    def insert_attempt(self, job_id: int, token: int, worker: str, claimed_s: float) -> None:
+        self._write(
+            "INSERT INTO attempts (job_id, token, worker, claimed_s) VALUES (?, ?, ?, ?)",
+            (job_id, token, worker, claimed_s),
+        )
+
+    def end_attempt(self, job_id: int, token: int, outcome: str) -> None:
+        self._write(
+            "UPDATE attempts SET outcome = ? WHERE job_id = ? AND token = ? AND outcome IS NULL",
+            (outcome, job_id, token),
+        )
+
+    def attempts(self, job_id: int | None = None) -> list[tuple[int, int, str, float, str | None]]:
+        sql = "SELECT job_id, token, worker, claimed_s, outcome FROM attempts"
+        if job_id is None:
+            return self._conn.execute(sql + " ORDER BY job_id, token").fetchall()
+        return self._conn.execute(sql + " WHERE job_id = ? ORDER BY token", (job_id,)).fetchall()
+
+    def insert_effect(self, job_id: int, part: str, token: int, amount: int, *, once: bool) -> bool:
+        """Write one effect part. With ``once``, the effect is keyed by (job, part):
+        a second write of the same part is a no-op and returns False."""
+        if once:
+            cur = self._write(
+                "INSERT INTO effects (job_id, part, token, amount) SELECT ?, ?, ?, ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM effects WHERE job_id = ? AND part = ?)",
+                (job_id, part, token, amount, job_id, part),
+            )
+            return cur.rowcount == 1
+        self._write(
+            "INSERT INTO effects (job_id, part, token, amount) VALUES (?, ?, ?, ?)",
+            (job_id, part, token, amount),
+        )
+        return True
+
+    def effects(self, job_id: int | None = None) -> list[tuple[int, str, int, int]]:
+        """(job_id, part, token, amount) rows, in the order they were written."""
+        sql = "SELECT job_id, part, token, amount FROM effects"
+        if job_id is None:
+            return self._conn.execute(sql + " ORDER BY id").fetchall()
+        return self._conn.execute(sql + " WHERE job_id = ? ORDER BY id", (job_id,)).fetchall()
+
+    def delete_effect_part(self, job_id: int, part: str, token: int) -> int:
+        """Reconciliation only: remove a part written by an attempt that never finished."""
+        return self._write(
+            "DELETE FROM effects WHERE job_id = ? AND part = ? AND token = ?", (job_id, part, token)
+        ).rowcount
+
+    def insert_dead_letter(self, job_id: int, reason: str, t: float) -> None:
+        self._write("INSERT INTO dead_letters (job_id, reason, t) VALUES (?, ?, ?)", (job_id, reason, t))
+
+    def dead_letters(self) -> list[tuple[int, str, float]]:
+        return self._conn.execute("SELECT job_id, reason, t FROM dead_letters ORDER BY rowid").fetchall()
+
+    def delete_dead_letter(self, job_id: int) -> None:
+        self._write("DELETE FROM dead_letters WHERE job_id = ?", (job_id,))
+
+    # -- the event log --------------------------------------------------------
+
+    def append_event(
+        self, *, actor: str, job: int | None, kind: str, from_state: str | None = None,
+        to_state: str | None = None, token: int | None = None, **data: Any,
+    ) -> None:
+        """Record one event. Inside a transaction it commits or rolls back with it;
+        outside (a crash, a pause, a downstream call) it is written on its own."""
+        params = (
+            self.clock.now_s(), actor, job, kind, from_state, to_state, token,
+            json.dumps(data, sort_keys=True, separators=(",", ":")),
+        )
+        self._conn.execute(
+            'INSERT INTO events (t, actor, job, kind, "from", "to", token, data) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", params,
+        )
+
+    def events(self) -> list[dict[str, Any]]:
+        out = []
+        for row in self._conn.execute(
+            'SELECT seq, t, actor, job, kind, "from", "to", token, data FROM events ORDER BY seq'
+        ):
+            event = dict(zip(EVENT_COLUMNS, row[:8], strict=True))
+            event.update(json.loads(row[8]))
+            out.append(event)
+        return out
+
+
+def _initialise(conn: sqlite3.Connection, in_transaction: bool = False) -> None:
+    statements = [s for s in SCHEMA_SQL.split(";") if s.strip()]
+    for statement in statements:
+        conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    if not in_transaction:
+        conn.commit()
+
+
+def _check_foreign_file(path: str) -> None:
+    """Refuse, without writing, a file that is not a failfirst database of a known version."""
+    try:
+        probe = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            app_id = probe.execute("PRAGMA application_id").fetchone()[0]
+            version = probe.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            probe.close()
+    except sqlite3.DatabaseError:
+        raise StoreError(f"{path}: not a SQLite database") from None
+    if app_id != APPLICATION_ID:
+        raise StoreError(f"{path}: not a failfirst database (application_id {app_id:#x})")
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: schema version {version} is newer than this failfirst ({SCHEMA_VERSION})"
+        )

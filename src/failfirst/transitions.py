@@ -1,0 +1,94 @@
+"""The job state machine: one table owns every state change.
+
+Every path that changes a job's state (worker, reaper, recovery, redrive) calls
+:func:`apply`; nothing else writes the ``state`` column. The book's state-model
+chapter draws its diagram from :data:`TRANSITIONS`, so the picture cannot drift
+from the code (the pattern of h11's ``_state.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from failfirst.store import Store
+
+STATES: tuple[str, ...] = ("pending", "leased", "succeeded", "dead")
+INITIAL_STATE = "pending"
+TERMINAL_STATES = frozenset({"succeeded", "dead"})
+
+#: (state, event) -> next state. The only legal job state changes.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    ("pending", "claim"): "leased",  # a worker takes a lease and a new fencing token
+    ("leased", "complete"): "succeeded",  # the lease holder commits the result
+    ("leased", "retry"): "pending",  # handled failure, attempts left: back off and retry
+    ("leased", "dead"): "dead",  # handled failure, attempts exhausted: dead-letter
+    ("leased", "expire"): "pending",  # the reaper takes back an expired lease
+    ("leased", "expire_dead"): "dead",  # expired, and attempts exhausted (poison message)
+    ("dead", "redrive"): "pending",  # an operator sends a dead letter back to the queue
+}
+
+EVENTS: tuple[str, ...] = tuple(dict.fromkeys(event for _, event in TRANSITIONS))
+
+#: Events only the current lease holder may cause: their write must carry its token.
+LEASE_HOLDER_EVENTS = frozenset({"complete", "retry", "dead"})
+
+
+class IllegalTransition(Exception):
+    """A (state, event) pair that the table does not allow."""
+
+
+class StaleToken(Exception):
+    """A write carrying a fencing token that is no longer the job's current one."""
+
+
+def next_state(state: str, event: str) -> str:
+    """Return the state that ``event`` leads to from ``state``, or raise IllegalTransition."""
+    try:
+        return TRANSITIONS[(state, event)]
+    except KeyError:
+        raise IllegalTransition(f"no transition for event {event!r} from state {state!r}") from None
+
+
+def apply(
+    store: Store,
+    job_id: int,
+    event: str,
+    *,
+    actor: str,
+    token: int | None,
+    fencing: bool = True,
+    columns: dict[str, Any] | None = None,
+    **fields: Any,
+) -> str:
+    """Apply ``event`` to job ``job_id`` inside the caller's open transaction.
+
+    Checks the table, then (when ``fencing``) that ``token`` is the job's current
+    fencing token, writes the new state with a compare-and-set on the state and
+    token read, and appends the event to the log. Raises IllegalTransition or
+    StaleToken and writes nothing when the change is refused. Returns the new state.
+    ``columns`` are other job columns this transition sets (attempts, run_at, lease).
+    """
+    assert store.in_transaction, "transitions are applied inside a store transaction"
+    row = store.job_state(job_id)
+    if row is None:
+        raise IllegalTransition(f"job {job_id} does not exist")
+    state, current_token = row
+    new_state = next_state(state, event)
+    if event == "claim":
+        new_token = current_token + 1  # a fresh fencing token for every lease
+    else:
+        if fencing and event in LEASE_HOLDER_EVENTS and token != current_token:
+            raise StaleToken(
+                f"job {job_id}: {event} with token {token}, current token is {current_token}"
+            )
+        new_token = current_token
+    store.write_state(job_id, state, current_token, new_state, new_token, columns or {})
+    # The log records the token the actor presented, so a checker reading the
+    # history alone can see a stale write that fencing was off to stop.
+    presented = token if event in LEASE_HOLDER_EVENTS and token is not None else new_token
+    store.append_event(
+        actor=actor, job=job_id, kind=event, from_state=state, to_state=new_state,
+        token=presented, **fields,
+    )
+    return new_state

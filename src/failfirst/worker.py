@@ -1,0 +1,110 @@
+"""The worker and reaper loops, shared by simulation and real processes.
+
+Each loop is a generator: every ``yield`` is a step boundary (one store
+transaction or one external call has just finished) and says what the actor
+waits for next. The simulator interleaves actors at these boundaries and
+injects faults there; a real process simply sleeps as asked.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
+from failfirst.processor import HandlerContext, JobQueue, Lease, LostAck
+
+
+@dataclass(frozen=True)
+class Point:
+    """A step boundary named ``name``; the actor resumes after ``wait_s``."""
+
+    name: str
+    job: int | None = None
+    wait_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Idle:
+    """Nothing to do: resume at ``wake()`` (simulated seconds), or when woken if None."""
+
+    wake: Callable[[], float | None]
+
+
+Step = Point | Idle
+ActorLoop = Generator[Step, None, None]
+
+#: A loop ends after this many iterations: every loop is bounded.
+MAX_LOOP_ITERATIONS = 1_000_000
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    #: Simulated (or real) seconds a handler's work takes before its commit.
+    work_s: float = 1.0
+    #: Max jobs a worker takes before it exits (None: until the run ends).
+    max_jobs: int | None = None
+
+
+def worker_loop(
+    name: str, queue: JobQueue, config: WorkerConfig, rng_for: Callable[[int, int], random.Random],
+) -> ActorLoop:
+    """Claim, run the handler, commit; a handled failure becomes a retry or a dead letter."""
+    done = 0
+    for _ in range(MAX_LOOP_ITERATIONS):
+        if config.max_jobs is not None and done >= config.max_jobs:
+            return
+        lease = queue.claim(name)
+        if lease is None:
+            yield Idle(queue.store.next_run_at_s)
+            continue
+        yield from _work(name, queue, lease, config, rng_for(lease.job_id, lease.token))
+        done += 1
+
+
+def _work(
+    name: str, queue: JobQueue, lease: Lease, config: WorkerConfig, rng: random.Random,
+) -> ActorLoop:
+    # The handler computes in the claim's step; WorkerCrash (a poison payload) ends the actor.
+    ctx = HandlerContext(lease.job_id, lease.attempt, queue.store.clock.now_s, rng)
+    try:
+        effects = queue.run_handler(lease, ctx)
+    except Exception as exc:  # a handler's failure is data, never a crashed loop
+        yield Point("claimed", lease.job_id, ctx.elapsed_s)
+        queue.fail(lease, f"{type(exc).__name__}: {exc}", name)
+        yield Point("failed", lease.job_id)
+        return
+    # The work takes time; a live worker heartbeats so that its lease outlives the work.
+    remaining_s = config.work_s + ctx.elapsed_s
+    beats = queue.guard.heartbeat and queue.guard.lease_expiry
+    beat_s = queue.config.heartbeat_s
+    point = "claimed"
+    for _ in range(MAX_LOOP_ITERATIONS):
+        if not beats or remaining_s <= beat_s:
+            break
+        yield Point(point, lease.job_id, beat_s)
+        remaining_s -= beat_s
+        point = "working"
+        if not queue.heartbeat(lease, name):
+            yield Point("lease_lost", lease.job_id)
+            return  # another worker owns the job now: drop the work
+    yield Point(point, lease.job_id, remaining_s)
+    try:
+        if queue.guard.idempotent_commit:
+            queue.commit(lease, effects, name)
+        else:
+            queue.write_effects(lease, effects, name)
+            yield Point("effect_written", lease.job_id)
+            queue.complete(lease, name)
+    except LostAck:
+        pass  # the worker believes it is done; the queue never heard
+    yield Point("committed", lease.job_id)
+
+
+def reaper_loop(name: str, queue: JobQueue) -> ActorLoop:
+    """Expire leases whose deadline passed; sleep until the next deadline."""
+    for _ in range(MAX_LOOP_ITERATIONS):
+        if queue.reap(name):
+            yield Point("reaped")
+        else:
+            yield Idle(queue.store.next_lease_expiry_s)
