@@ -223,7 +223,7 @@ class JobQueue:
         transaction, keyed by the job, fenced by the token. False when refused."""
         try:
             with self.store.transaction():
-                self._write_effects(lease, effects, worker, once=True)
+                self._write_effects(lease, effects, worker, once=True, parts=len(effects))
                 transitions.apply(
                     self.store, lease.job_id, "complete", actor=worker, token=lease.token,
                     fencing=self.guard.fencing, columns={"lease_owner": None, "lease_expires_s": None},
@@ -241,22 +241,22 @@ class JobQueue:
         Without atomic_effect, each part is its own transaction too."""
         if self.guard.atomic_effect:
             with self.store.transaction():
-                self._write_effects(lease, effects, worker, once=False)
+                self._write_effects(lease, effects, worker, once=False, parts=len(effects))
                 self.hooks.in_transaction(worker, "effect")
             return
         for part in effects:
             with self.store.transaction():
-                self._write_effects(lease, [part], worker, once=False)
+                self._write_effects(lease, [part], worker, once=False, parts=len(effects))
                 self.hooks.in_transaction(worker, "effect")
 
     def _write_effects(
-        self, lease: Lease, effects: list[tuple[str, int]], worker: str, *, once: bool,
+        self, lease: Lease, effects: list[tuple[str, int]], worker: str, *, once: bool, parts: int,
     ) -> None:
         for part, amount in effects:
-            if self.store.insert_effect(lease.job_id, part, lease.token, amount, once=once):
+            if self.store.insert_effect(lease.job_id, part, lease.token, amount, parts, once=once):
                 self.store.append_event(
                     actor=worker, job=lease.job_id, kind="effect", token=lease.token,
-                    part=part, amount=amount, parts=len(effects), tx=self.store.tx_count,
+                    part=part, amount=amount, parts=parts, tx=self.store.tx_count,
                 )
 
     def complete(self, lease: Lease, worker: str) -> bool:

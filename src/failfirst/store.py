@@ -56,7 +56,8 @@ CREATE TABLE effects (
     job_id  INTEGER NOT NULL REFERENCES jobs (id),
     part    TEXT    NOT NULL,
     token   INTEGER NOT NULL,
-    amount  INTEGER NOT NULL DEFAULT 0
+    amount  INTEGER NOT NULL DEFAULT 0,
+    parts   INTEGER NOT NULL DEFAULT 1              -- how many parts the whole effect has
 );
 CREATE INDEX effects_job ON effects (job_id, part);
 
@@ -311,21 +312,29 @@ class Store:
             return self._conn.execute(sql + " ORDER BY job_id, token").fetchall()
         return self._conn.execute(sql + " WHERE job_id = ? ORDER BY token", (job_id,)).fetchall()
 
-    def insert_effect(self, job_id: int, part: str, token: int, amount: int, *, once: bool) -> bool:
+    def insert_effect(
+        self, job_id: int, part: str, token: int, amount: int, parts: int, *, once: bool,
+    ) -> bool:
         """Write one effect part. With ``once``, the effect is keyed by (job, part):
         a second write of the same part is a no-op and returns False."""
         if once:
             cur = self._write(
-                "INSERT INTO effects (job_id, part, token, amount) SELECT ?, ?, ?, ? "
+                "INSERT INTO effects (job_id, part, token, amount, parts) SELECT ?, ?, ?, ?, ? "
                 "WHERE NOT EXISTS (SELECT 1 FROM effects WHERE job_id = ? AND part = ?)",
-                (job_id, part, token, amount, job_id, part),
+                (job_id, part, token, amount, parts, job_id, part),
             )
             return cur.rowcount == 1
         self._write(
-            "INSERT INTO effects (job_id, part, token, amount) VALUES (?, ?, ?, ?)",
-            (job_id, part, token, amount),
+            "INSERT INTO effects (job_id, part, token, amount, parts) VALUES (?, ?, ?, ?, ?)",
+            (job_id, part, token, amount, parts),
         )
         return True
+
+    def effect_parts_expected(self, job_id: int) -> dict[int, int]:
+        """Lease token -> the number of parts its effect declared."""
+        return dict(self._conn.execute(
+            "SELECT token, max(parts) FROM effects WHERE job_id = ? GROUP BY token", (job_id,)
+        ).fetchall())
 
     def effects(self, job_id: int | None = None) -> list[tuple[int, str, int, int]]:
         """(job_id, part, token, amount) rows, in the order they were written."""

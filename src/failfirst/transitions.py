@@ -26,6 +26,7 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     ("leased", "expire"): "pending",  # the reaper takes back an expired lease
     ("leased", "expire_dead"): "dead",  # expired, and attempts exhausted (poison message)
     ("dead", "redrive"): "pending",  # an operator sends a dead letter back to the queue
+    ("pending", "reconcile"): "succeeded",  # recovery finds the effect already whole
 }
 
 EVENTS: tuple[str, ...] = tuple(dict.fromkeys(event for _, event in TRANSITIONS))

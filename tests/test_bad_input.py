@@ -1,0 +1,63 @@
+"""Bad input is refused at enqueue with a ValueError naming the field; nothing is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from failfirst.processor import MAX_PAYLOAD_BYTES
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"payload": ["not", "an", "object"]}, "payload"),
+        ({"payload": "text"}, "payload"),
+        ({"payload": {"x": "y" * MAX_PAYLOAD_BYTES}}, "payload"),
+        ({"payload": {"x": float("nan")}}, "payload"),
+        ({"payload": {"x": object()}}, "payload"),
+        ({"delay_s": -1}, "delay_s"),
+        ({"delay_s": float("nan")}, "delay_s"),
+        ({"delay_s": "soon"}, "delay_s"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"max_attempts": 2.5}, "max_attempts"),
+        ({"max_attempts": True}, "max_attempts"),
+        ({"type_": "unknown"}, "type"),
+        ({"type_": ""}, "type"),
+        ({"idempotency_key": ""}, "idempotency_key"),
+    ],
+)
+def test_bad_enqueue_is_refused_and_writes_nothing(queue, store, kwargs, field):
+    queue.enqueue("deliver", {"amount": 1})
+    before_jobs, before_events = store.jobs(), store.events()
+    args = {"type_": "deliver", "payload": {"amount": 1}} | kwargs
+    with pytest.raises(ValueError, match=f"^{field}:"):
+        queue.enqueue(args.pop("type_"), args.pop("payload"), **args)
+    assert store.jobs() == before_jobs and store.events() == before_events
+
+
+def test_idempotency_key_returns_the_existing_job(queue, store):
+    first = queue.enqueue("deliver", {"amount": 1}, idempotency_key="order-7")
+    again = queue.enqueue("deliver", {"amount": 1}, idempotency_key="order-7")
+    assert first == again and len(store.jobs()) == 1
+
+
+def test_handler_exception_becomes_retry_then_dead_letter_with_reason(store, clock):
+    from failfirst.processor import JobQueue
+    from failfirst.worker import WorkerConfig, worker_loop
+
+    def broken(payload, ctx):
+        raise KeyError("customer")
+
+    queue = JobQueue(store, {"broken": broken})
+    job = queue.enqueue("broken", {}, max_attempts=2)
+    loop = worker_loop("w1", queue, WorkerConfig(work_s=0.0), lambda j, t: None)
+    for _ in range(20):  # the loop survives the handler's exceptions
+        step = next(loop)
+        if store.job(job).state == "dead":
+            break
+        clock.advance_to(clock.now_s() + queue.config.backoff_cap_s)
+    dead = store.job(job)
+    assert dead.state == "dead" and dead.attempts == 2
+    assert store.dead_letters()[0][0] == job and "KeyError" in store.dead_letters()[0][1]
+    assert [e["kind"] for e in store.events() if e["kind"] in ("retry", "dead")] == ["retry", "dead"]
+    assert step is not None
