@@ -46,3 +46,35 @@ lint: .venv/.synced ## ruff
 clean: ## remove build output and caches (keeps the environment)
 	rm -rf _build .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# ---------------------------------------------------------------- the book
+# Chapters are MyST notebooks in book/; conf/ holds the Sphinx configuration.
+SPHINX := $(RUN) sphinx-build -c conf
+.PHONY: html preview notebooks lab test-site
+
+# The gate: a fresh environment (-E), warnings as errors (-W), nitpicky (-n),
+# every chapter executed (conf.py forces it), every failing chapter reported
+# (--keep-going). -j auto: myst-nb is parallel-read safe, and with forced
+# execution each chapter runs in its own kernel and writes only its own files,
+# so chapters execute side by side.
+html: .venv/.synced ## the book with every chapter executed: the correctness gate
+	rm -rf _build/html _build/jupyter_execute
+	$(SPHINX) -E -W -n --keep-going -j auto book _build/html
+
+# For writers: only changed chapters are re-executed (jupyter-cache). Serial,
+# because parallel readers would write the one jupyter-cache database at once.
+preview: .venv/.synced ## the book, fast: cached execution, for writing (never the gate)
+	$(SPHINX) -n --keep-going -D nb_execution_mode=cache book _build/preview/html
+
+notebooks: .venv/.synced ## every chapter as an executed .ipynb in _build/notebooks/
+	$(RUN) python book/_tools/notebooks.py _build/notebooks
+
+# The `lab` group is optional; the settings make .md chapters open as notebooks.
+lab: .venv/.synced ## JupyterLab on book/, .md chapters opening as notebooks (jupytext)
+	$(UV) sync --locked --group lab
+	mkdir -p .venv/share/jupyter/lab/settings
+	cp conf/lab-overrides.json .venv/share/jupyter/lab/settings/overrides.json
+	$(UV) run --locked --no-sync jupyter lab --notebook-dir=book
+
+test-site: .venv/.synced ## check _build/html in headless Chromium, offline (after make html)
+	$(RUN) python book/_tools/check_site.py _build/html

@@ -384,13 +384,14 @@ def loop_diagram(steps: Sequence[str]) -> Any:
 
 
 class _Evidence:
-    """A chapter's results, displayed as JSON so the book's extension can read them."""
+    """A chapter's results. Its text form is JSON, which the book's extension parses.
+
+    (Not ``_repr_json_``: nbformat only accepts a JSON object under a JSON mime
+    type, and glue stores hidden outputs under a prefixed mime type.)
+    """
 
     def __init__(self, fields: dict[str, Any]) -> None:
         self.fields = fields
-
-    def _repr_json_(self) -> dict[str, Any]:
-        return self.fields
 
     def __repr__(self) -> str:
         return json.dumps(self.fields, sort_keys=True)

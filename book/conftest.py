@@ -1,0 +1,52 @@
+"""pytest over the book: every MyST notebook chapter is one test item.
+
+`pytest book/` runs them all, `pytest book/04_happy_path.md` runs one. Each
+chapter is read with jupytext and executed with nbclient in a real Jupyter
+kernel of the project's environment, with the chapter's folder as working
+directory (as in the Sphinx build). A failure reports the chapter, the cell,
+its line in the .md file, the cell's source and the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "_tools"))
+import chapters  # noqa: E402  (book/_tools is not a package)
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path):
+    if chapters.is_chapter(file_path) and "_build" not in file_path.parts:
+        return ChapterFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ChapterFile(pytest.File):
+    def collect(self):
+        yield ChapterItem.from_parent(self, name=self.path.stem)
+
+
+class ChapterItem(pytest.Item):
+    def runtest(self) -> None:
+        nb = chapters.read(self.path)
+        chapters.execute(nb, cwd=self.path.parent)
+
+    def repr_failure(self, excinfo, style=None):
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+        if isinstance(excinfo.value, CellExecutionError | CellTimeoutError):
+            # nbclient's message already holds the cell source and the traceback.
+            message = chapters.plain(str(excinfo.value))
+            where = ""
+            src = message.split("------------------\n")
+            if len(src) >= 3:
+                line = chapters.cell_line(self.path, src[1])
+                where = f" (cell at line {line})" if line else ""
+            return f"chapter {self.path.relative_to(self.config.rootpath)} failed{where}:\n{message}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, 0, f"chapter {self.path.name}"
