@@ -50,7 +50,7 @@ def test_handler_exception_becomes_retry_then_dead_letter_with_reason(store, clo
 
     queue = JobQueue(store, {"broken": broken})
     job = queue.enqueue("broken", {}, max_attempts=2)
-    loop = worker_loop("w1", queue, WorkerConfig(work_s=0.0), lambda j, t: None)
+    loop = worker_loop("w1", queue, WorkerConfig(work_s=0.0))
     for _ in range(20):  # the loop survives the handler's exceptions
         step = next(loop)
         if store.job(job).state == "dead":

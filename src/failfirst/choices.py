@@ -55,7 +55,7 @@ class Recorder:
 class RandomChoices:
     """Seeded pseudo-random decisions; faults fire at ``fault_rate`` of fault points."""
 
-    def __init__(self, seed: int, fault_rate: float = 0.25) -> None:
+    def __init__(self, seed: int, fault_rate: float = 0.5) -> None:
         self._rng = random.Random(seed)
         self.fault_rate = fault_rate
 

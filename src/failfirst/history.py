@@ -15,13 +15,10 @@ def canonical(event: Event) -> str:
 
 
 def digest(events: list[Event]) -> str:
-    """sha256 of the canonical JSON of the history: equal in any process, under any
-    PYTHONHASHSEED (nothing in an event depends on hash order)."""
-    h = hashlib.sha256()
-    for event in events:
-        h.update(canonical(event).encode())
-        h.update(b"\n")
-    return h.hexdigest()
+    """sha256 of the canonical JSON of the history (the list of events): equal in any
+    process, under any PYTHONHASHSEED (nothing in an event depends on hash order)."""
+    text = json.dumps(events, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def write_jsonl(events: list[Event], out: TextIO) -> None:

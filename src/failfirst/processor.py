@@ -76,9 +76,17 @@ class HandlerContext:
     job_id: int
     attempt: int
     clock_now_s: Callable[[], float]
-    rng: random.Random
+    #: Seeds ``rng``, made on first use (most handlers draw nothing).
+    seed: str = ""
     elapsed_s: float = 0.0
     services: dict[str, Any] = field(default_factory=dict)
+    _rng: random.Random | None = None
+
+    @property
+    def rng(self) -> random.Random:
+        if self._rng is None:
+            self._rng = random.Random(f"{self.seed}:{self.job_id}:{self.attempt}")
+        return self._rng
 
     def now_s(self) -> float:
         return self.clock_now_s() + self.elapsed_s
@@ -111,14 +119,15 @@ class JobQueue:
         *,
         guardrails: Guardrails | None = None,
         config: QueueConfig | None = None,
-        rng: random.Random | None = None,
+        jitter_seed: str = "jitter",
         hooks: Hooks | None = None,
     ) -> None:
         self.store = store
         self.handlers = handlers
         self.guard = guardrails or Guardrails()
         self.config = config or QueueConfig()
-        self.rng = rng or random.Random(0)
+        self._jitter_seed = jitter_seed
+        self._jitter: random.Random | None = None  # made on first use: most runs never back off
         self.hooks = hooks or Hooks()
 
     # -- producers ------------------------------------------------------------
@@ -181,22 +190,22 @@ class JobQueue:
 
     def claim(self, worker: str) -> Lease | None:
         """Lease the next claimable job to ``worker`` with a new fencing token."""
+        # Look before taking the write lock: an idle worker must not serialise the others.
+        if self.store.next_claimable_job(self.store.clock.now_s()) is None:
+            return None
         with self.store.transaction():
             now_s = self.store.clock.now_s()
-            ids = self.store.next_claimable(now_s)
-            if not ids:
+            job = self.store.next_claimable_job(now_s)
+            if job is None:
                 return None
-            job = self.store.job(ids[0])
-            assert job is not None and job.state == "pending"
             attempts = job.attempts + 1 if self.guard.count_attempts_at_claim else job.attempts
             lease_s = self.config.lease_s if self.guard.lease_expiry else float("inf")
-            transitions.apply(
+            _, token = transitions.apply(
                 self.store, job.id, "claim", actor=worker, token=None,
                 columns={"attempts": attempts, "lease_owner": worker,
                          "lease_expires_s": now_s + lease_s},
                 attempt=attempts,
             )
-            token = job.token + 1
             self.store.insert_attempt(job.id, token, worker, now_s)
         return Lease(job.id, token, job.type, job.payload, attempts, job.max_attempts)
 
@@ -290,14 +299,14 @@ class JobQueue:
                 lease_cols = {"lease_owner": None, "lease_expires_s": None, "last_error": reason,
                               "attempts": attempts}
                 if spent:
-                    state = transitions.apply(
+                    state, _ = transitions.apply(
                         self.store, job.id, "dead", actor=worker, token=lease.token,
                         fencing=self.guard.fencing, columns=lease_cols, reason=reason,
                     )
                     self.store.insert_dead_letter(job.id, reason, now_s)
                 else:
                     delay_s = self.backoff_s(attempts)
-                    state = transitions.apply(
+                    state, _ = transitions.apply(
                         self.store, job.id, "retry", actor=worker, token=lease.token,
                         fencing=self.guard.fencing, columns={**lease_cols, "run_at_s": now_s + delay_s},
                         reason=reason, delay_s=delay_s,
@@ -316,7 +325,9 @@ class JobQueue:
         ceiling_s = min(self.config.backoff_cap_s, self.config.backoff_base_s * 2**exponent)
         if not self.guard.backoff_jitter:
             return ceiling_s
-        return round(self.rng.uniform(0.0, ceiling_s), 6)
+        if self._jitter is None:
+            self._jitter = random.Random(self._jitter_seed)
+        return round(self._jitter.uniform(0.0, ceiling_s), 6)
 
     def _refused(self, lease: Lease, worker: str, what: str, exc: Exception) -> None:
         with self.store.transaction():
@@ -329,6 +340,8 @@ class JobQueue:
 
     def reap(self, actor: str = "reaper") -> int:
         """Take back expired leases: to pending, or to dead when attempts are spent."""
+        if not self.store.expired_leases(self.store.clock.now_s(), 1):
+            return 0  # nothing due: no write lock taken
         with self.store.transaction():
             now_s = self.store.clock.now_s()
             expired = self.store.expired_leases(now_s, self.config.reap_batch)

@@ -54,8 +54,14 @@ class RunResult:
         return out
 
 
-def simulate(scenario: Scenario, guard: bool, source: ChoiceSource, seed: int | None = None) -> RunResult:
-    sim = Simulation(scenario, scenario.guardrails(guard), source)
+def simulate(
+    scenario: Scenario, guard: bool, source: ChoiceSource, seed: int | None = None,
+    *, reduce: bool = True, store: Store | None = None,
+) -> RunResult:
+    """Run ``scenario`` once under ``source``; ``reduce`` applies the symmetry reduction.
+    ``store``: an in-memory store to reuse (emptied first); its result is then only valid
+    until that store's next reuse."""
+    sim = Simulation(scenario, scenario.guardrails(guard), source, reduce=reduce, store=store)
     outcome = sim.run()
     events = outcome.store.events()
     return RunResult(

@@ -10,7 +10,6 @@ actor steps next, and faults fire only at named fault points.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,17 @@ class Actor:
     ready_at_s: float | None = 0.0
     wake: Callable[[], float | None] | None = None
     crashed: bool = False
+    is_worker: bool = False
+    holding: bool = False  # between a claim and letting go of that job
+
+
+    def symmetry_class(self) -> tuple[str, bool] | None:
+        """Workers holding no lease and no memory (not started, restarting, or idle) are
+        interchangeable: swapping their names maps every continuation onto another.
+        None: this actor is unique at this point."""
+        if self.is_worker and not self.holding:
+            return ("fresh worker", self.crashed)
+        return None
 
 
 @dataclass
@@ -70,31 +80,39 @@ class _SimHooks(Hooks):
 class Simulation:
     """One run of a scenario under a choice source."""
 
-    def __init__(self, scenario: Scenario, guardrails: Guardrails, source: ChoiceSource) -> None:
+    def __init__(
+        self, scenario: Scenario, guardrails: Guardrails, source: ChoiceSource, *,
+        reduce: bool = True, store: Store | None = None,
+    ) -> None:
         self.scenario = scenario
+        # A worker that counts its jobs (max_jobs) has memory: no two are interchangeable.
+        self.reduce = reduce and scenario.worker.max_jobs is None
         self.guard = guardrails
         self.choices = Recorder(source)
         self.clock = SimClock()
-        self.store = Store.memory(self.clock)
+        if store is None:
+            self.store = Store.memory(self.clock)
+        else:  # a reused connection (the explorer's): emptied, same prepared statements
+            store.reset(self.clock)
+            self.store = store
         self.faults_used = 0
         self.last_fault_s = 0.0
         self.pending_events: list[tuple[str, str, str]] = []
+        self._woken_at_version = -1
         hooks = _SimHooks(self)
         # Jitter and handler randomness come from fixed seeds: the choice sequence
         # alone describes a run, and enumeration does not branch on jitter.
         self.queue = JobQueue(
             self.store, scenario.handlers, guardrails=guardrails, config=scenario.queue,
-            rng=random.Random(f"{scenario.id}:jitter"), hooks=hooks,
+            jitter_seed=f"{scenario.id}:jitter", hooks=hooks,
         )
         self.actors = [self._worker(f"w{i + 1}") for i in range(scenario.workers)]
         if scenario.reaper and guardrails.lease_expiry:
             self.actors.append(Actor("reaper", lambda: reaper_loop("reaper", self.queue)))
 
     def _worker(self, name: str) -> Actor:
-        def rng_for(job_id: int, token: int) -> random.Random:
-            return random.Random(f"{self.scenario.id}:{job_id}:{token}")
-
-        return Actor(name, lambda: worker_loop(name, self.queue, self.scenario.worker, rng_for))
+        return Actor(name, lambda: worker_loop(name, self.queue, self.scenario.worker, self.scenario.id),
+                     is_worker=True)
 
     # -- faults -----------------------------------------------------------------
 
@@ -142,6 +160,8 @@ class Simulation:
                     break
                 self.clock.advance_to(next_s)
                 continue
+            if self.reduce and len(ready) > 1:
+                ready = self._one_per_symmetry_class(ready)
             actor = ready[self.choices.choose(len(ready), "schedule")] if len(ready) > 1 else ready[0]
             self._step(actor)
         self.store.append_event(
@@ -174,6 +194,7 @@ class Simulation:
             self._wake_idle()
             return
         self._flush_pending()
+        actor.holding = isinstance(step, Point) and step.holding
         if isinstance(step, Idle):
             actor.wake = step.wake
             wake_s = step.wake()
@@ -194,6 +215,18 @@ class Simulation:
                                         point=step.name, pause_s=pause_s)
         self._wake_idle()
 
+    @staticmethod
+    def _one_per_symmetry_class(ready: list[Actor]) -> list[Actor]:
+        seen: set[tuple[str, bool]] = set()
+        offered = []
+        for actor in ready:
+            key = actor.symmetry_class()
+            if key is None or key not in seen:
+                offered.append(actor)
+                if key is not None:
+                    seen.add(key)
+        return offered
+
     def _held_job(self, actor: Actor) -> int | None:
         return self.store.job_leased_by(actor.name)
 
@@ -206,11 +239,15 @@ class Simulation:
 
     def _kill(self, actor: Actor) -> None:
         actor.loop = None
+        actor.holding = False
         actor.crashed = True
         actor.wake = None
         actor.ready_at_s = self.clock.now_s() + self.scenario.faults.restart_s
 
     def _wake_idle(self) -> None:
+        if self.store.version == self._woken_at_version:
+            return  # no job changed: every idle actor's wake-up time still holds
+        self._woken_at_version = self.store.version
         now_s = self.clock.now_s()
         for a in self.actors:
             if a.wake is not None:

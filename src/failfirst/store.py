@@ -81,6 +81,7 @@ CREATE TABLE events (
 );
 """
 
+_TABLES = ("events", "dead_letters", "effects", "attempts", "jobs")
 EVENT_COLUMNS = ("seq", "t", "actor", "job", "kind", "from", "to", "token")
 
 
@@ -122,10 +123,16 @@ def _job(row: tuple) -> Job:
 class Store:
     """A connection to one failfirst database, with explicit transactions."""
 
-    def __init__(self, conn: sqlite3.Connection, clock: Clock) -> None:
+    def __init__(self, conn: sqlite3.Connection, clock: Clock, *, log_in_memory: bool = False) -> None:
         self._conn = conn
         self.clock = clock
         self.in_transaction = False
+        #: Bumped by every write to ``jobs``: lets the simulator skip re-reading wake-up times.
+        self.version = 0
+        # A simulation's event log lives in memory with the same transactional rules
+        # (appended on COMMIT, dropped on ROLLBACK); a file keeps it in its events table.
+        self._log: list[dict[str, Any]] | None = [] if log_in_memory else None
+        self._pending: list[dict[str, Any]] = []
         #: Transactions begun on this connection: effect events carry it, so a checker
         #: can tell parts committed together from parts committed apart.
         self.tx_count = 0
@@ -143,7 +150,7 @@ class Store:
             seed.close()
         conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         conn.deserialize(_template_image)
-        return cls(conn, clock)
+        return cls(conn, clock, log_in_memory=True)
 
     @classmethod
     def open_file(cls, path: str, clock: Clock, *, create: bool = True) -> Store:
@@ -172,6 +179,20 @@ class Store:
             raise StoreError(f"{path}: {exc}") from None
         return cls(conn, clock)
 
+    def reset(self, clock: Clock) -> None:
+        """Empty every table, keeping the connection and its prepared statements: the
+        explorer runs thousands of schedules, and preparing statements anew per run
+        would cost more than running them."""
+        assert not self.in_transaction
+        for table in _TABLES:
+            self._conn.execute(f"DELETE FROM {table}")  # rowids restart at 1: seq stays 1-based
+        self.clock = clock
+        self.version = 0
+        self.tx_count = 0
+        if self._log is not None:
+            self._log = []
+        self._pending.clear()
+
     def close(self) -> None:
         self._conn.close()
 
@@ -192,9 +213,13 @@ class Store:
             yield self
         except BaseException:
             self._conn.execute("ROLLBACK")
+            self._pending.clear()
             raise
         else:
             self._conn.execute("COMMIT")
+            if self._log is not None:
+                self._log.extend(self._pending)
+                self._pending.clear()
         finally:
             self.in_transaction = False
 
@@ -213,6 +238,7 @@ class Store:
             "VALUES (?, ?, ?, 'pending', ?, ?)",
             (type_, payload_json, idempotency_key, run_at_s, max_attempts),
         )
+        self.version += 1
         return cur.lastrowid
 
     def job_by_key(self, idempotency_key: str) -> int | None:
@@ -231,12 +257,13 @@ class Store:
     def job_state(self, job_id: int) -> tuple[str, int] | None:
         return self._conn.execute("SELECT state, token FROM jobs WHERE id = ?", (job_id,)).fetchone()
 
-    def next_claimable(self, now_s: float, limit: int = 1) -> list[int]:
-        rows = self._conn.execute(
-            "SELECT id FROM jobs WHERE state = 'pending' AND run_at_s <= ? "
-            "ORDER BY run_at_s, id LIMIT ?", (now_s, limit),
-        )
-        return [r[0] for r in rows]
+    def next_claimable_job(self, now_s: float) -> Job | None:
+        """The pending job that is due first (FIFO by run_at, then id)."""
+        row = self._conn.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = 'pending' AND run_at_s <= ? "
+            "ORDER BY run_at_s, id LIMIT 1", (now_s,),
+        ).fetchone()
+        return _job(row) if row else None
 
     def next_run_at_s(self) -> float | None:
         """When the earliest pending job becomes claimable (None: nothing pending)."""
@@ -255,21 +282,27 @@ class Store:
             "SELECT min(lease_expires_s) FROM jobs WHERE state = 'leased'"
         ).fetchone()[0]
 
-    def write_state(
-        self, job_id: int, from_state: str, from_token: int, to_state: str, to_token: int,
-        columns: dict[str, Any],
-    ) -> None:
-        """Compare-and-set of a job's state; only :func:`failfirst.transitions.apply` calls it."""
-        sets = ", ".join(f"{name} = ?" for name in columns)
-        sql = "UPDATE jobs SET state = ?, token = ?" + (f", {sets}" if sets else "")
-        cur = self._write(
-            sql + " WHERE id = ? AND state = ? AND token = ?",
-            (to_state, to_token, *columns.values(), job_id, from_state, from_token),
-        )
-        assert cur.rowcount == 1, f"job {job_id} changed under an open transaction"
+    def compare_and_set_state(
+        self, job_id: int, from_state: str, to_state: str, token: int | None, *,
+        bump_token: bool, columns: dict[str, Any],
+    ) -> int | None:
+        """Move a job from ``from_state`` to ``to_state`` if it is there (and, when ``token``
+        is given, holds that token); return its token afterwards, or None when refused.
+        Only :func:`failfirst.transitions.apply` calls this."""
+        sets = "".join(f", {name} = ?" for name in columns)
+        sql = f"UPDATE jobs SET state = ?, token = token + ?{sets} WHERE id = ? AND state = ?"
+        params: tuple = (to_state, int(bump_token), *columns.values(), job_id, from_state)
+        if token is not None:
+            sql += " AND token = ?"
+            params += (token,)
+        row = self._write(sql + " RETURNING token", params).fetchone()
+        if row is not None:
+            self.version += 1
+        return None if row is None else row[0]
 
     def extend_lease(self, job_id: int, token: int | None, expires_s: float) -> bool:
         """Heartbeat: push the lease deadline out; False when the lease is no longer ours."""
+        self.version += 1
         if token is None:
             cur = self._write(
                 "UPDATE jobs SET lease_expires_s = ? WHERE id = ? AND state = 'leased'",
@@ -284,7 +317,9 @@ class Store:
 
     def job_leased_by(self, owner: str) -> int | None:
         row = self._conn.execute(
-            "SELECT id FROM jobs WHERE state = 'leased' AND lease_owner = ? ORDER BY id LIMIT 1",
+            # The newest lease: a restarted worker's old lease may not have expired yet.
+            "SELECT id FROM jobs WHERE state = 'leased' AND lease_owner = ? "
+            "ORDER BY lease_expires_s DESC, id DESC LIMIT 1",
             (owner,),
         ).fetchone()
         return row[0] if row else None
@@ -366,16 +401,24 @@ class Store:
     ) -> None:
         """Record one event. Inside a transaction it commits or rolls back with it;
         outside (a crash, a pause, a downstream call) it is written on its own."""
-        params = (
-            self.clock.now_s(), actor, job, kind, from_state, to_state, token,
-            json.dumps(data, sort_keys=True, separators=(",", ":")),
-        )
+        t = self.clock.now_s()
+        if self._log is not None:
+            event = {"seq": len(self._log) + len(self._pending) + 1, "t": t, "actor": actor,
+                     "job": job, "kind": kind, "from": from_state, "to": to_state, "token": token}
+            event.update(data)
+            (self._pending if self.in_transaction else self._log).append(event)
+            return
         self._conn.execute(
             'INSERT INTO events (t, actor, job, kind, "from", "to", token, data) '
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", params,
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (t, actor, job, kind, from_state, to_state, token,
+             json.dumps(data, sort_keys=True, separators=(",", ":"))),
         )
 
     def events(self) -> list[dict[str, Any]]:
+        """The committed history, in order."""
+        if self._log is not None:
+            return list(self._log)
         out = []
         for row in self._conn.execute(
             'SELECT seq, t, actor, job, kind, "from", "to", token, data FROM events ORDER BY seq'

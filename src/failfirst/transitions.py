@@ -43,6 +43,11 @@ class StaleToken(Exception):
     """A write carrying a fencing token that is no longer the job's current one."""
 
 
+#: Each event leaves from exactly one state, so a transition is one compare-and-set.
+FROM_STATE: dict[str, str] = {event: state for (state, event) in TRANSITIONS}
+assert len(FROM_STATE) == len(TRANSITIONS), "every event has exactly one source state"
+
+
 def next_state(state: str, event: str) -> str:
     """Return the state that ``event`` leads to from ``state``, or raise IllegalTransition."""
     try:
@@ -61,35 +66,38 @@ def apply(
     fencing: bool = True,
     columns: dict[str, Any] | None = None,
     **fields: Any,
-) -> str:
+) -> tuple[str, int]:
     """Apply ``event`` to job ``job_id`` inside the caller's open transaction.
 
-    Checks the table, then (when ``fencing``) that ``token`` is the job's current
-    fencing token, writes the new state with a compare-and-set on the state and
-    token read, and appends the event to the log. Raises IllegalTransition or
-    StaleToken and writes nothing when the change is refused. Returns the new state.
+    One compare-and-set writes the new state when the job is in the event's source
+    state and (when ``fencing``, for lease-holder events) ``token`` is the job's
+    current fencing token; a claim issues the next token. The event is appended to
+    the log in the same transaction. A refused change raises IllegalTransition or
+    StaleToken and writes nothing. Returns (new state, the job's token after it).
     ``columns`` are other job columns this transition sets (attempts, run_at, lease).
     """
     assert store.in_transaction, "transitions are applied inside a store transaction"
-    row = store.job_state(job_id)
-    if row is None:
-        raise IllegalTransition(f"job {job_id} does not exist")
-    state, current_token = row
-    new_state = next_state(state, event)
-    if event == "claim":
-        new_token = current_token + 1  # a fresh fencing token for every lease
-    else:
-        if fencing and event in LEASE_HOLDER_EVENTS and token != current_token:
-            raise StaleToken(
-                f"job {job_id}: {event} with token {token}, current token is {current_token}"
-            )
-        new_token = current_token
-    store.write_state(job_id, state, current_token, new_state, new_token, columns or {})
+    if event not in FROM_STATE:
+        raise IllegalTransition(f"unknown event {event!r}")
+    from_state = FROM_STATE[event]
+    to_state = TRANSITIONS[(from_state, event)]
+    check_token = token if fencing and event in LEASE_HOLDER_EVENTS else None
+    new_token = store.compare_and_set_state(
+        job_id, from_state, to_state, check_token, bump_token=event == "claim",
+        columns=columns or {},
+    )
+    if new_token is None:  # refused: say why, from what the job is now
+        row = store.job_state(job_id)
+        if row is None:
+            raise IllegalTransition(f"job {job_id} does not exist")
+        state, current = row
+        next_state(state, event)  # raises IllegalTransition when the table forbids it
+        raise StaleToken(f"job {job_id}: {event} with token {token}, current token is {current}")
     # The log records the token the actor presented, so a checker reading the
     # history alone can see a stale write that fencing was off to stop.
     presented = token if event in LEASE_HOLDER_EVENTS and token is not None else new_token
     store.append_event(
-        actor=actor, job=job_id, kind=event, from_state=state, to_state=new_state,
+        actor=actor, job=job_id, kind=event, from_state=from_state, to_state=to_state,
         token=presented, **fields,
     )
-    return new_state
+    return to_state, new_token

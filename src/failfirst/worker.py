@@ -8,7 +8,6 @@ injects faults there; a real process simply sleeps as asked.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
@@ -22,6 +21,9 @@ class Point:
     name: str
     job: int | None = None
     wait_s: float = 0.0
+    #: False once the worker has let go of the job (committed, failed, lost the lease):
+    #: it then holds no lease and no memory of it.
+    holding: bool = True
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class WorkerConfig:
 
 
 def worker_loop(
-    name: str, queue: JobQueue, config: WorkerConfig, rng_for: Callable[[int, int], random.Random],
+    name: str, queue: JobQueue, config: WorkerConfig, seed: str = "",
 ) -> ActorLoop:
     """Claim, run the handler, commit; a handled failure becomes a retry or a dead letter."""
     done = 0
@@ -58,21 +60,21 @@ def worker_loop(
         if lease is None:
             yield Idle(queue.store.next_run_at_s)
             continue
-        yield from _work(name, queue, lease, config, rng_for(lease.job_id, lease.token))
+        yield from _work(name, queue, lease, config, seed)
         done += 1
 
 
 def _work(
-    name: str, queue: JobQueue, lease: Lease, config: WorkerConfig, rng: random.Random,
+    name: str, queue: JobQueue, lease: Lease, config: WorkerConfig, seed: str,
 ) -> ActorLoop:
     # The handler computes in the claim's step; WorkerCrash (a poison payload) ends the actor.
-    ctx = HandlerContext(lease.job_id, lease.attempt, queue.store.clock.now_s, rng)
+    ctx = HandlerContext(lease.job_id, lease.attempt, queue.store.clock.now_s, seed)
     try:
         effects = queue.run_handler(lease, ctx)
     except Exception as exc:  # a handler's failure is data, never a crashed loop
         yield Point("claimed", lease.job_id, ctx.elapsed_s)
         queue.fail(lease, f"{type(exc).__name__}: {exc}", name)
-        yield Point("failed", lease.job_id)
+        yield Point("failed", lease.job_id, holding=False)
         return
     # The work takes time; a live worker heartbeats so that its lease outlives the work.
     remaining_s = config.work_s + ctx.elapsed_s
@@ -86,7 +88,7 @@ def _work(
         remaining_s -= beat_s
         point = "working"
         if not queue.heartbeat(lease, name):
-            yield Point("lease_lost", lease.job_id)
+            yield Point("lease_lost", lease.job_id, holding=False)
             return  # another worker owns the job now: drop the work
     yield Point(point, lease.job_id, remaining_s)
     try:
@@ -98,13 +100,13 @@ def _work(
             queue.complete(lease, name)
     except LostAck:
         pass  # the worker believes it is done; the queue never heard
-    yield Point("committed", lease.job_id)
+    yield Point("committed", lease.job_id, holding=False)
 
 
 def reaper_loop(name: str, queue: JobQueue) -> ActorLoop:
     """Expire leases whose deadline passed; sleep until the next deadline."""
     for _ in range(MAX_LOOP_ITERATIONS):
-        if queue.reap(name):
-            yield Point("reaped")
+        if queue.reap(name) >= queue.config.reap_batch:
+            yield Point("reaped", holding=False)  # a full batch: more may be waiting
         else:
             yield Idle(queue.store.next_lease_expiry_s)

@@ -1,0 +1,297 @@
+"""The explorer: exhaustive and random exploration of fault schedules, and shrinking.
+
+Exhaustive mode enumerates the choice tree depth-first by re-execution (each
+schedule is a fresh run of the real processor code on a fresh in-memory SQLite
+store), within the scenario's bounds: workers, jobs, faults and steps. A
+symmetry reduction is built into the scheduler (see :mod:`failfirst.sim`):
+workers with no lease and no memory are interchangeable, so only one of them is
+offered at a decision. The result reports the counts that make a proof
+non-vacuous: schedules run, distinct histories, violating runs, and ``reached``,
+the runs in which the fault under study fired.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from failfirst.choices import ChoiceSource, RandomChoices, ReplayChoices, encode
+from failfirst.clock import SimClock
+from failfirst.store import Store
+from failfirst.runner import RunResult, simulate
+from failfirst.scenario import Scenario
+
+#: An exhaustive exploration refuses to start past this many schedules' worth of bound.
+MAX_EXHAUSTIVE_SCHEDULES = 2_000_000
+#: Replays a shrink may spend: shrinking is bounded like everything else.
+MAX_SHRINK_RUNS = 2_000
+
+
+class BoundError(ValueError):
+    """An impossible or unaffordable bound."""
+
+
+class _DepthFirst:
+    """Follows a prefix of choices, then always takes 0; records (value, options)."""
+
+    def __init__(self, prefix: list[int]) -> None:
+        self.prefix = prefix
+        self.trail: list[tuple[int, int]] = []
+
+    def choose(self, n: int, kind: str) -> int:
+        i = len(self.trail)
+        value = self.prefix[i] if i < len(self.prefix) else 0
+        assert value < n, "the choice tree changed under the same prefix: nondeterminism"
+        self.trail.append((value, n))
+        return value
+
+    def next_prefix(self) -> list[int] | None:
+        """The next schedule in depth-first order, or None when the tree is exhausted."""
+        for i in range(len(self.trail) - 1, -1, -1):
+            value, n = self.trail[i]
+            if value + 1 < n:
+                return [v for v, _ in self.trail[:i]] + [value + 1]
+        return None
+
+
+def depth_first(run: Callable[[ChoiceSource], RunResult], limit: int) -> Iterator[RunResult]:
+    """Every complete schedule of the choice tree, once each (stateless model checking)."""
+    prefix: list[int] | None = []
+    for _ in range(limit):
+        if prefix is None:
+            return
+        source = _DepthFirst(prefix)
+        yield run(source)
+        prefix = source.next_prefix()
+    if prefix is not None:
+        raise BoundError(f"the choice tree has more than {limit} schedules; lower the bounds")
+
+
+@dataclass
+class Counterexample:
+    schedule: str
+    violations: list[dict[str, Any]]
+    digest: str
+    faults: int
+    events: int
+    result: RunResult | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schedule": self.schedule, "violations": self.violations, "digest": self.digest,
+                "faults": self.faults, "events": self.events}
+
+
+@dataclass
+class Exploration:
+    fm: str
+    guard: bool
+    mode: str
+    schedules: int
+    distinct: int
+    violating: int
+    exhaustive: bool
+    bounds: dict[str, Any]
+    reached: int
+    reduction: str
+    elapsed_s: float
+    counterexample: Counterexample | None = None
+    seed: int | None = None
+    violating_digests: set[str] = field(default_factory=set, repr=False)
+    first_violation_s: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fm": self.fm, "guard": "on" if self.guard else "off", "mode": self.mode,
+            "schedules": self.schedules, "distinct": self.distinct, "violating": self.violating,
+            "exhaustive": self.exhaustive, "bounds": self.bounds, "reached": self.reached,
+            "reduction": self.reduction, "seed": self.seed,
+            "counterexample": self.counterexample.to_json() if self.counterexample else None,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+def _faults(result: RunResult) -> int:
+    return sum(1 for e in result.events if e["kind"] in ("crash", "pause", "lost_ack")
+               and e.get("point") != "handler")
+
+
+def _complexity(result: RunResult) -> tuple[int, int, int, list[int]]:
+    """Smaller is simpler: fewest faults, then fewest steps, then the shortest, smallest choices."""
+    return (_faults(result), len(result.events), len(result.choices), result.choices)
+
+
+def shrink(scenario: Scenario, guard: bool, result: RunResult,
+           max_runs: int = MAX_SHRINK_RUNS) -> RunResult:
+    """Delta-debug a violating schedule to a minimal one that still violates one of the
+    same invariants: delete chunks of choices, then lower each choice towards 0."""
+    target = set(result.invariants_violated)
+    assert target, "only a violating run can be shrunk"
+    best = result
+    budget = [max_runs]
+    shared = Store.memory(SimClock())
+
+    def attempt(choices: list[int]) -> bool:
+        nonlocal best
+        if budget[0] <= 0:
+            return False
+        budget[0] -= 1
+        candidate = simulate(scenario, guard, ReplayChoices(choices, strict=False), store=shared)
+        if target & set(candidate.invariants_violated) and _complexity(candidate) < _complexity(best):
+            best = candidate
+            return True
+        return False
+
+    for _ in range(max_runs):  # passes until a fixed point (bounded by the run budget)
+        improved = False
+        size = max(1, len(best.choices) // 2)
+        while size >= 1:  # delete chunks, largest first
+            i = 0
+            while i < len(best.choices):
+                if attempt(best.choices[:i] + best.choices[i + size:]):
+                    improved = True
+                else:
+                    i += size
+            size //= 2
+        for i in range(len(best.choices)):  # lower each choice
+            for lower in range(best.choices[i]):
+                if i < len(best.choices) and attempt(best.choices[:i] + [lower] + best.choices[i + 1:]):
+                    improved = True
+                    break
+        if not improved or budget[0] <= 0:
+            break
+    # Re-record exactly: the minimal schedule replays strictly, as users will replay it.
+    return simulate(scenario, guard, ReplayChoices(best.choices, strict=True))
+
+
+def _bounds(scenario: Scenario) -> dict[str, Any]:
+    return {"workers": scenario.workers, "jobs": len(scenario.jobs),
+            "max_faults": scenario.faults.max_faults, "max_steps": scenario.max_steps}
+
+
+def with_bounds(scenario: Scenario, max_faults: int | None = None) -> Scenario:
+    if max_faults is None:
+        return scenario
+    if max_faults > 5:
+        raise BoundError(f"--max-faults {max_faults}: at most 5 faults per schedule")
+    return replace(scenario, faults=replace(scenario.faults, max_faults=max_faults))
+
+
+def explore(
+    scenario: Scenario,
+    guard: bool,
+    mode: str = "exhaustive",
+    runs: int | None = None,
+    seed: int = 0,
+    *,
+    reduce: bool = True,
+    shrink_counterexample: bool = True,
+    stop_at_first: bool = False,
+    progress: Callable[[int], None] | None = None,
+    keep_digests: bool = False,
+) -> Exploration:
+    """Explore ``scenario``'s schedules; see the module docstring."""
+    if mode not in ("exhaustive", "random"):
+        raise BoundError(f"unknown mode {mode!r}")
+    if mode == "exhaustive" and runs is not None:
+        raise BoundError("--runs applies to random mode; exhaustive mode runs every schedule")
+    started = time.perf_counter()  # real-time: elapsed_s is a measurement, not an input
+
+    shared = Store.memory(SimClock())  # one connection, emptied per run: statements stay prepared
+
+    def run(source: ChoiceSource) -> RunResult:
+        return simulate(scenario, guard, source, reduce=reduce, store=shared)
+
+    if mode == "exhaustive":
+        results: Iterator[RunResult] = depth_first(run, MAX_EXHAUSTIVE_SCHEDULES)
+    else:
+        count = 1000 if runs is None else runs
+        results = (run(RandomChoices(seed * 1_000_003 + i)) for i in range(count))
+    schedules = reached = violating = 0
+    digests: set[str] = set()
+    violating_digests: set[str] = set()
+    first: RunResult | None = None
+    first_violation_s = None
+    for result in results:
+        schedules += 1
+        digests.add(result.digest)
+        reached += result.reached
+        if result.violations:
+            violating += 1
+            if keep_digests:
+                violating_digests.add(canonical_digest(result))
+            if first is None:
+                first = result
+                first_violation_s = time.perf_counter() - started  # real-time: measurement
+                if stop_at_first:
+                    break
+        if progress is not None:
+            progress(schedules)
+    exhaustive = mode == "exhaustive" and not (stop_at_first and first is not None)
+    counterexample = None
+    if first is not None:
+        minimal = shrink(scenario, guard, first) if shrink_counterexample else first
+        counterexample = Counterexample(
+            minimal.schedule, [v.to_json() for v in minimal.violations], minimal.digest,
+            _faults(minimal), len(minimal.events), minimal,
+        )
+    return Exploration(
+        fm=scenario.id, guard=guard, mode=mode, schedules=schedules, distinct=len(digests),
+        violating=violating, exhaustive=exhaustive, bounds=_bounds(scenario), reached=reached,
+        reduction="symmetry: idle workers interchangeable" if reduce else "none",
+        elapsed_s=time.perf_counter() - started,  # real-time: measurement
+        counterexample=counterexample, seed=seed if mode == "random" else None,
+        violating_digests=violating_digests, first_violation_s=first_violation_s,
+    )
+
+
+def canonical_digest(result: RunResult) -> str:
+    """The digest of a history with workers renamed in order of first appearance, so
+    that histories equal up to the symmetry reduction compare equal."""
+    from failfirst.history import digest
+
+    names: dict[str, str] = {}
+    renamed = []
+    for e in result.events:
+        actor = e["actor"]
+        if actor.startswith("w") and actor[1:].isdigit():
+            actor = names.setdefault(actor, f"w{len(names) + 1}")
+        renamed.append({**e, "actor": actor})
+    return digest(renamed)
+
+
+def explore_cli(scenario: Scenario, guard: bool, mode: str, runs: int | None, seed: int,
+                max_faults: int | None, progress: bool) -> Exploration:
+    """The ``failfirst explore`` command: a progress bar on a terminal, quiet otherwise."""
+    scenario = with_bounds(scenario, max_faults)
+    if not progress:
+        return explore(scenario, guard, mode, runs, seed)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    total = runs or 1000 if mode == "random" else None
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task(f"{scenario.id} {mode}", total=total)
+        return explore(scenario, guard, mode, runs, seed,
+                       progress=lambda n: bar.update(task, completed=n) if n % 64 == 0 else None)
+
+
+def describe(x: Exploration) -> str:
+    lines = [
+        f"{x.fm} guard {'on' if x.guard else 'off'}, {x.mode}: {x.schedules} schedules "
+        f"({x.distinct} distinct histories), {x.violating} violating, reached {x.reached}, "
+        f"{'exhaustive' if x.exhaustive else 'not exhaustive'} in {x.elapsed_s:.2f} s",
+        f"bounds {x.bounds}; reduction: {x.reduction}",
+    ]
+    if x.counterexample:
+        c = x.counterexample
+        lines.append(f"minimal counterexample ({c.faults} fault(s), {c.events} events): {c.schedule}")
+        lines.extend(f"  {v['invariant']} job {v['job']}: {v['detail']}" for v in c.violations)
+        lines.append(f"replay: failfirst replay {x.fm} --guard {'on' if x.guard else 'off'} "
+                     f"--schedule {c.schedule}")
+    return "\n".join(lines)
+
+
+__all__ = ["Exploration", "Counterexample", "BoundError", "explore", "shrink", "depth_first",
+           "canonical_digest", "encode"]
