@@ -67,6 +67,13 @@ html_show_sourcelink = True
 # offline check fails the build if any page ever loads a remote asset.
 
 # --- autodoc ---------------------------------------------------------------
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {"members": True, "show-inheritance": True,
+                           "special-members": "__init__"}
+# A dataclass's generated __init__ keeps its annotations as unevaluated strings
+# (the modules use `from __future__ import annotations`), which autodoc prints
+# verbatim and nitpicky mode cannot resolve. With "separated" a class line has
+# no signature; its fields are documented as attributes, whose types autodoc
+# does evaluate, and a hand-written __init__ with a docstring is still shown.
+autodoc_class_signature = "separated"
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"

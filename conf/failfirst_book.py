@@ -296,6 +296,22 @@ def add_download_link(app: Sphinx, doctree: nodes.document) -> None:
         doctree.insert(0, para)
 
 
+# --------------------------------------------------------------------------- autodoc
+
+
+def skip_generated_init(app: Sphinx, what: str, name: str, obj: Any, skip: bool,
+                        options: Any) -> bool | None:
+    """Document ``__init__`` only where it was written by hand, with a docstring.
+
+    A dataclass's generated ``__init__`` has no docstring of its own (autodoc
+    would borrow ``object.__init__``'s), and its string annotations cannot be
+    resolved in nitpicky mode; the fields are documented as attributes instead.
+    """
+    if name == "__init__" and not getattr(obj, "__doc__", None):
+        return True
+    return None
+
+
 # --------------------------------------------------------------------------- offline check
 
 # A tag that makes the browser fetch from another host (links <a href> are fine).
@@ -332,5 +348,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("doctree-read", add_download_link, priority=400)
     app.connect("doctree-resolved", fill_tables)
     app.connect("build-finished", check_offline)
+    app.connect("autodoc-skip-member", skip_generated_init)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True,
             "env_version": 1}
