@@ -1,6 +1,6 @@
 """FM_001 — retry duplication: a redelivered job applies its effect twice.
 
-Two workers, two payment jobs, a reaper. A worker can crash or pause after it
+Two workers, three payment jobs, a reaper. A worker can crash or pause after it
 claimed a job or after it wrote the effect, and the completion's acknowledgement
 can be lost. Without the idempotent commit boundary the effect commits on its
 own, so any redelivery after it re-applies it. With the boundary, effect and
@@ -28,7 +28,8 @@ SCENARIO = Scenario(
     invariants=("INV_001",),
     handlers={"charge": charge},
     jobs=(JobSpec("charge", {"order": "A-1", "amount_cents": 1250}),
-          JobSpec("charge", {"order": "A-2", "amount_cents": 990})),
+          JobSpec("charge", {"order": "A-2", "amount_cents": 990}),
+          JobSpec("charge", {"order": "A-3", "amount_cents": 4500})),
     workers=2,
     faults=FaultPlan(
         points={
@@ -36,7 +37,7 @@ SCENARIO = Scenario(
             "effect_written": ("crash", "pause"),
             "commit": ("crash", "lost_ack"),
         },
-        max_faults=1,
+        max_faults=2,
         pause_s=15.0,
         restart_s=1.0,
     ),

@@ -270,6 +270,32 @@ def timeline(
     return fig
 
 
+def _layers(transitions: Mapping[tuple[str, str], str], initial: str) -> dict[str, int]:
+    """Column of each state: the longest forward path from ``initial``.
+
+    States are numbered in breadth-first order from ``initial`` (then any state
+    it cannot reach); an edge to a later state is "forward". Longest paths over
+    forward edges put ``succeeded`` after ``leased`` even when a shortcut edge
+    (say, reconciliation) leads there from ``pending`` directly.
+    """
+    order = [initial]
+    for state in order:  # grows while iterating; bounded by the number of states
+        for (src, _), dst in transitions.items():
+            if src == state and dst not in order:
+                order.append(dst)
+    for (src, _), dst in transitions.items():
+        for st in (src, dst):
+            if st not in order:
+                order.append(st)
+    rank = {st: i for i, st in enumerate(order)}
+    column = dict.fromkeys(order, 0)
+    for st in order:  # rank order is a topological order of the forward edges
+        for (src, _), dst in transitions.items():
+            if src == st and rank[dst] > rank[st]:
+                column[dst] = max(column[dst], column[st] + 1)
+    return column
+
+
 def state_diagram(
     transitions: Mapping[tuple[str, str], str],
     initial: str,
@@ -278,33 +304,21 @@ def state_diagram(
 ) -> Any:
     """Draw a state machine from its (state, event) -> state table.
 
-    States are laid out in columns by their distance from ``initial``
-    (breadth-first over the table), in order of first appearance, so the
-    picture depends only on the table. Several events between the same two
-    states share one arrow. ``terminal`` states get a double border.
+    The layout depends only on the table (see ``_layers``): one column per
+    step from the initial state, states in a column in order of first
+    appearance. Several events between the same two states share one arrow;
+    a pair of opposite arrows bend apart; an arrow that skips a column bows
+    away from the middle. ``terminal`` states get a double border.
     """
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-    # Layout: breadth-first depth from the initial state.
-    depth = {initial: 0}
-    order = [initial]
-    for state in order:  # grows while iterating; bounded by the number of states
-        for (src, _), dst in transitions.items():
-            if src == state and dst not in depth:
-                depth[dst] = depth[state] + 1
-                order.append(dst)
-    for (src, _), dst in transitions.items():  # states unreachable from initial
-        for s in (src, dst):
-            if s not in depth:
-                depth[s] = max(depth.values()) + 1
-                order.append(s)
-    columns: dict[int, list[str]] = {}
-    for s in order:
-        columns.setdefault(depth[s], []).append(s)
-    pos = {}
-    for d, states in columns.items():
-        for i, s in enumerate(states):
-            pos[s] = (d * 3.2, -(i - (len(states) - 1) / 2) * 2.2)
+    column = _layers(transitions, initial)
+    col_gap, row_gap, box_w, box_h = 5.4, 2.4, 2.1, 0.75
+    by_col: dict[int, list[str]] = {}
+    for st, c in column.items():
+        by_col.setdefault(c, []).append(st)
+    pos = {st: (c * col_gap, (len(sts) - 1) / 2 * row_gap - i * row_gap)
+           for c, sts in by_col.items() for i, st in enumerate(sts)}
 
     edges: dict[tuple[str, str], list[str]] = {}
     for (src, event), dst in transitions.items():
@@ -312,23 +326,32 @@ def state_diagram(
 
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
-    fig, ax = _new_figure(2.4 + 2.2 * (max(xs) - min(xs)) / 3.2, 1.6 + 1.1 * (max(ys) - min(ys)) / 2.2)
+    bow = 0.9 + 0.18 * (max(xs) - min(xs)) / col_gap  # room for arcs above and below
+    x_lo, x_hi = min(xs) - box_w / 2 - 1.2, max(xs) + box_w / 2 + 0.3
+    y_lo, y_hi = min(ys) - box_h / 2 - bow, max(ys) + box_h / 2 + bow
+    unit_in = 0.5  # inches per data unit: text stays legible at the page's width
+    fig, ax = _new_figure((x_hi - x_lo) * unit_in, (y_hi - y_lo) * unit_in)
     ax.set_axis_off()
-    box_w, box_h = 1.5, 0.6
+    ax.set_xlim(x_lo, x_hi)
+    ax.set_ylim(y_lo, y_hi)
+    ax.set_aspect("equal")
+
     terminal_set = set(terminal)
-    for s, (px, py) in pos.items():
-        for pad, lw in ((0.0, 1.4), (0.08, 0.8)) if s in terminal_set else ((0.0, 1.4),):
-            ax.add_patch(FancyBboxPatch(
+    boxes = {}  # state -> its outermost patch: arrows are clipped at its border
+    for st, (px, py) in pos.items():
+        rings = ((0.0, 1.4), (0.09, 0.8)) if st in terminal_set else ((0.0, 1.4),)
+        for pad, lw in rings:
+            boxes[st] = ax.add_patch(FancyBboxPatch(
                 (px - box_w / 2 - pad, py - box_h / 2 - pad), box_w + 2 * pad, box_h + 2 * pad,
                 boxstyle="round,pad=0.05", facecolor="#eef3fb" if pad == 0 else "none",
                 edgecolor="#1f3b64", linewidth=lw,
             ))
-        ax.text(px, py, s, ha="center", va="center", fontsize=10, fontweight="bold")
-    # The initial state's entry arrow.
-    ix, iy = pos[initial]
-    ax.add_patch(FancyArrowPatch((ix - box_w / 2 - 0.9, iy), (ix - box_w / 2 - 0.08, iy),
-                                 arrowstyle="-|>", mutation_scale=12, color="#1f3b64"))
+        ax.text(px, py, st, ha="center", va="center", fontsize=11, fontweight="bold")
+    ix, iy = pos[initial]  # the entry arrow into the initial state
+    ax.add_patch(FancyArrowPatch((ix - box_w / 2 - 1.0, iy), (ix - box_w / 2 - 0.1, iy),
+                                 arrowstyle="-|>", mutation_scale=14, color="#1f3b64"))
 
+    mid_y = (max(ys) + min(ys)) / 2
     for (src, dst), events in edges.items():
         label = " / ".join(events)
         (x0, y0), (x1, y1) = pos[src], pos[dst]
@@ -336,26 +359,26 @@ def state_diagram(
             ax.add_patch(FancyArrowPatch((x0 - 0.3, y0 + box_h / 2), (x0 + 0.3, y0 + box_h / 2),
                                          connectionstyle="arc3,rad=-1.6", arrowstyle="-|>",
                                          mutation_scale=12, color="#444444"))
-            ax.text(x0, y0 + box_h / 2 + 0.55, label, ha="center", fontsize=8)
+            ax.text(x0, y0 + box_h / 2 + 0.6, label, ha="center", fontsize=9)
             continue
-        # Arrows that have a partner in the other direction bend apart.
-        rad = 0.25 if (dst, src) in edges else 0.0
+        dx, dy = x1 - x0, y1 - y0
+        if (dst, src) in edges:
+            rad = 0.3  # each of the pair bends to its own right: they separate
+        elif abs(column[dst] - column[src]) != 1:
+            # Bow away from the middle row: the control point's y offset is -rad*dx.
+            away = 1.0 if (y0 + y1) / 2 >= mid_y else -1.0
+            rad = -away * 0.3 * (1.0 if dx >= 0 else -1.0)
+        else:
+            rad = 0.0
         ax.add_patch(FancyArrowPatch(
             (x0, y0), (x1, y1), connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>",
-            mutation_scale=14, color="#444444", shrinkA=28, shrinkB=28, linewidth=1.1,
+            mutation_scale=15, color="#444444", linewidth=1.2,
+            patchA=boxes[src], patchB=boxes[dst], shrinkA=3, shrinkB=3,
         ))
-        # Label at the curve's midpoint: the straight midpoint pushed along the normal.
-        mx, my = (x0 + x1) / 2, (y0 + y1) / 2
-        dx, dy = x1 - x0, y1 - y0
-        length = math.hypot(dx, dy) or 1.0
-        nx, ny = dy / length, -dx / length
-        off = rad * length / 2 + (0.22 if rad else 0.0)
-        ax.text(mx + nx * off, my + ny * off + (0.18 if not rad else 0.0), label,
-                ha="center", va="center", fontsize=8, color="#222222",
-                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0})
-    ax.set_xlim(min(xs) - box_w - 1.0, max(xs) + box_w)
-    ax.set_ylim(min(ys) - 1.2, max(ys) + 1.2)
-    ax.set_aspect("equal")
+        # The curve's midpoint is the chord's midpoint moved by rad/2 * (dy, -dx).
+        lx, ly = (x0 + x1) / 2 + rad / 2 * dy, (y0 + y1) / 2 - rad / 2 * dx
+        ax.text(lx, ly, label, ha="center", va="center", fontsize=9, color="#222222",
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5})
     return fig
 
 

@@ -1,0 +1,44 @@
+"""FM_001 prevented: with the idempotent commit boundary, no schedule within the
+bounds applies an effect twice — and the same exploration with the guardrail
+off does, so the proof is not vacuous."""
+
+from __future__ import annotations
+
+from failfirst.explore import explore
+from failfirst.runner import run_scenario
+from failure_modes.FM_001_retry_duplication.scenario import SCENARIO
+
+
+def test_exhaustive_proof_at_default_bounds():
+    proof = explore(SCENARIO, guard=True)
+    assert proof.exhaustive and proof.violating == 0
+    assert proof.schedules >= 1000
+    assert proof.reached > 0, "redelivery happened in the explored schedules"
+    control = explore(SCENARIO, guard=False, stop_at_first=True, shrink_counterexample=False)
+    assert control.violating > 0, "negative control: the same exploration without the guardrail"
+
+
+def test_500_seeds_guard_on_clean_guard_off_violating():
+    violating_off = reached_on = 0
+    for seed in range(500):
+        on = run_scenario(SCENARIO, guard=True, seed=seed)
+        off = run_scenario(SCENARIO, guard=False, seed=seed)
+        assert on.violations == [], f"seed {seed}: {on.violations}"
+        reached_on += on.reached
+        violating_off += "INV_001" in off.invariants_violated
+    assert reached_on > 100, "the seeds exercise redelivery with the guardrail on"
+    assert violating_off > 100, "the same seeds duplicate effects with the guardrail off"
+
+
+def test_zombie_commit_is_refused_by_the_fence():
+    for seed in range(500):
+        run = run_scenario(SCENARIO, guard=True, seed=seed)
+        refused = [e for e in run.events if e["kind"] == "refused" and e["attempted"] == "complete"]
+        if refused:
+            break
+    else:
+        raise AssertionError("no schedule let a paused worker try to commit late")
+    assert run.violations == []
+    zombie = refused[0]
+    later_claims = [e for e in run.events if e["kind"] == "claim" and e["job"] == zombie["job"]]
+    assert zombie["token"] < later_claims[-1]["token"]
