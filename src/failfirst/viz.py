@@ -60,7 +60,7 @@ class Table:
 
     def _repr_html_(self) -> str:
         esc = html.escape
-        out = ['<table class="ff-table">']
+        out = ['<div class="ff-table-wrap"><table class="ff-table">']
         if self.caption:
             out.append(f"<caption>{esc(self.caption)}</caption>")
         out.append("<thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in self.columns))
@@ -68,7 +68,7 @@ class Table:
         for row, hot in zip(self.rows, self.highlight, strict=True):
             cls = ' class="ff-hot"' if hot else ""
             out.append(f"<tr{cls}>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>")
-        out.append("</tbody></table>")
+        out.append("</tbody></table></div>")
         return "".join(out)
 
     def _repr_markdown_(self) -> str:
@@ -172,14 +172,16 @@ _HOLDER_ENDS = {"complete", "retry", "dead", "fail"}  # the holder itself ends t
 _REAPER_ENDS = {"expire", "expire_dead"}  # the reaper ends whoever holds it
 _MARKERS = {  # kind -> (marker, colour, label)
     "effect": ("o", "#2ca02c", "effect"),
-    "refused": ("o", "#bbbbbb", "refused"),
-    "crash": ("X", "#d62728", "crash"),
-    "pause": ("|", "#9467bd", "pause"),
-    "expire": ("D", "#ff7f0e", "expire"),
-    "expire_dead": ("D", "#8c564b", "expire (dead)"),
+    "refused": ("o", "#bbbbbb", "refused write"),
     "complete": ("^", "#1f77b4", "complete"),
+    "crash": ("X", "#d62728", "crash"),
+    "expire": ("D", "#ff7f0e", "lease expired"),
+    "expire_dead": ("D", "#8c564b", "expired, dead"),
     "recover": ("*", "#17becf", "recover"),
 }
+# Effects are drawn below the bars, everything else above, so that an effect and
+# a refused write or a completion at the same instant do not hide each other.
+_ABOVE = {"refused", "complete", "crash", "expire", "expire_dead", "recover"}
 
 
 def timeline(
@@ -187,84 +189,117 @@ def timeline(
     ax: Any = None,
     *,
     x: str = "t",
+    highlight: Iterable[int] = (),
     title: str | None = None,
 ) -> Any:
     """Draw a history as lanes: one lane per actor, leases as bars, markers for events.
 
-    A lease is a bar in its holder's lane from ``claim`` until the holder ends it
-    (complete, retry, dead, fail), the reaper takes it back (expire), or the
-    holder crashes. A lease still open at the end is drawn with a dashed edge.
-    Markers show effects, crashes, pauses, expiries and completions. ``x`` is the
-    event field used as the horizontal axis: ``"t"`` (simulated seconds) or
-    ``"seq"`` (event order, useful when many events share a time). Returns the
-    Figure; pass ``ax`` to draw into an existing Axes.
+    A lease is a filled bar in its holder's lane from ``claim`` until the holder
+    ends it (complete, retry, dead, fail), the reaper takes it back (expire), or
+    the holder crashes; a lease still open at the end has a dashed edge. A
+    holder that keeps working after its lease expired (a zombie) gets a red
+    dashed outline from the expiry to its last event on that lease. A pause
+    with a ``pause_s`` field is a hatched span. Markers show effects, refused
+    writes, completions, crashes and expiries (an expiry in the lane of the
+    lease it ends). Events whose ``seq`` is in ``highlight`` (say, those a
+    violation names) get a red ring. ``x`` is the horizontal axis: ``"t"``
+    (simulated seconds) or ``"seq"``. Lanes are actors with something drawn,
+    in order of first appearance. Returns the Figure; pass ``ax`` to draw
+    into an existing Axes.
     """
-    if ax is None:
-        n_actors = len({e["actor"] for e in events}) or 1
-        fig, ax = _new_figure(9.0, 0.9 + 0.55 * n_actors)
-    else:
-        fig = ax.figure
-
-    actors: list[str] = list(dict.fromkeys(e["actor"] for e in events))
-    lane = {a: i for i, a in enumerate(actors)}
+    hot = set(highlight)
     jobs: list[Any] = list(dict.fromkeys(e["job"] for e in events if e.get("job") is not None))
     colour = {j: _PALETTE[i % len(_PALETTE)] for i, j in enumerate(jobs)}
     xs = [float(e[x]) for e in events] or [0.0]
     x_end = max(xs)
     min_width = max((x_end - min(xs)) / 200.0, 1e-9)  # keep instant leases visible
 
-    open_leases: dict[Any, tuple[str, float, Any]] = {}  # job -> (holder, start, token)
-    bars: list[tuple[str, float, float, Any, Any, bool]] = []
+    holder_of: dict[Any, tuple[str, float, Any]] = {}  # job -> (holder, start, token)
+    expired: dict[tuple[Any, Any], tuple[str, float]] = {}  # (job, token) -> (holder, at)
+    bars: list[tuple[str, float, float, Any, Any, bool]] = []  # holder, start, end, job, token, open
+    zombies: dict[tuple[Any, Any], tuple[str, float, float]] = {}  # (job, token) -> lane, from, to
+    pauses: list[tuple[str, float, float]] = []
+    marks: list[tuple[str, float, str, bool]] = []  # lane, at, kind, highlighted
 
-    def close(job: Any, end: float) -> None:
-        holder, start, token = open_leases.pop(job)
+    def close(job: Any, end: float) -> str:
+        holder, start, token = holder_of.pop(job)
         bars.append((holder, start, end, job, token, False))
+        return holder
 
     for e in events:
-        kind, job, at = e["kind"], e.get("job"), float(e[x])
+        kind, job, actor, at = e["kind"], e.get("job"), e["actor"], float(e[x])
+        lane = actor
+        if (job, e.get("token")) in expired and actor == expired[(job, e.get("token"))][0]:
+            holder, since = expired[(job, e.get("token"))]  # the old holder is still at it
+            zombies[(job, e.get("token"))] = (holder, since, at)
         if kind == "claim" and job is not None:
-            if job in open_leases:  # a new lease implies the old one ended unseen
+            if job in holder_of:  # a new lease implies the old one ended unseen
                 close(job, at)
-            open_leases[job] = (e["actor"], at, e.get("token"))
-        elif kind in _HOLDER_ENDS and job in open_leases:
+            holder_of[job] = (actor, at, e.get("token"))
+        elif kind in _HOLDER_ENDS and job in holder_of and holder_of[job][0] == actor:
             close(job, at)
-        elif kind in _REAPER_ENDS and job in open_leases:
-            close(job, at)
+        elif kind in _REAPER_ENDS and job in holder_of:
+            token = holder_of[job][2]
+            lane = close(job, at)
+            expired[(job, token)] = (lane, at)
         elif kind == "crash":
-            for held in [j for j, (h, _, _) in open_leases.items() if h == e["actor"]]:
+            for held in [j for j, (h, _, _) in holder_of.items() if h == actor]:
                 close(held, at)
-    for job, (holder, start, token) in list(open_leases.items()):
+        elif kind == "pause" and e.get("pause_s") is not None and x == "t":
+            pauses.append((actor, at, at + float(e["pause_s"])))
+        if kind in _MARKERS:
+            marks.append((lane, at, kind, e.get("seq") in hot))
+    for job, (holder, start, token) in list(holder_of.items()):
         bars.append((holder, start, x_end, job, token, True))
+
+    drawn = {b[0] for b in bars} | {m[0] for m in marks} | {p[0] for p in pauses}
+    actors = [a for a in dict.fromkeys(e["actor"] for e in events) if a in drawn]
+    row = {a: i for i, a in enumerate(actors)}
+    if ax is None:
+        fig, ax = _new_figure(9.0, 1.0 + 0.6 * max(len(actors), 1))
+    else:
+        fig = ax.figure
 
     for holder, start, end, job, token, unfinished in bars:
         width = max(end - start, min_width)
-        ax.barh(
-            lane[holder], width, left=start, height=0.5, color=colour[job], alpha=0.35,
-            edgecolor=colour[job], linestyle="--" if unfinished else "-", linewidth=1.0,
-        )
+        ax.barh(row[holder], width, left=start, height=0.5, color=colour[job], alpha=0.35,
+                edgecolor=colour[job], linestyle="--" if unfinished else "-", linewidth=1.0)
         label = f"j{job}" + (f"·t{token}" if token is not None else "")
-        ax.text(start + width / 2, lane[holder], label, ha="center", va="center", fontsize=7)
+        ax.text(start + width / 2, row[holder], label, ha="center", va="center", fontsize=7)
+    for holder, start, end in zombies.values():
+        ax.barh(row[holder], max(end - start, min_width), left=start, height=0.5, fill=False,
+                edgecolor="#d62728", linestyle="--", linewidth=1.0)
+    for lane, start, end in pauses:
+        ax.barh(row[lane], end - start, left=start, height=0.22, fill=False, hatch="///",
+                edgecolor="#9467bd", linewidth=0.6, label=None)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
-    seen_labels: set[str] = set()
-    for e in events:
-        style = _MARKERS.get(e["kind"])
-        if style is None:
-            continue
-        marker, col, label = style
-        # An expiry is drawn in the lane of the lease it ends, not the reaper's.
-        ax.scatter(
-            [float(e[x])], [lane[e["actor"]] + 0.32], marker=marker, color=col, s=28, zorder=3,
-            label=None if label in seen_labels else label,
-        )
-        seen_labels.add(label)
+    legend: dict[str, Any] = {}  # label -> handle, in order of first use
+    for lane, at, kind, is_hot in marks:
+        marker, col, label = _MARKERS[kind]
+        y = row[lane] + (-0.34 if kind in _ABOVE else 0.34)
+        if is_hot:
+            ax.scatter([at], [y], marker="o", s=110, facecolors="none", edgecolors="#d62728",
+                       linewidths=1.4, zorder=4)
+        ax.scatter([at], [y], marker=marker, color=col, s=28, zorder=3)
+        legend.setdefault(label, Line2D([], [], marker=marker, color=col, linestyle="none"))
+    if pauses:
+        legend["pause"] = Patch(fill=False, hatch="///", edgecolor="#9467bd")
+    if zombies:
+        legend["working after its lease"] = Patch(fill=False, edgecolor="#d62728", linestyle="--")
+    if hot:
+        legend["named by a violation"] = Line2D([], [], marker="o", markerfacecolor="none",
+                                                markeredgecolor="#d62728", linestyle="none")
 
     ax.set_yticks(range(len(actors)), actors)
     ax.set_ylim(len(actors) - 0.4, -0.6)
     ax.set_xlabel("simulated seconds" if x == "t" else "event sequence")
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
-    if seen_labels:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    if legend:
+        ax.legend(legend.values(), legend.keys(), loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  fontsize=7, frameon=False)
     if title:
         ax.set_title(title, fontsize=10)
     return fig
@@ -313,7 +348,7 @@ def state_diagram(
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
     column = _layers(transitions, initial)
-    col_gap, row_gap, box_w, box_h = 5.4, 2.4, 2.1, 0.75
+    col_gap, row_gap, box_w, box_h = 5.4, 2.4, 2.5, 0.75
     by_col: dict[int, list[str]] = {}
     for st, c in column.items():
         by_col.setdefault(c, []).append(st)
