@@ -55,7 +55,7 @@ def test_history_file_is_json_lines(capsys, tmp_path):
         ["run", "FM_001", "--guard", "maybe"],
         ["run", "FM_001", "--bogus"],
         ["replay", "FM_001", "--schedule", "nonsense"],
-        ["replay", "FM_001", "--schedule", "s1:zz"],
+        ["replay", "FM_001", "--schedule", "s1f2:zz"],
         ["frobnicate"],
         [],
     ],

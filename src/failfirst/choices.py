@@ -11,9 +11,12 @@ sequences are simpler schedules, as in Hypothesis's own choice sequences.
 from __future__ import annotations
 
 import random
+import re
 from typing import Protocol
 
-SCHEDULE_PREFIX = "s1:"
+#: A schedule string: version, the fault bound it was drawn under, then the choices,
+#: e.g. ``s1f2:0102`` — so a schedule found with ``--max-faults 1`` replays under it.
+_SCHEDULE = re.compile(r"^s1f(\d):([0-9a-z]*)$")
 #: Digits for one choice; every decision point offers fewer options than this.
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 MAX_OPTIONS = len(_DIGITS)
@@ -46,10 +49,6 @@ class Recorder:
         self.choices.append(value)
         self.options.append(n)
         return value
-
-    @property
-    def schedule(self) -> str:
-        return encode(self.choices)
 
 
 class RandomChoices:
@@ -97,18 +96,17 @@ class ReplayChoices:
         return self._index >= len(self._choices)
 
 
-def encode(choices: list[int]) -> str:
-    """A printable, copy-pasteable schedule string, e.g. ``s1:0102``."""
-    return SCHEDULE_PREFIX + "".join(_DIGITS[c] for c in choices)
+def encode(choices: list[int], max_faults: int) -> str:
+    """A printable, copy-pasteable schedule string, e.g. ``s1f2:0102``."""
+    assert 0 <= max_faults <= 9
+    return f"s1f{max_faults}:" + "".join(_DIGITS[c] for c in choices)
 
 
-def decode(schedule: str) -> list[int]:
-    """Parse a schedule string; raise ScheduleError with a one-line reason."""
-    text = schedule.strip()
-    if not text.startswith(SCHEDULE_PREFIX):
-        raise ScheduleError(f"schedule must start with {SCHEDULE_PREFIX!r}, got {schedule!r}")
-    body = text[len(SCHEDULE_PREFIX):]
-    bad = sorted(set(body) - set(_DIGITS))
-    if bad:
-        raise ScheduleError(f"schedule has characters outside 0-9a-z: {''.join(bad)!r}")
-    return [_DIGITS.index(c) for c in body]
+def decode(schedule: str) -> tuple[list[int], int]:
+    """Parse a schedule string into (choices, max_faults); ScheduleError says why not."""
+    match = _SCHEDULE.match(schedule.strip())
+    if match is None:
+        raise ScheduleError(
+            f"not a schedule: {schedule!r} (expected s1f<max faults>:<choices 0-9a-z>, e.g. s1f2:0102)"
+        )
+    return [_DIGITS.index(ch) for ch in match.group(2)], int(match.group(1))

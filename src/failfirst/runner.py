@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from failfirst import catalogue, checkers, history
@@ -28,7 +28,7 @@ class RunResult:
     @property
     def schedule(self) -> str:
         """The replayable schedule string of this run."""
-        return encode(self.choices)
+        return encode(self.choices, self.scenario.faults.max_faults)
 
     @property
     def reached(self) -> bool:
@@ -83,8 +83,12 @@ def run_scenario(fm: str | Scenario, guard: bool = True, seed: int = 0) -> RunRe
 
 
 def replay(fm: str | Scenario, schedule: str, guard: bool = True) -> RunResult:
-    """Re-run one recorded schedule exactly."""
-    return simulate(_scenario(fm), guard, ReplayChoices(decode(schedule)))
+    """Re-run one recorded schedule exactly, under the fault bound it was drawn with."""
+    choices, max_faults = decode(schedule)
+    scenario = _scenario(fm)
+    if max_faults != scenario.faults.max_faults:
+        scenario = replace(scenario, faults=replace(scenario.faults, max_faults=max_faults))
+    return simulate(scenario, guard, ReplayChoices(choices))
 
 
 def run_happy_path(jobs: int = 20, workers: int = 3, seed: int = 0) -> RunResult:
