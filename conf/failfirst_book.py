@@ -273,13 +273,20 @@ def add_download_link(app: Sphinx, doctree: nodes.document) -> None:
     """Put a link to the executed notebook under the title of every notebook page.
 
     Runs before Sphinx's download collector (priority < 500), which then copies
-    the file into ``_downloads/`` like any ``{download}`` target.
+    the file into ``_downloads/`` like any ``{download}`` target. First it
+    renumbers the notebook's cell ids: the MyST reader draws them at random,
+    and the published notebook should be the same at every build.
     """
     env = app.env
     if "kernelspec" not in env.metadata.get(env.docname, {}):
         return  # a plain MyST page: nothing was executed
     name = env.docname.split("/")[-1] + ".ipynb"
     path = Path(env.mystnb_config.output_folder).joinpath(*env.docname.split("/")[:-1], name)
+    if path.is_file():
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        for i, cell in enumerate(nb.get("cells", [])):
+            cell["id"] = f"cell-{i}"
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     ref = addnodes.download_reference(
         "", "", reftarget="/" + os.path.relpath(path, app.srcdir), refdoc=env.docname,
         refexplicit=True, reftype="download", refdomain="",
@@ -310,6 +317,21 @@ def skip_generated_init(app: Sphinx, what: str, name: str, obj: Any, skip: bool,
     if name == "__init__" and not getattr(obj, "__doc__", None):
         return True
     return None
+
+
+def drop_generated_docstring(app: Sphinx, what: str, name: str, obj: Any, options: Any,
+                             lines: list[str]) -> None:
+    """Hide the docstring that @dataclass invents for an undocumented class.
+
+    It repeats the signature with the reprs of the defaults, which can hold
+    memory addresses (``<function <lambda> at 0x7f...>``): the page would
+    change at every build and say nothing the fields do not say.
+    """
+    import dataclasses
+
+    if what == "class" and dataclasses.is_dataclass(obj) and "__doc__" in vars(obj):
+        if (obj.__doc__ or "").startswith(obj.__name__ + "("):
+            lines[:] = []
 
 
 # --------------------------------------------------------------------------- offline check
@@ -349,5 +371,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("doctree-resolved", fill_tables)
     app.connect("build-finished", check_offline)
     app.connect("autodoc-skip-member", skip_generated_init)
+    app.connect("autodoc-process-docstring", drop_generated_docstring)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True,
             "env_version": 1}

@@ -34,7 +34,10 @@ def read(path: Path):
     """The chapter as an nbformat notebook (jupytext reads the MyST format)."""
     import jupytext
 
-    return jupytext.read(path, fmt="md:myst")
+    nb = jupytext.read(path, fmt="md:myst")
+    for i, cell in enumerate(nb.cells):  # jupytext draws ids at random; keep them stable
+        cell["id"] = f"cell-{i}"
+    return nb
 
 
 def execute(nb, cwd: Path):
