@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from failfirst.processor import HandlerContext, QueueConfig
+from failfirst.clock import SimClock
+from failfirst.policies import Guardrails
+from failfirst.processor import HandlerContext, JobQueue, QueueConfig
 from failfirst.scenario import FaultPlan, JobSpec, Scenario, redelivered
-from failfirst.worker import WorkerConfig
+from failfirst.store import Store
+from failfirst.worker import Point, WorkerConfig, worker_loop
 
 
 def charge(payload: dict[str, Any], ctx: HandlerContext) -> list[tuple[str, int]]:
@@ -48,3 +51,37 @@ SCENARIO = Scenario(
     reached=redelivered,
     description=__doc__ or "",
 )
+
+
+def crash_after_effect(guardrails: Guardrails) -> tuple[SimClock, JobQueue, int]:
+    """The recovery setting: one job; its worker wrote the effect and died before it
+    completed the job (possible only without the idempotent commit boundary). The
+    clock is left past the lease, as a restarted system finds it. Returns
+    (clock, queue, job id)."""
+    clock = SimClock()
+    queue = JobQueue(Store.memory(clock), SCENARIO.handlers, guardrails=guardrails,
+                     config=SCENARIO.queue)
+    job = queue.enqueue("charge", {"order": "A-1", "amount_cents": 1250})
+    loop = worker_loop("w1", queue, WorkerConfig(work_s=1.0))
+    for _ in range(10):  # claim, work, write the effect: a handful of steps
+        step = next(loop)
+        if isinstance(step, Point) and step.name == "effect_written":
+            break
+        clock.advance_to(clock.now_s() + step.wait_s)
+    else:
+        raise AssertionError("the worker never wrote its effect")
+    loop.close()  # the process dies here: effect committed, completion never sent
+    queue.store.append_event(actor="w1", job=job, kind="crash", point="effect_written")
+    clock.advance_to(clock.now_s() + SCENARIO.queue.lease_s)
+    return clock, queue, job
+
+
+def drain(queue: JobQueue, clock: SimClock, worker: str = "w2", max_steps: int = 50) -> None:
+    """A worker comes back and runs whatever is claimable until it idles."""
+    loop = worker_loop(worker, queue, WorkerConfig(work_s=1.0))
+    for _ in range(max_steps):
+        step = next(loop)
+        if not isinstance(step, Point):
+            return
+        clock.advance_to(clock.now_s() + step.wait_s)
+    raise AssertionError(f"{worker} did not idle within {max_steps} steps")

@@ -243,6 +243,50 @@ def check_inv007_records_agree(events: list[Event], store: Store) -> list[Violat
     return out
 
 
+def check_inv006_recovered(events: list[Event], store: Store) -> list[Violation]:
+    """INV_006, judged after a recovery: the *net* effect of every job — its ``effect``
+    events minus the ``repair`` events that removed parts — is all-or-nothing and
+    applied at most once per part, a succeeded job has it whole, and the ``effects``
+    table holds exactly that. (The history keeps the violations that happened before
+    the recovery; this asks whether recovery left the state as if they had not.)"""
+    out = []
+    net: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    expected: dict[int, int] = {}
+    seqs: dict[int, list[int]] = defaultdict(list)
+    for e in events:
+        if e["kind"] in ("effect", "repair"):
+            net[e["job"]][e["part"]] += 1 if e["kind"] == "effect" else -1
+            seqs[e["job"]].append(e["seq"])
+            if e["kind"] == "effect":
+                expected[e["job"]] = max(expected.get(e["job"], 0), e["parts"])
+    states = _replayed_states(events)
+    for job in sorted(set(states) | set(net)):
+        parts = {part: n for part, n in net[job].items() if n}
+        where = tuple(seqs[job][-4:])
+        for part, n in sorted(parts.items()):
+            if n > 1 or n < 0:
+                out.append(Violation("INV_006", job, where,
+                                     f"after recovery, effect {part!r} stands applied {n} times"))
+        if 0 < len(parts) < expected.get(job, 0):
+            out.append(Violation("INV_006", job, where,
+                                 f"after recovery, {len(parts)} of {expected[job]} effect parts "
+                                 "stand: the effect is still torn"))
+        if states.get(job) == "succeeded" and not parts:
+            out.append(Violation("INV_006", job, where,
+                                 "after recovery, the job is succeeded but no effect stands"))
+    stored: dict[tuple[int, str], int] = defaultdict(int)
+    for job_id, part, _token, _amount in store.effects():
+        stored[(job_id, part)] += 1
+    for job, parts in sorted(net.items()):
+        for part, n in sorted(parts.items()):
+            if stored.pop((job, part), 0) != n:
+                out.append(Violation("INV_006", job, (),
+                                     f"effect {part!r}: the store and the history disagree"))
+    for (job, part), n in sorted(stored.items()):
+        out.append(Violation("INV_006", job, (), f"effect {part!r}: {n} rows with no history"))
+    return out
+
+
 CHECKERS: dict[str, Callable[[list[Event], Store], list[Violation]]] = {
     "INV_001": check_inv001_effect_once,
     "INV_002": check_inv002_all_or_nothing,

@@ -227,6 +227,13 @@ class JobQueue:
         assert isinstance(effects, list) and effects, "a handler returns its effect parts"
         return effects
 
+    @property
+    def commit_boundary(self) -> bool:
+        """Does the idempotent commit boundary hold? Only when the whole effect is one
+        transaction (``atomic_effect``) can it share that transaction with the completion:
+        with the effect split into parts, each part commits on its own before it."""
+        return self.guard.idempotent_commit and self.guard.atomic_effect
+
     def commit(self, lease: Lease, effects: list[tuple[str, int]], worker: str) -> bool:
         """The idempotent commit boundary: every effect part and the completion in one
         transaction, keyed by the job, fenced by the token. False when refused."""

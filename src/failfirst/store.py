@@ -315,6 +315,15 @@ class Store:
             )
         return cur.rowcount == 1
 
+    def leases_ending_after(self, until_s: float, limit: int) -> list[tuple[int, int]]:
+        """(id, token) of leases whose deadline lies beyond ``until_s`` (or is missing):
+        leases taken without lease expiry, which would otherwise never end."""
+        return self._conn.execute(
+            "SELECT id, token FROM jobs WHERE state = 'leased' "
+            "AND (lease_expires_s IS NULL OR lease_expires_s > ?) ORDER BY id LIMIT ?",
+            (until_s, limit),
+        ).fetchall()
+
     def job_leased_by(self, owner: str) -> int | None:
         row = self._conn.execute(
             # The newest lease: a restarted worker's old lease may not have expired yet.

@@ -92,7 +92,7 @@ def _work(
             return  # another worker owns the job now: drop the work
     yield Point(point, lease.job_id, remaining_s)
     try:
-        if queue.guard.idempotent_commit:
+        if queue.commit_boundary:
             queue.commit(lease, effects, name)
         else:
             queue.write_effects(lease, effects, name)
