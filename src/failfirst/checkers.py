@@ -182,18 +182,24 @@ def check_inv004_progress(events: list[Event], store: Store) -> list[Violation]:
 
 
 def check_inv005_bounded_work(events: list[Event], store: Store) -> list[Violation]:
-    """INV_005: claims per job within max_attempts (per redrive); calls within the bound."""
+    """INV_005: claims per job within max_attempts, downstream calls per job within the
+    declared bound (both counted afresh after a redrive), and all downstream calls of
+    the run within the declared total."""
     out = []
     start = next((e for e in events if e["kind"] == "start"), {})
     max_attempts: dict[int, int] = {}
     claims: dict[int, list[int]] = defaultdict(list)
     calls: dict[int, list[int]] = defaultdict(list)
+    all_calls: list[int] = []
     for e in events:
         job, kind = e["job"], e["kind"]
+        if kind == "call":
+            all_calls.append(e["seq"])
         if kind == "enqueue":
             max_attempts[job] = e["max_attempts"]
         elif kind == "redrive":
             claims[job] = []
+            calls[job] = []
         elif kind == "claim":
             claims[job].append(e["seq"])
             if len(claims[job]) == max_attempts.get(job, 0) + 1:
@@ -210,6 +216,11 @@ def check_inv005_bounded_work(events: list[Event], store: Store) -> list[Violati
             if len(seqs) > bound:
                 out.append(Violation("INV_005", job, tuple(seqs[:3]) + tuple(seqs[-3:]),
                                      f"the job made {len(seqs)} downstream calls; the bound is {bound}"))
+    total = start.get("max_calls_total")
+    if total is not None and len(all_calls) > total:
+        out.append(Violation("INV_005", None, tuple(all_calls[:3]) + tuple(all_calls[-3:]),
+                             f"the run made {len(all_calls)} downstream calls in all; the bound "
+                             f"is {total}"))
     return out
 
 

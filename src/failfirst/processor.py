@@ -79,7 +79,12 @@ class HandlerContext:
     #: Seeds ``rng``, made on first use (most handlers draw nothing).
     seed: str = ""
     elapsed_s: float = 0.0
+    #: Per-run services the handler calls (say, a downstream client), from the queue.
     services: dict[str, Any] = field(default_factory=dict)
+    #: The policies in force: a handler's own retry loop asks :meth:`inner_retries`.
+    guard: Guardrails = field(default_factory=Guardrails)
+    #: Downstream calls this attempt has sent (the downstream client counts them).
+    calls: int = 0
     _rng: random.Random | None = None
 
     @property
@@ -94,6 +99,12 @@ class HandlerContext:
     def sleep(self, seconds: float) -> None:
         assert seconds >= 0
         self.elapsed_s += seconds
+
+    def inner_retries(self, wanted: int) -> int:
+        """Retries an inner layer (a client library, the handler's own loop) may make:
+        ``wanted``, or none under ``single_layer_retry``, where only the queue retries."""
+        assert wanted >= 0
+        return 0 if self.guard.single_layer_retry else wanted
 
 
 #: A handler takes the payload and its context and returns the effect parts to
@@ -121,9 +132,12 @@ class JobQueue:
         config: QueueConfig | None = None,
         jitter_seed: str = "jitter",
         hooks: Hooks | None = None,
+        services: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.handlers = handlers
+        #: Handed to every handler through its context (see HandlerContext.services).
+        self.services = services or {}
         self.guard = guardrails or Guardrails()
         self.config = config or QueueConfig()
         self._jitter_seed = jitter_seed

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from failfirst.policies import GUARDRAIL_NAMES, Guardrails
+from failfirst.policies import ALL_ON, GUARDRAIL_NAMES, Guardrails
 from failfirst.processor import Handler, QueueConfig
 from failfirst.worker import WorkerConfig
+
+if TYPE_CHECKING:
+    from failfirst.store import Store
 
 FAULT_KINDS = ("crash", "pause", "lost_ack")
 #: Faults that fire inside a transaction (before its commit) rather than between steps.
@@ -25,6 +28,8 @@ class JobSpec:
     payload: dict[str, Any]
     idempotency_key: str | None = None
     max_attempts: int | None = None
+    #: The job becomes claimable this many simulated seconds after the run starts.
+    delay_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -70,16 +75,38 @@ class Scenario:
     reached: Callable[[list[dict[str, Any]]], bool] = lambda events: False
     #: Declared bounds the INV_005 checker enforces: downstream calls per job.
     max_calls_per_job: int | None = None
+    #: ... and downstream calls in the whole run (the load on the dependency).
+    max_calls_total: int | None = None
+    #: Guardrails that form one defence with ``guardrail``: ``--guard off`` switches
+    #: them off together (FM_003: retry at one layer, a retry budget, jittered backoff).
+    companions: tuple[str, ...] = ()
+    #: The policies of a guard-on run; every guardrail on unless a variant says otherwise.
+    baseline: Guardrails = ALL_ON
+    #: Makes the per-run services handlers call (say, a downstream dependency), from
+    #: the run's store and policies; a fresh set per run, so runs share no state.
+    services: Callable[[Store, Guardrails], dict[str, Any]] | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
-        assert self.guardrail in GUARDRAIL_NAMES, f"unknown guardrail {self.guardrail}"
+        for name in (self.guardrail, *self.companions):
+            assert name in GUARDRAIL_NAMES, f"unknown guardrail {name}"
+            assert getattr(self.baseline, name), f"guardrail {name} is off in the baseline"
         assert self.workers >= 1 and self.jobs and self.max_steps >= 1
         for spec in self.jobs:
             assert spec.type in self.handlers, f"no handler for job type {spec.type}"
+            assert spec.delay_s >= 0
+
+    @property
+    def guardrail_names(self) -> tuple[str, ...]:
+        """Every guardrail that ``--guard`` switches: ``guardrail`` and its companions."""
+        return (self.guardrail, *self.companions)
 
     def guardrails(self, guard: bool) -> Guardrails:
-        return Guardrails() if guard else Guardrails().without(self.guardrail)
+        policies = self.baseline
+        if not guard:
+            for name in self.guardrail_names:
+                policies = policies.without(name)
+        return policies
 
 
 def redelivered(events: list[dict[str, Any]]) -> bool:

@@ -105,6 +105,7 @@ class Simulation:
         self.queue = JobQueue(
             self.store, scenario.handlers, guardrails=guardrails, config=scenario.queue,
             jitter_seed=f"{scenario.id}:jitter", hooks=hooks,
+            services=scenario.services(self.store, guardrails) if scenario.services else None,
         )
         self.actors = [self._worker(f"w{i + 1}") for i in range(scenario.workers)]
         if scenario.reaper and guardrails.lease_expiry:
@@ -140,10 +141,11 @@ class Simulation:
             workers=sc.workers, jobs=len(sc.jobs), max_faults=sc.faults.max_faults,
             progress_bound_s=sc.progress_bound_s, max_steps=sc.max_steps,
             max_calls_per_job=sc.max_calls_per_job,
+            **({"max_calls_total": sc.max_calls_total} if sc.max_calls_total is not None else {}),
         )
         for spec in sc.jobs:
             self.queue.enqueue(spec.type, spec.payload, idempotency_key=spec.idempotency_key,
-                               max_attempts=spec.max_attempts)
+                               max_attempts=spec.max_attempts, delay_s=spec.delay_s)
         steps = 0
         end_reason = "max_steps"
         for steps in range(1, sc.max_steps + 1):  # bounded: a run ends at max_steps
