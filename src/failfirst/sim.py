@@ -1,7 +1,7 @@
 """The deterministic simulator: actors, a scheduler and fault injection.
 
 Nothing here reads the wall clock, the global random module or a thread
-scheduler. Time is a :class:`SimClock`; every scheduling and fault decision is
+scheduler. Time is a :class:`~failfirst.clock.SimClock`; every scheduling and fault decision is
 drawn from one choice source, so a run is fully described by (scenario,
 guardrails, choice sequence). Actors are generators (see :mod:`failfirst.worker`)
 that take one atomic step per resumption; the scheduler picks which ready

@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -202,25 +201,27 @@ class Store:
 
     # -- transactions ---------------------------------------------------------
 
-    @contextmanager
-    def transaction(self) -> Iterator[Store]:
-        """BEGIN IMMEDIATE ... COMMIT; any exception rolls everything back."""
+    def transaction(self) -> AbstractContextManager[Store]:
+        """``with store.transaction():`` BEGIN IMMEDIATE ... COMMIT; any exception
+        (a crash included) rolls everything back, the event log with it."""
+        return _Transaction(self)
+
+    def _begin(self) -> None:
         assert not self.in_transaction, "transactions do not nest"
         self._conn.execute("BEGIN IMMEDIATE")
         self.in_transaction = True
         self.tx_count += 1
+
+    def _end(self, commit: bool) -> None:
         try:
-            yield self
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            self._pending.clear()
-            raise
-        else:
-            self._conn.execute("COMMIT")
-            if self._log is not None:
-                self._log.extend(self._pending)
-                self._pending.clear()
+            if commit:
+                self._conn.execute("COMMIT")
+                if self._log is not None:
+                    self._log.extend(self._pending)
+            else:
+                self._conn.execute("ROLLBACK")
         finally:
+            self._pending.clear()
             self.in_transaction = False
 
     def _write(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
@@ -256,6 +257,11 @@ class Store:
 
     def job_state(self, job_id: int) -> tuple[str, int] | None:
         return self._conn.execute("SELECT state, token FROM jobs WHERE id = ?", (job_id,)).fetchone()
+
+    def has_claimable(self, now_s: float) -> bool:
+        return self._conn.execute(
+            "SELECT 1 FROM jobs WHERE state = 'pending' AND run_at_s <= ? LIMIT 1", (now_s,)
+        ).fetchone() is not None
 
     def next_claimable_job(self, now_s: float) -> Job | None:
         """The pending job that is due first (FIFO by run_at, then id)."""
@@ -436,6 +442,23 @@ class Store:
             event.update(json.loads(row[8]))
             out.append(event)
         return out
+
+
+class _Transaction:
+    """The context manager of :meth:`Store.transaction` (a class: it runs on every step)."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> Store:
+        self.store._begin()
+        return self.store
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        self.store._end(commit=exc_type is None)
+        return False
 
 
 def _initialise(conn: sqlite3.Connection, in_transaction: bool = False) -> None:
