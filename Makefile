@@ -78,3 +78,8 @@ lab: .venv/.synced ## JupyterLab on book/, .md chapters opening as notebooks (ju
 
 test-site: .venv/.synced ## check _build/html in headless Chromium, offline (after make html)
 	$(RUN) python book/_tools/check_site.py _build/html
+
+# ---------------------------------------------------------------- the explorer
+.PHONY: bench-explore
+bench-explore: .venv/.synced ## schedules/s, FM_001 proof time, first violation vs Hypothesis
+	$(RUN) python bench/explore_bench.py

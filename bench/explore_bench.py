@@ -1,0 +1,155 @@
+"""Explorer benchmark: schedules per second on FM_001, the FM_001 proof time, and
+time to the first FM_001 violation for our explorer versus a Hypothesis
+RuleBasedStateMachine driving the same processor API with the same fault points.
+
+Run with ``make bench-explore``; writes ``_build/bench/explore.json``. Figures are
+wall-clock measurements of this machine: a benchmark, never a test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from failfirst.clock import SimClock
+from failfirst.explore import explore
+from failfirst.policies import Guardrails
+from failfirst.processor import JobQueue
+from failfirst.store import Store
+from failure_modes.FM_001_retry_duplication.scenario import SCENARIO
+
+REPEATS = 5
+GUARD_OFF = Guardrails().without("idempotent_commit")
+WORKERS = ("w1", "w2")
+
+
+class RetryDuplicationMachine(RuleBasedStateMachine):
+    """FM_001 as Hypothesis sees it: the real JobQueue on a real in-memory store; rules
+    are the worker steps and the same faults (crash after claim or after the effect,
+    a lost acknowledgement, a pause past the lease); the invariant is INV_001."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = SimClock()
+        self.store = Store.memory(self.clock)
+        self.queue = JobQueue(self.store, SCENARIO.handlers, guardrails=GUARD_OFF, config=SCENARIO.queue)
+        for spec in SCENARIO.jobs:
+            self.queue.enqueue(spec.type, spec.payload)
+        self.held: dict[str, tuple] = {}  # worker -> (lease, stage)
+
+    @rule(worker=st.sampled_from(WORKERS))
+    def claim(self, worker: str) -> None:
+        if worker not in self.held:
+            lease = self.queue.claim(worker)
+            if lease is not None:
+                self.held[worker] = (lease, "claimed")
+
+    @rule(worker=st.sampled_from(WORKERS))
+    def write_effect(self, worker: str) -> None:
+        lease, stage = self.held.get(worker, (None, None))
+        if stage == "claimed":
+            self.queue.write_effects(lease, self.queue.run_handler(lease, _ctx(self, lease)), worker)
+            self.held[worker] = (lease, "effect_written")
+
+    @rule(worker=st.sampled_from(WORKERS))
+    def complete(self, worker: str) -> None:
+        lease, stage = self.held.get(worker, (None, None))
+        if stage == "effect_written":
+            self.queue.complete(lease, worker)
+            del self.held[worker]
+
+    @rule(worker=st.sampled_from(WORKERS))
+    def crash(self, worker: str) -> None:
+        self.held.pop(worker, None)  # the process dies: its memory of the lease is gone
+
+    @precondition(lambda self: any(stage == "effect_written" for _, stage in self.held.values()))
+    @rule(worker=st.sampled_from(WORKERS))
+    def lose_ack(self, worker: str) -> None:
+        lease, stage = self.held.get(worker, (None, None))
+        if stage == "effect_written":
+            del self.held[worker]  # it believes it is done; the queue never heard
+
+    @rule()
+    def pause_past_lease(self) -> None:
+        self.clock.advance_to(self.clock.now_s() + SCENARIO.queue.lease_s)
+
+    @rule()
+    def reap(self) -> None:
+        self.queue.reap()
+
+    @invariant()
+    def effect_at_most_once(self) -> None:
+        seen = set()
+        for job_id, part, _token, _amount in self.store.effects():
+            assert (job_id, part) not in seen, f"INV_001: job {job_id} effect {part} applied twice"
+            seen.add((job_id, part))
+
+
+def _ctx(machine, lease):
+    from failfirst.processor import HandlerContext
+
+    return HandlerContext(lease.job_id, lease.attempt, machine.clock.now_s, "bench")
+
+
+def hypothesis_first_violation_s(seed: int) -> float:
+    """Wall time until Hypothesis finds an INV_001 violation (generation only, no shrinking)."""
+    config = settings(max_examples=100_000, phases=[Phase.generate], database=None, deadline=None,
+                      suppress_health_check=list(HealthCheck), stateful_step_count=50)
+    RetryDuplicationMachine.TestCase.settings = config
+    from hypothesis import seed as hseed
+
+    started = time.perf_counter()
+    try:
+        hseed(seed)(lambda: run_state_machine_as_test(RetryDuplicationMachine, settings=config))()
+    except AssertionError:
+        return time.perf_counter() - started
+    raise RuntimeError("Hypothesis found no violation")
+
+
+def main() -> int:
+    out_dir = os.path.join("_build", "bench")
+    os.makedirs(out_dir, exist_ok=True)
+    proof, exhaustive_rate, random_rate, ours_first, theirs_first = [], [], [], [], []
+    for i in range(REPEATS):
+        p = explore(SCENARIO, guard=True)
+        assert p.exhaustive and p.violating == 0 and p.reached > 0
+        proof.append(p.elapsed_s)
+        exhaustive_rate.append(p.schedules / p.elapsed_s)
+        r = explore(SCENARIO, guard=True, mode="random", runs=2000, seed=i)
+        random_rate.append(r.schedules / r.elapsed_s)
+        first = explore(SCENARIO, guard=False, stop_at_first=True, shrink_counterexample=False)
+        ours_first.append(first.first_violation_s)
+        theirs_first.append(hypothesis_first_violation_s(seed=i))
+    med = statistics.median
+    result = {
+        "schedules_per_s": round(med(exhaustive_rate)),
+        "random_schedules_per_s": round(med(random_rate)),
+        "fm001_proof_s": round(med(proof), 3),
+        "fm001_proof_schedules": p.schedules,
+        "failfirst_first_violation_s": round(med(ours_first), 5),
+        "hypothesis_first_violation_s": round(med(theirs_first), 5),
+        "repeats": REPEATS,
+    }
+    result["first_violation_ratio"] = round(result["hypothesis_first_violation_s"]
+                                            / result["failfirst_first_violation_s"], 1)
+    with open(os.path.join(out_dir, "explore.json"), "w") as f:
+        json.dump(result, f, indent=2, sort_keys=True)
+    print(f"FM_001 exhaustive: {result['schedules_per_s']} schedules/s (target >= 3000 per core); "
+          f"random: {result['random_schedules_per_s']} schedules/s")
+    print(f"FM_001 exhaustive proof at default bounds: {result['fm001_proof_s']} s for "
+          f"{result['fm001_proof_schedules']} schedules (target < 2 s)")
+    print(f"time to first FM_001 violation: failfirst {result['failfirst_first_violation_s']} s, "
+          f"Hypothesis RuleBasedStateMachine {result['hypothesis_first_violation_s']} s "
+          f"(ratio {result['first_violation_ratio']}x), median of {REPEATS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
