@@ -74,7 +74,7 @@ lab: .venv/.synced ## JupyterLab on book/, .md chapters opening as notebooks (ju
 	$(UV) sync --locked --group lab
 	mkdir -p .venv/share/jupyter/lab/settings
 	cp conf/lab-overrides.json .venv/share/jupyter/lab/settings/overrides.json
-	$(UV) run --locked --no-sync jupyter lab --notebook-dir=book
+	$(UV) run --locked --no-sync jupyter lab --notebook-dir=book $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test-site: .venv/.synced ## check _build/html in headless Chromium, offline (after make html)
 	$(RUN) python book/_tools/check_site.py _build/html
