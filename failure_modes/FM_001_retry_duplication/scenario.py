@@ -1,6 +1,6 @@
 """FM_001 — retry duplication: a redelivered job applies its effect twice.
 
-Two workers, three payment jobs, a reaper. A worker can crash or pause after it
+Two workers, four payment jobs, a reaper. A worker can crash or pause after it
 claimed a job or after it wrote the effect, and the completion's acknowledgement
 can be lost. Without the idempotent commit boundary the effect commits on its
 own, so any redelivery after it re-applies it. With the boundary, effect and
@@ -32,7 +32,8 @@ SCENARIO = Scenario(
     handlers={"charge": charge},
     jobs=(JobSpec("charge", {"order": "A-1", "amount_cents": 1250}),
           JobSpec("charge", {"order": "A-2", "amount_cents": 990}),
-          JobSpec("charge", {"order": "A-3", "amount_cents": 4500})),
+          JobSpec("charge", {"order": "A-3", "amount_cents": 4500}),
+          JobSpec("charge", {"order": "A-4", "amount_cents": 300})),
     workers=2,
     faults=FaultPlan(
         points={

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,20 +160,40 @@ class JobQueue:
 
         With an idempotency key already in the queue, return that job instead.
         """
-        payload_json = self._validate(type_, payload, idempotency_key, delay_s, max_attempts)
-        max_attempts = self.config.default_max_attempts if max_attempts is None else max_attempts
+        return self.enqueue_many([{
+            "type": type_, "payload": payload, "idempotency_key": idempotency_key,
+            "delay_s": delay_s, "max_attempts": max_attempts,
+        }], actor=actor)[0]
+
+    def enqueue_many(self, jobs: Sequence[dict[str, Any]], actor: str = "client") -> list[int]:
+        """Add several jobs in one transaction (keys: type, payload, and optionally
+        idempotency_key, delay_s, max_attempts). All are validated first: one bad job
+        refuses the batch and nothing is written."""
+        rows = []
+        for job in jobs:
+            unknown = set(job) - {"type", "payload", "idempotency_key", "delay_s", "max_attempts"}
+            if unknown:
+                raise ValueError(f"job: unknown fields {sorted(unknown)}")
+            key, delay_s = job.get("idempotency_key"), job.get("delay_s", 0.0)
+            max_attempts = job.get("max_attempts")
+            payload_json = self._validate(job.get("type"), job.get("payload"), key, delay_s, max_attempts)
+            rows.append((job["type"], payload_json, key, delay_s,
+                         self.config.default_max_attempts if max_attempts is None else max_attempts))
+        ids = []
         with self.store.transaction():
-            if idempotency_key is not None:
-                existing = self.store.job_by_key(idempotency_key)
+            now_s = self.store.clock.now_s()
+            for type_, payload_json, key, delay_s, max_attempts in rows:
+                existing = self.store.job_by_key(key) if key is not None else None
                 if existing is not None:
-                    return existing
-            run_at_s = self.store.clock.now_s() + delay_s
-            job_id = self.store.insert_job(type_, payload_json, idempotency_key, run_at_s, max_attempts)
-            self.store.append_event(
-                actor=actor, job=job_id, kind="enqueue", to_state=transitions.INITIAL_STATE,
-                token=0, type=type_, max_attempts=max_attempts,
-            )
-        return job_id
+                    ids.append(existing)
+                    continue
+                job_id = self.store.insert_job(type_, payload_json, key, now_s + delay_s, max_attempts)
+                self.store.append_event(
+                    actor=actor, job=job_id, kind="enqueue", to_state=transitions.INITIAL_STATE,
+                    token=0, type=type_, max_attempts=max_attempts,
+                )
+                ids.append(job_id)
+        return ids
 
     def _validate(
         self, type_: Any, payload: Any, key: Any, delay_s: Any, max_attempts: Any,
@@ -205,7 +225,7 @@ class JobQueue:
     def claim(self, worker: str) -> Lease | None:
         """Lease the next claimable job to ``worker`` with a new fencing token."""
         # Look before taking the write lock: an idle worker must not serialise the others.
-        if self.store.next_claimable_job(self.store.clock.now_s()) is None:
+        if not self.store.has_claimable(self.store.clock.now_s()):
             return None
         with self.store.transaction():
             now_s = self.store.clock.now_s()
@@ -265,19 +285,21 @@ class JobQueue:
             return False
         return True
 
-    def write_effects(self, lease: Lease, effects: list[tuple[str, int]], worker: str) -> None:
-        """Without the idempotent commit boundary: the effect commits on its own,
-        unfenced and unkeyed (as a handler that writes directly to another system).
-        Without atomic_effect, each part is its own transaction too."""
-        if self.guard.atomic_effect:
-            with self.store.transaction():
-                self._write_effects(lease, effects, worker, once=False, parts=len(effects))
-                self.hooks.in_transaction(worker, "effect")
-            return
-        for part in effects:
-            with self.store.transaction():
-                self._write_effects(lease, [part], worker, once=False, parts=len(effects))
-                self.hooks.in_transaction(worker, "effect")
+    def effect_transactions(self, effects: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
+        """The transactions an effect is written in outside the commit boundary: one, or
+        without atomic_effect one per part — a step each, so a crash or another actor
+        can come between them."""
+        return [effects] if self.guard.atomic_effect else [[part] for part in effects]
+
+    def write_effects(
+        self, lease: Lease, effects: list[tuple[str, int]], worker: str, *, parts: int | None = None,
+    ) -> None:
+        """Without the idempotent commit boundary: effect parts commit on their own, in one
+        transaction, unfenced and unkeyed (as a handler that writes directly to another
+        system). ``parts`` is how many parts the whole effect has (default: these)."""
+        with self.store.transaction():
+            self._write_effects(lease, effects, worker, once=False, parts=parts or len(effects))
+            self.hooks.in_transaction(worker, "effect")
 
     def _write_effects(
         self, lease: Lease, effects: list[tuple[str, int]], worker: str, *, once: bool, parts: int,

@@ -37,6 +37,7 @@ class FaultPlan:
     """Named fault points and the faults allowed at each; at most ``max_faults`` fire.
 
     Step-boundary points are the names a worker yields (``claimed``, ``working``,
+    ``part_written`` between the parts of an effect written without atomic_effect,
     ``effect_written``, ``committed``); in-transaction points are ``commit``,
     ``effect`` and ``fail``, where a crash rolls the open transaction back.
     """

@@ -109,7 +109,10 @@ class Simulation:
         )
         self.actors = [self._worker(f"w{i + 1}") for i in range(scenario.workers)]
         if scenario.reaper and guardrails.lease_expiry:
-            self.actors.append(Actor("reaper", lambda: reaper_loop("reaper", self.queue)))
+            # The reaper starts asleep until the first lease deadline: a step at t=0 would
+            # find nothing and only multiply the interleavings to explore.
+            self.actors.append(Actor("reaper", lambda: reaper_loop("reaper", self.queue),
+                                     ready_at_s=None, wake=self.store.next_lease_expiry_s))
 
     def _worker(self, name: str) -> Actor:
         return Actor(name, lambda: worker_loop(name, self.queue, self.scenario.worker, self.scenario.id),
@@ -143,9 +146,11 @@ class Simulation:
             max_calls_per_job=sc.max_calls_per_job,
             **({"max_calls_total": sc.max_calls_total} if sc.max_calls_total is not None else {}),
         )
-        for spec in sc.jobs:
-            self.queue.enqueue(spec.type, spec.payload, idempotency_key=spec.idempotency_key,
-                               max_attempts=spec.max_attempts, delay_s=spec.delay_s)
+        self.queue.enqueue_many([
+            {"type": spec.type, "payload": spec.payload, "idempotency_key": spec.idempotency_key,
+             "max_attempts": spec.max_attempts, "delay_s": spec.delay_s}
+            for spec in sc.jobs
+        ])
         steps = 0
         end_reason = "max_steps"
         for steps in range(1, sc.max_steps + 1):  # bounded: a run ends at max_steps

@@ -126,8 +126,11 @@ class Store:
         self._conn = conn
         self.clock = clock
         self.in_transaction = False
-        #: Bumped by every write to ``jobs``: lets the simulator skip re-reading wake-up times.
+        #: Bumped by every write to ``jobs`` and every rollback: lets the simulator skip
+        #: re-reading wake-up times.
         self.version = 0
+        self._memo_version = -1
+        self._memo_values: dict[str, Any] = {}
         # A simulation's event log lives in memory with the same transactional rules
         # (appended on COMMIT, dropped on ROLLBACK); a file keeps it in its events table.
         self._log: list[dict[str, Any]] | None = [] if log_in_memory else None
@@ -186,7 +189,7 @@ class Store:
         for table in _TABLES:
             self._conn.execute(f"DELETE FROM {table}")  # rowids restart at 1: seq stays 1-based
         self.clock = clock
-        self.version = 0
+        self.version += 1
         self.tx_count = 0
         if self._log is not None:
             self._log = []
@@ -220,6 +223,7 @@ class Store:
                     self._log.extend(self._pending)
             else:
                 self._conn.execute("ROLLBACK")
+                self.version += 1  # what was read inside the transaction is gone
         finally:
             self._pending.clear()
             self.in_transaction = False
@@ -273,7 +277,16 @@ class Store:
 
     def next_run_at_s(self) -> float | None:
         """When the earliest pending job becomes claimable (None: nothing pending)."""
-        return self._conn.execute("SELECT min(run_at_s) FROM jobs WHERE state = 'pending'").fetchone()[0]
+        return self._memo("run_at", "SELECT min(run_at_s) FROM jobs WHERE state = 'pending'")
+
+    def _memo(self, key: str, sql: str) -> Any:
+        # Idle actors ask the same question after every step; the answer can only change
+        # when ``jobs`` does, which bumps ``version`` (a rollback included).
+        if self._memo_version != self.version:
+            self._memo_version, self._memo_values = self.version, {}
+        if key not in self._memo_values:
+            self._memo_values[key] = self._conn.execute(sql).fetchone()[0]
+        return self._memo_values[key]
 
     def expired_leases(self, now_s: float, limit: int) -> list[tuple[int, int, int, int]]:
         """(id, token, attempts, max_attempts) of leases that expired at or before now_s."""
@@ -284,9 +297,8 @@ class Store:
         ).fetchall()
 
     def next_lease_expiry_s(self) -> float | None:
-        return self._conn.execute(
-            "SELECT min(lease_expires_s) FROM jobs WHERE state = 'leased'"
-        ).fetchone()[0]
+        """When the earliest lease ends (None: nothing leased)."""
+        return self._memo("lease", "SELECT min(lease_expires_s) FROM jobs WHERE state = 'leased'")
 
     def compare_and_set_state(
         self, job_id: int, from_state: str, to_state: str, token: int | None, *,

@@ -96,8 +96,11 @@ def _work(
         if queue.commit_boundary:
             queue.commit(lease, effects, name)
         else:
-            queue.write_effects(lease, effects, name)
-            yield Point("effect_written", lease.job_id)
+            batches = queue.effect_transactions(effects)
+            for i, batch in enumerate(batches):
+                queue.write_effects(lease, batch, name, parts=len(effects))
+                yield Point("effect_written" if i == len(batches) - 1 else "part_written",
+                            lease.job_id)
             queue.complete(lease, name)
     except LostAck:
         pass  # the worker believes it is done; the queue never heard
