@@ -19,9 +19,9 @@ from typing import Any
 
 from failfirst.choices import ChoiceSource, RandomChoices, ReplayChoices
 from failfirst.clock import SimClock
-from failfirst.store import Store
 from failfirst.runner import RunResult, simulate
 from failfirst.scenario import Scenario
+from failfirst.store import Store
 
 #: An exhaustive exploration refuses to start past this many schedules' worth of bound.
 MAX_EXHAUSTIVE_SCHEDULES = 2_000_000

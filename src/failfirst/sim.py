@@ -153,7 +153,8 @@ class Simulation:
         ])
         steps = 0
         end_reason = "max_steps"
-        for steps in range(1, sc.max_steps + 1):  # bounded: a run ends at max_steps
+        for _ in range(sc.max_steps):  # bounded: a run ends at max_steps
+            steps += 1
             ready = [a for a in self.actors if a.ready_at_s is not None
                      and a.ready_at_s <= self.clock.now_s()]
             if not ready:

@@ -14,7 +14,6 @@ from failfirst.recovery import recover
 from failfirst.store import Store
 from failure_modes.FM_001_retry_duplication.scenario import SCENARIO, crash_after_effect, drain
 
-
 GUARD_OFF = Guardrails().without("idempotent_commit")
 
 
