@@ -235,7 +235,7 @@ class JobQueue:
             attempts = job.attempts + 1 if self.guard.count_attempts_at_claim else job.attempts
             lease_s = self.config.lease_s if self.guard.lease_expiry else float("inf")
             _, token = transitions.apply(
-                self.store, job.id, "claim", actor=worker, token=None,
+                self.store, job.id, "claim", actor=worker, token=job.token,
                 columns={"attempts": attempts, "lease_owner": worker,
                          "lease_expires_s": now_s + lease_s},
                 attempt=attempts,

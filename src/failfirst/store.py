@@ -310,13 +310,15 @@ class Store:
         sets = "".join(f", {name} = ?" for name in columns)
         sql = f"UPDATE jobs SET state = ?, token = token + ?{sets} WHERE id = ? AND state = ?"
         params: tuple = (to_state, int(bump_token), *columns.values(), job_id, from_state)
-        if token is not None:
-            sql += " AND token = ?"
-            params += (token,)
-        row = self._write(sql + " RETURNING token", params).fetchone()
-        if row is not None:
+        if token is None:  # the token is not known: read it back (RETURNING costs ~5 us more)
+            row = self._write(sql + " RETURNING token", params).fetchone()
+            new_token = None if row is None else row[0]
+        else:
+            done = self._write(sql + " AND token = ?", (*params, token)).rowcount == 1
+            new_token = token + int(bump_token) if done else None
+        if new_token is not None:
             self.version += 1
-        return None if row is None else row[0]
+        return new_token
 
     def extend_lease(self, job_id: int, token: int | None, expires_s: float) -> bool:
         """Heartbeat: push the lease deadline out; False when the lease is no longer ours."""

@@ -74,6 +74,7 @@ def apply(
     current fencing token; a claim issues the next token. The event is appended to
     the log in the same transaction. A refused change raises IllegalTransition or
     StaleToken and writes nothing. Returns (new state, the job's token after it).
+    For a claim, pass the job's current token as read in this transaction.
     ``columns`` are other job columns this transition sets (attempts, run_at, lease).
     """
     assert store.in_transaction, "transitions are applied inside a store transaction"
@@ -81,7 +82,10 @@ def apply(
         raise IllegalTransition(f"unknown event {event!r}")
     from_state = FROM_STATE[event]
     to_state = TRANSITIONS[(from_state, event)]
-    check_token = token if fencing and event in LEASE_HOLDER_EVENTS else None
+    # The token checked: the lease holder's (unless fencing is off), or the one the caller
+    # read in this same transaction (a claim, the reaper), which makes the write a
+    # compare-and-set on what was read.
+    check_token = None if event in LEASE_HOLDER_EVENTS and not fencing else token
     new_token = store.compare_and_set_state(
         job_id, from_state, to_state, check_token, bump_token=event == "claim",
         columns=columns or {},
