@@ -123,6 +123,25 @@ def test_a_live_lease_is_never_repaired():
                      guardrails=Guardrails().without("atomic_effect"))
     job = queue.enqueue("transfer", {"cents": 1})
     lease = queue.claim("w1")
-    queue.write_effects(lease, [("debit", -1)], "w1")  # mid-way, and still leased
+    queue.write_effects(lease, [("debit", -1)], "w1", parts=2)  # mid-way, still leased
     assert recover(queue).repaired == ()
     assert len(store.effects(job)) == 1
+
+
+def test_a_part_written_twice_keeps_the_copy_of_the_attempt_that_succeeded():
+    clock = SimClock()
+    store = Store.memory(clock)
+    queue = JobQueue(store, {"transfer": transfer}, config=CONFIG,
+                     guardrails=Guardrails().without("idempotent_commit"))
+    job = queue.enqueue("transfer", {"cents": 7})
+    first = queue.claim("w1")
+    queue.write_effects(first, transfer({"cents": 7}, None), "w1")  # then w1 dies
+    clock.advance_to(CONFIG.lease_s)
+    queue.reap()
+    second = queue.claim("w2")
+    queue.write_effects(second, transfer({"cents": 7}, None), "w2")
+    assert queue.complete(second, "w2")
+    report = recover(queue)
+    assert sorted(report.repaired) == [(job, "credit", 1), (job, "debit", 1)]
+    assert {token for _, _, token, _ in store.effects(job)} == {second.token}
+    assert checkers.check_inv006_recovered(store.events(), store) == []

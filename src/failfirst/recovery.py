@@ -6,11 +6,11 @@ see FM_007), in three passes:
 1. with lease expiry on, every lease taken without a deadline (while the
    guardrail was off) gets one, so that a dead holder's job comes back (FM_004);
 2. the reaper takes back every expired lease;
-3. reconciliation reads the attempt log and the effects: it **repairs** torn
-   effects — the parts an attempt wrote before it died without finishing are
-   removed, each removal recorded as a ``repair`` event (FM_002) — and it
-   completes each pending job whose effect is already whole, so that it is not
-   run (and applied) again (FM_001).
+3. reconciliation reads the attempt log and the effects and brings each job's
+   effect back to exactly once: a **torn** effect of a job that has not
+   succeeded is rolled back, a part written twice keeps one copy — each removal
+   recorded as a ``repair`` event (FM_002) — and a pending job whose effect is
+   already whole is completed, so that it is not run (and applied) again (FM_001).
 
 Running recovery twice equals running it once.
 """
@@ -27,7 +27,7 @@ from failfirst.processor import JobQueue
 class RecoveryReport:
     expired: int
     reconciled: tuple[int, ...]
-    #: (job, part, token) of every torn effect part removed.
+    #: (job, part, token) of every effect part removed (torn, or a duplicate).
     repaired: tuple[tuple[int, str, int], ...] = ()
     #: Jobs whose lease had no deadline and was given one.
     bounded: tuple[int, ...] = ()
@@ -35,7 +35,8 @@ class RecoveryReport:
 
 def recover(queue: JobQueue, actor: str = "recovery") -> RecoveryReport:
     """Bound open-ended leases, reap expired ones, then (with the reconciliation
-    guardrail) repair torn effects and complete jobs whose effect is already whole."""
+    guardrail) repair torn or duplicated effects and complete jobs whose effect is
+    already whole."""
     bounded = bound_leases(queue, actor) if queue.guard.lease_expiry else ()
     expired = 0
     for _ in range(1 + len(queue.store.jobs()) // queue.config.reap_batch):  # bounded
@@ -50,15 +51,12 @@ def recover(queue: JobQueue, actor: str = "recovery") -> RecoveryReport:
             for job in queue.store.jobs():
                 if job.state == "leased":
                     continue  # its holder may still be at work: never touch a live lease
-                repaired.extend(repair_torn_effects(queue, job.id, actor))
-                if job.state != "pending":
-                    continue
-                parts = effect_parts_by_token(queue, job.id)
-                whole = [token for token, (have, need) in parts.items() if have >= need > 0]
-                if whole:
+                removed, kept = repair_effects(queue, job.id, job.state, actor)
+                repaired.extend(removed)
+                if job.state == "pending" and kept is not None:
                     transitions.apply(queue.store, job.id, "reconcile", actor=actor, token=None,
-                                      effect_token=whole[0])
-                    queue.store.end_attempt(job.id, whole[0], "reconciled")
+                                      effect_token=kept)
+                    queue.store.end_attempt(job.id, kept, "reconciled")
                     reconciled.append(job.id)
     return RecoveryReport(expired, tuple(reconciled), tuple(repaired), bounded)
 
@@ -79,34 +77,44 @@ def bound_leases(queue: JobQueue, actor: str = "recovery") -> tuple[int, ...]:
     return tuple(bounded)
 
 
-def repair_torn_effects(queue: JobQueue, job_id: int, actor: str = "recovery",
-                        ) -> list[tuple[int, str, int]]:
-    """Inside the caller's transaction: remove the parts of every torn effect of a job —
-    an attempt that wrote fewer parts than its effect has and did not succeed — and
-    record a ``repair`` event per part. Afterwards the job's effect is all-or-nothing
-    again, and a re-run writes it whole. Returns (job, part, token) per part removed."""
-    outcomes = {token: outcome for _job, token, _w, _t, outcome in queue.store.attempts(job_id)}
-    repaired = []
-    for token, (have, need) in sorted(effect_parts_by_token(queue, job_id).items()):
-        if have >= need or outcomes.get(token) == "succeeded":
-            continue
-        rows = [(part, amount) for _job, part, t, amount in queue.store.effects(job_id) if t == token]
-        for part in dict.fromkeys(part for part, _ in rows):
-            removed = queue.store.delete_effect_part(job_id, part, token)
-            for amount in [a for p, a in rows if p == part][:removed]:
-                queue.store.append_event(
-                    actor=actor, job=job_id, kind="repair", token=token, part=part, amount=amount,
-                    reason=f"torn effect: lease {token} wrote {have} of {need} parts "
-                           "and never finished",
-                )
-                repaired.append((job_id, part, token))
-    return repaired
+def repair_effects(queue: JobQueue, job_id: int, state: str, actor: str = "recovery",
+                   ) -> tuple[list[tuple[int, str, int]], int | None]:
+    """Inside the caller's transaction, bring one job's effect back to exactly once,
+    reading the effects and the attempt log:
 
+    - every part of a **whole** effect stands once: a copy written by another attempt
+      than the one kept (the attempt that succeeded, else the first writer) is removed;
+    - a **torn** effect of a job that has not succeeded is rolled back: its parts are
+      removed, so that a re-run (or a redrive) writes it whole.
 
-def effect_parts_by_token(queue: JobQueue, job_id: int) -> dict[int, tuple[int, int]]:
-    """For each lease token of a job: (distinct effect parts applied, parts expected)."""
-    applied: dict[int, set[str]] = {}
-    for _job, part, token, _amount in queue.store.effects(job_id):
-        applied.setdefault(token, set()).add(part)
-    expected = queue.store.effect_parts_expected(job_id)
-    return {token: (len(parts), expected.get(token, len(parts))) for token, parts in applied.items()}
+    Each removed part is recorded as a ``repair`` event (job, part, the token that wrote
+    it). Returns the parts removed, as (job, part, token), and the token of the kept
+    whole effect (None when the job has no whole effect)."""
+    rows = queue.store.effects(job_id)
+    if not rows:
+        return [], None
+    succeeded = {token for _job, token, _w, _t, outcome in queue.store.attempts(job_id)
+                 if outcome == "succeeded"}
+    writers: dict[str, list[tuple[int, int]]] = {}  # part -> [(token, amount)], in write order
+    for _job, part, token, amount in rows:
+        writers.setdefault(part, []).append((token, amount))
+    need = max(queue.store.effect_parts_expected(job_id).values())
+    whole = len(writers) >= need
+    removed: list[tuple[int, str, int]] = []
+    kept_tokens = []
+    for part, copies in writers.items():
+        if whole or state == "succeeded":
+            keep = next((t for t, _ in copies if t in succeeded), copies[0][0])
+            kept_tokens.append(keep)
+            drop = [(t, a) for t, a in copies if t != keep]
+            why = f"duplicate: part {part!r} stands from lease {keep}"
+        else:
+            drop = copies
+            why = f"torn: {len(writers)} of {need} parts stand and the job has not succeeded"
+        for token in dict.fromkeys(t for t, _ in drop):
+            count = queue.store.delete_effect_part(job_id, part, token)
+            for _t, amount in [c for c in drop if c[0] == token][:count]:
+                queue.store.append_event(actor=actor, job=job_id, kind="repair", token=token,
+                                         part=part, amount=amount, reason=why)
+                removed.append((job_id, part, token))
+    return removed, (min(kept_tokens) if whole else None)
