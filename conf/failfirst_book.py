@@ -197,11 +197,13 @@ def check_api_reference(env: BuildEnvironment) -> None:
 # --------------------------------------------------------------------------- tables
 
 
-def _table(columns: list[str], rows: list[list[nodes.Node | str]]) -> nodes.table:
-    table = nodes.table(classes=["ff-generated"])
+def _table(columns: list[str], rows: list[list[nodes.Node | str]],
+           widths: list[int] | None = None) -> nodes.table:
+    """A docutils table; ``widths`` are relative column widths."""
+    table = nodes.table(classes=["ff-generated"] + (["colwidths-given"] if widths else []))
     group = nodes.tgroup(cols=len(columns))
     table += group
-    group.extend(nodes.colspec(colwidth=1) for _ in columns)
+    group.extend(nodes.colspec(colwidth=w) for w in widths or [1] * len(columns))
     head = nodes.thead()
     group += head
     head += _row(columns)
@@ -246,22 +248,30 @@ def fill_tables(app: Sphinx, doctree: nodes.document, fromdoc: str) -> None:
             ]
             cols = ["chapter", "claim", "invariants", "runs checked", "violations",
                     "violations, guardrail off", "verdict"]
+            widths = [16, 30, 12, 10, 10, 12, 10]
         else:
             by_fm = {r["fm"]: (doc, r) for doc, r in records.items() if r.get("fm")}
             rows = []
             for b in bundles():
                 doc, r = by_fm.get(b["fm"], (None, {}))
+                # "FM_001 — Retry duplication: ..." -> "Retry duplication: ..."
+                title = re.sub(r"^FM_\d{3}\s*[—:-]*\s*", "", b["title"]) or b["folder"]
+                name: nodes.Node | str = title
+                if doc:
+                    uri = app.builder.get_relative_uri(fromdoc, doc)
+                    name = nodes.reference("", title, internal=True, refuri=uri)
+                else:
+                    name = f"{title} (no chapter yet)"
                 rows.append([
-                    b["fm"], b["title"] or b["folder"],
-                    ", ".join(r.get("invariants", [])) or "—", _n(r.get("guardrail")),
-                    _link(app, fromdoc, doc) if doc else "no chapter yet",
-                    _n(r.get("negative_control")), _n(r.get("runs")),
+                    b["fm"], name, ", ".join(r.get("invariants", [])) or "—",
+                    _n(r.get("guardrail")), _n(r.get("negative_control")), _n(r.get("runs")),
                     _n(r.get("violations")), verdict(r) if r else "—",
                 ])
-            cols = ["id", "failure mode", "invariants", "guardrail", "chapter",
+            cols = ["id", "failure mode (chapter)", "invariants", "guardrail",
                     "violations, guardrail off", "runs, guardrail on", "violations", "verdict"]
+            widths = [8, 30, 10, 16, 10, 10, 8, 8]
         if rows:
-            node.replace_self(_table(cols, rows))
+            node.replace_self(_table(cols, rows, widths))
         else:
             node.replace_self(nodes.paragraph(text="No executed chapter has recorded results."))
 
@@ -293,7 +303,7 @@ def add_download_link(app: Sphinx, doctree: nodes.document) -> None:
     )
     ref += nodes.literal("", name, classes=["xref", "download"])
     para = nodes.paragraph("", "", classes=["ff-nb-download"])
-    para += nodes.Text("Run this chapter yourself: download the executed notebook ")
+    para += nodes.Text("Run this page yourself: download it as an executed notebook, ")
     para += ref
     para += nodes.Text(".")
     section = next(iter(doctree.findall(nodes.section)), None)
