@@ -9,8 +9,8 @@
   file to the shared ``jupyter_execute`` folder before the write phase starts.
 - After reading: one warning per chapter whose execution failed (so ``-W``
   fails the build and the summary names every failing chapter), per evidence
-  record that does not hold, per failure-mode bundle without a chapter, and per
-  ``failfirst`` module missing from the API reference.
+  record that does not hold, and per ``failfirst`` module missing from the API
+  reference; a note per failure-mode bundle that has no chapter yet.
 - After writing: a warning for any script, stylesheet, image or font that the
   built site would load from another host.
 """
@@ -171,13 +171,13 @@ def check_after_read(app: Sphinx, env: BuildEnvironment) -> None:
         if v != "holds":
             logger.warning("evidence of %s: %s (%s)", docname, v, json.dumps(record),
                            location=docname)
+    # A bundle may land before its chapter: the index says "no chapter yet", and
+    # the log says so here, but that alone does not fail the gate.
     chaptered = {r.get("fm") for r in records.values()}
-    if failed:  # a failed chapter recorded nothing; do not blame its bundle as well
-        return
     for b in bundles():
-        if b["fm"] not in chaptered:
-            logger.warning("failure mode %s (failure_modes/%s) has no chapter recording "
-                           "evidence with fm=%r", b["fm"], b["folder"], b["fm"])
+        if b["fm"] not in chaptered and not failed:
+            logger.info("note: failure mode %s (failure_modes/%s) has no chapter recording "
+                        "evidence with fm=%r yet", b["fm"], b["folder"], b["fm"])
     check_api_reference(env)
 
 
