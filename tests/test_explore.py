@@ -103,9 +103,10 @@ def _cli(capsys, *argv):
 
 
 def test_cli_explore_and_replay_round_trip(capsys):
-    code, out, _ = _cli(capsys, "explore", "FM_001", "--guard", "off", "--max-faults", "1", "--json")
+    code, out, _ = _cli(capsys, "explore", "FM_001", "--guard", "off", "--max-faults", "1", "--all",
+                        "--json")
     result = json.loads(out)
-    assert code == 0 and result["violating"] > 0 and result["exhaustive"] is True
+    assert code == 0 and result["violating"] > 1 and result["exhaustive"] is True
     assert {"fm", "guard", "mode", "schedules", "violating", "exhaustive", "bounds", "reached",
             "counterexample", "elapsed_s"} <= set(result)
     cx = result["counterexample"]
@@ -114,6 +115,13 @@ def test_cli_explore_and_replay_round_trip(capsys):
     assert code == 0 and again["digest"] == cx["digest"]
     assert again["violations"] == [{k: v[k] for k in ("invariant", "job", "events", "detail")}
                                    for v in cx["violations"]]
+
+
+def test_cli_explore_stops_at_the_first_violation_by_default(capsys):
+    code, out, _ = _cli(capsys, "explore", "FM_001", "--guard", "off", "--json")
+    result = json.loads(out)
+    assert result["violating"] == 1 and result["stopped_at_first"] and not result["exhaustive"]
+    assert result["counterexample"]["faults"] == 1
 
 
 def test_cli_explore_guard_on_is_a_proof(capsys):

@@ -97,9 +97,10 @@ class ReplayChoices:
 
 
 def encode(choices: list[int], max_faults: int) -> str:
-    """A printable, copy-pasteable schedule string, e.g. ``s1f2:0102``."""
+    """A printable, copy-pasteable schedule string, e.g. ``s1f2:0102``. Trailing zeros
+    are dropped: a replay takes 0 (no fault, first actor) past the end anyway."""
     assert 0 <= max_faults <= 9
-    return f"s1f{max_faults}:" + "".join(_DIGITS[c] for c in choices)
+    return f"s1f{max_faults}:" + "".join(_DIGITS[c] for c in choices).rstrip("0")
 
 
 def decode(schedule: str) -> tuple[list[int], int]:

@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=_positive_int, default=None, help="random mode: schedules to run")
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--max-faults", type=_non_negative_int, default=None)
+    p.add_argument("--all", action="store_true",
+                   help="go on past the first violation and count every violating schedule "
+                        "(by default exploration stops at the first, as model checkers do)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("stress", help="real worker processes on a SQLite file, killed with SIGKILL")
@@ -154,7 +157,7 @@ def cmd_explore(args: argparse.Namespace) -> None:
 
     result = explore_cli(catalogue.load(args.fm), guard=args.guard == "on", mode=args.mode,
                          runs=args.runs, seed=args.seed, max_faults=args.max_faults,
-                         progress=not args.json and sys.stderr.isatty())
+                         stop_at_first=not args.all, progress=not args.json and sys.stderr.isatty())
     _emit(args, result.to_json(), describe(result))
 
 

@@ -100,13 +100,15 @@ class Exploration:
     seed: int | None = None
     violating_digests: set[str] = field(default_factory=set, repr=False)
     first_violation_s: float | None = None
+    #: Exploration ended at the first violation (not every schedule ran).
+    stopped_at_first: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "fm": self.fm, "guard": "on" if self.guard else "off", "mode": self.mode,
             "schedules": self.schedules, "distinct": self.distinct, "violating": self.violating,
             "exhaustive": self.exhaustive, "bounds": self.bounds, "reached": self.reached,
-            "reduction": self.reduction, "seed": self.seed,
+            "reduction": self.reduction, "seed": self.seed, "stopped_at_first": self.stopped_at_first,
             "counterexample": self.counterexample.to_json() if self.counterexample else None,
             "elapsed_s": round(self.elapsed_s, 3),
         }
@@ -243,6 +245,7 @@ def explore(
         elapsed_s=time.perf_counter() - started,  # real-time: measurement
         counterexample=counterexample, seed=seed if mode == "random" else None,
         violating_digests=violating_digests, first_violation_s=first_violation_s,
+        stopped_at_first=stop_at_first and first is not None,
     )
 
 
@@ -261,26 +264,27 @@ def _is_worker(actor: str) -> bool:
 
 
 def explore_cli(scenario: Scenario, guard: bool, mode: str, runs: int | None, seed: int,
-                max_faults: int | None, progress: bool) -> Exploration:
+                max_faults: int | None, stop_at_first: bool, progress: bool) -> Exploration:
     """The ``failfirst explore`` command: a progress bar on a terminal, quiet otherwise."""
     scenario = with_bounds(scenario, max_faults)
     if not progress:
-        return explore(scenario, guard, mode, runs, seed)
+        return explore(scenario, guard, mode, runs, seed, stop_at_first=stop_at_first)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     total = runs or 1000 if mode == "random" else None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task(f"{scenario.id} {mode}", total=total)
-        return explore(scenario, guard, mode, runs, seed,
+        return explore(scenario, guard, mode, runs, seed, stop_at_first=stop_at_first,
                        progress=lambda n: bar.update(task, completed=n) if n % 64 == 0 else None)
 
 
 def describe(x: Exploration) -> str:
     lines = [
-        f"{x.fm} guard {'on' if x.guard else 'off'}, {x.mode}: {x.schedules} schedules "
+        f"{x.fm} guard {'on' if x.guard else 'off'}, {x.mode} exploration: {x.schedules} schedules "
         f"({x.distinct} distinct histories), {x.violating} violating, reached {x.reached}, "
-        f"{'exhaustive' if x.exhaustive else 'not exhaustive'} in {x.elapsed_s:.2f} s",
+        f"{'exhaustive' if x.exhaustive else 'not exhaustive'} in {x.elapsed_s:.2f} s"
+        + (" (stopped at the first violation; --all counts them all)" if x.stopped_at_first else ""),
         f"bounds {x.bounds}; reduction: {x.reduction}",
     ]
     if x.counterexample:
