@@ -271,19 +271,7 @@ class JobQueue:
     def commit(self, lease: Lease, effects: list[tuple[str, int]], worker: str) -> bool:
         """The idempotent commit boundary: every effect part and the completion in one
         transaction, keyed by the job, fenced by the token. False when refused."""
-        try:
-            with self.store.transaction():
-                self._write_effects(lease, effects, worker, once=True, parts=len(effects))
-                transitions.apply(
-                    self.store, lease.job_id, "complete", actor=worker, token=lease.token,
-                    fencing=self.guard.fencing, columns={"lease_owner": None, "lease_expires_s": None},
-                )
-                self.store.end_attempt(lease.job_id, lease.token, "succeeded")
-                self.hooks.in_transaction(worker, "commit")
-        except (transitions.StaleToken, transitions.IllegalTransition) as exc:
-            self._refused(lease, worker, "complete", exc)
-            return False
-        return True
+        return self._complete(lease, worker, effects)
 
     def effect_transactions(self, effects: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
         """The transactions an effect is written in outside the commit boundary: one, or
@@ -313,8 +301,12 @@ class JobQueue:
 
     def complete(self, lease: Lease, worker: str) -> bool:
         """Mark the job succeeded (after :meth:`write_effects`, guardrail off)."""
+        return self._complete(lease, worker, [])
+
+    def _complete(self, lease: Lease, worker: str, effects: list[tuple[str, int]]) -> bool:
         try:
             with self.store.transaction():
+                self._write_effects(lease, effects, worker, once=True, parts=len(effects))
                 transitions.apply(
                     self.store, lease.job_id, "complete", actor=worker, token=lease.token,
                     fencing=self.guard.fencing, columns={"lease_owner": None, "lease_expires_s": None},
