@@ -15,7 +15,6 @@ from __future__ import annotations
 import html
 import io
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -151,8 +150,8 @@ def svg(fig: Any) -> Any:
     no date, and element ids come from a fixed salt, so the bytes depend only
     on the figure.
     """
-    from IPython.display import SVG  # only ever called inside a kernel
     import matplotlib
+    from IPython.display import SVG  # only ever called inside a kernel
 
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": "failfirst", "svg.fonttype": "path"}):
