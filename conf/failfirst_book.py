@@ -8,15 +8,18 @@
   reads only happen in the read phase, and myst-nb writes each chapter's glue
   file to the shared ``jupyter_execute`` folder before the write phase starts.
 - After reading: one warning per chapter whose execution failed (so ``-W``
-  fails the build and the summary names every failing chapter), per evidence
-  record that does not hold, and per ``failfirst`` module missing from the API
-  reference; a note per failure-mode bundle that has no chapter yet.
+  fails the build and the summary names every failing chapter) and per
+  evidence record that does not hold; a note per failure-mode bundle that has
+  no chapter yet.
+- ``failfirst-api`` (inside ``{eval-rst}``) documents every module of a
+  package, so a new module appears in the API reference without an edit.
 - After writing: a warning for any script, stylesheet, image or font that the
   built site would load from another host.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pkgutil
@@ -178,20 +181,6 @@ def check_after_read(app: Sphinx, env: BuildEnvironment) -> None:
         if b["fm"] not in chaptered and not failed:
             logger.info("note: failure mode %s (failure_modes/%s) has no chapter recording "
                         "evidence with fm=%r yet", b["fm"], b["folder"], b["fm"])
-    check_api_reference(env)
-
-
-def check_api_reference(env: BuildEnvironment) -> None:
-    """Every public failfirst module must appear in the API reference."""
-    import failfirst
-
-    documented = set(env.domaindata.get("py", {}).get("modules", {}))
-    if not documented:  # the reference page is not part of this build
-        return
-    for mod in pkgutil.iter_modules(failfirst.__path__):
-        name = f"failfirst.{mod.name}"
-        if not mod.name.startswith("_") and name not in documented:
-            logger.warning("module %s is missing from reference/api.md", name)
 
 
 # --------------------------------------------------------------------------- tables
@@ -316,6 +305,29 @@ def add_download_link(app: Sphinx, doctree: nodes.document) -> None:
 # --------------------------------------------------------------------------- autodoc
 
 
+class ApiModules(SphinxDirective):
+    """``.. failfirst-api:: PACKAGE``: a section with ``automodule`` per public module.
+
+    The reStructuredText is inserted into the input like an ``include``, so
+    the sections are real sections (in the page's table of contents). Use it
+    inside an ``{eval-rst}`` block: autodoc emits reStructuredText.
+    """
+
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        package = importlib.import_module(self.arguments[0])
+        self.env.note_dependency(package.__path__[0])  # a new module: re-read the page
+        lines: list[str] = []
+        for mod in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            if mod.name.startswith("_"):
+                continue
+            name = f"{package.__name__}.{mod.name}"
+            lines += [name, "-" * len(name), "", f".. automodule:: {name}", ""]
+        self.state_machine.insert_input(lines, self.get_source_info()[0])
+        return []
+
+
 def skip_generated_init(app: Sphinx, what: str, name: str, obj: Any, skip: bool,
                         options: Any) -> bool | None:
     """Document ``__init__`` only where it was written by hand, with a docstring.
@@ -373,6 +385,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_node(generated_table, html=(_skip, None), latex=(_skip, None), text=(_skip, None))
     app.add_directive("evidence-table", EvidenceTable)
     app.add_directive("failure-mode-index", FailureModeIndex)
+    app.add_directive("failfirst-api", ApiModules)
     app.connect("env-purge-doc", purge_doc)
     app.connect("env-merge-info", merge_info)
     app.connect("env-get-updated", always_rewrite)
