@@ -114,6 +114,22 @@ class Exploration:
         }
 
 
+def find_run(
+    scenario: Scenario, guard: bool, predicate: Callable[[RunResult], bool], *,
+    max_faults: int | None = None, limit: int = MAX_EXHAUSTIVE_SCHEDULES,
+) -> RunResult | None:
+    """The first schedule, in depth-first order, whose run satisfies ``predicate`` —
+    say, one where a paused worker's commit is refused — re-run on a fresh store so the
+    result stays valid; None when no schedule within the bounds does."""
+    scenario = with_bounds(scenario, max_faults)
+    shared = Store.memory(SimClock())
+    runs = depth_first(lambda source: simulate(scenario, guard, source, store=shared), limit)
+    for result in runs:
+        if predicate(result):
+            return simulate(scenario, guard, ReplayChoices(result.choices))
+    return None
+
+
 def _faults(result: RunResult) -> int:
     return sum(1 for e in result.events if e["kind"] in ("crash", "pause", "lost_ack")
                and e.get("point") != "handler")
@@ -296,5 +312,5 @@ def describe(x: Exploration) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Exploration", "Counterexample", "BoundError", "explore", "shrink", "depth_first",
+__all__ = ["Exploration", "Counterexample", "BoundError", "explore", "shrink", "depth_first", "find_run",
            "canonical_digest"]
