@@ -6,7 +6,7 @@
   load from the history alone.
 - :class:`Client` is the library a handler uses, with its own retry loop — built on
   tenacity, as real client code is. Its sleeps advance the handler's simulated time
-  (:meth:`failfirst.processor.HandlerContext.sleep`): nothing really sleeps.
+  (``HandlerContext.sleep``): nothing really sleeps.
   Under ``single_layer_retry`` it does not retry at all (only the queue does).
 - :class:`RetryBudget` is a token bucket shared by every call a client makes: a
   first call deposits ``ratio`` of a token, a retry takes a whole one, and with
