@@ -54,7 +54,7 @@ SCENARIO = Scenario(
     faults=FaultPlan(
         points={"claimed": ("crash", "pause"), "part_written": ("crash", "pause"),
                 "commit": ("crash",)},
-        max_faults=2,
+        max_faults=3,
         pause_s=15.0,
         restart_s=1.0,
     ),
