@@ -23,7 +23,10 @@ from failfirst.store import Store
 LAYERED = Guardrails().without("single_layer_retry").without("retry_budget")
 
 
-def _setup(outages=(Outage(0.0, 100.0),)):
+ALWAYS_DOWN = (Outage(0.0, 100.0),)
+
+
+def _setup(outages=ALWAYS_DOWN):
     store = Store.memory(SimClock())
     return store, Downstream(store, "svc", outages)
 
