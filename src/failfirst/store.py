@@ -82,6 +82,8 @@ CREATE TABLE events (
 
 _TABLES = ("events", "dead_letters", "effects", "attempts", "jobs")
 EVENT_COLUMNS = ("seq", "t", "actor", "job", "kind", "from", "to", "token")
+#: One reusable encoder: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 class Clock(Protocol):
@@ -282,6 +284,8 @@ class Store:
     def _memo(self, key: str, sql: str) -> Any:
         # Idle actors ask the same question after every step; the answer can only change
         # when ``jobs`` does, which bumps ``version`` (a rollback included).
+        if self._log is None:  # a file: other processes write it too, so never memoise
+            return self._conn.execute(sql).fetchone()[0]
         if self._memo_version != self.version:
             self._memo_version, self._memo_values = self.version, {}
         if key not in self._memo_values:
@@ -456,6 +460,79 @@ class Store:
             event.update(json.loads(row[8]))
             out.append(event)
         return out
+
+    # -- batches: several jobs per transaction (real runs, see failfirst.batch) --------
+
+    def next_claimable_jobs(self, now_s: float, limit: int) -> list[Job]:
+        """Up to ``limit`` pending jobs that are due, in claim order (FIFO by run_at, id)."""
+        rows = self._conn.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = 'pending' AND run_at_s <= ? "
+            "ORDER BY run_at_s, id LIMIT ?", (now_s, limit),
+        ).fetchall()
+        return [_job(r) for r in rows]
+
+    def compare_and_set_states(
+        self, from_state: str, to_state: str, rows: list[tuple[int, int, tuple[Any, ...]]], *,
+        bump_token: bool, columns: tuple[str, ...],
+    ) -> int:
+        """:meth:`compare_and_set_state` for many jobs: each row is (job id, the token the
+        job must hold, values of ``columns``); a job moves only from ``from_state`` with
+        exactly that token. Returns how many moved. Only
+        :func:`failfirst.transitions.apply_many` calls this."""
+        sets = "".join(f", {name} = ?" for name in columns)
+        bump = int(bump_token)
+        assert self.in_transaction, "every write happens inside a transaction"
+        cur = self._conn.executemany(
+            f"UPDATE jobs SET state = ?, token = token + ?{sets} "
+            "WHERE id = ? AND state = ? AND token = ?",
+            [(to_state, bump, *values, job_id, from_state, token) for job_id, token, values in rows],
+        )
+        self.version += 1
+        return cur.rowcount
+
+    def insert_attempts(self, rows: list[tuple[int, int, str, float]]) -> None:
+        """:meth:`insert_attempt` for many (job id, token, worker, claimed_s) rows."""
+        assert self.in_transaction, "every write happens inside a transaction"
+        self._conn.executemany(
+            "INSERT INTO attempts (job_id, token, worker, claimed_s) VALUES (?, ?, ?, ?)", rows)
+
+    def end_attempts(self, rows: list[tuple[int, int]], outcome: str) -> None:
+        """:meth:`end_attempt` for many (job id, token) rows."""
+        assert self.in_transaction, "every write happens inside a transaction"
+        self._conn.executemany(
+            "UPDATE attempts SET outcome = ? WHERE job_id = ? AND token = ? AND outcome IS NULL",
+            [(outcome, job_id, token) for job_id, token in rows],
+        )
+
+    def insert_effects_once(self, rows: list[tuple[int, str, int, int, int]]) -> int:
+        """:meth:`insert_effect` with ``once`` for many (job id, part, token, amount, parts)
+        rows; returns how many were new (a part already written is not written again)."""
+        assert self.in_transaction, "every write happens inside a transaction"
+        return self._conn.executemany(
+            "INSERT INTO effects (job_id, part, token, amount, parts) SELECT ?, ?, ?, ?, ? "
+            "WHERE NOT EXISTS (SELECT 1 FROM effects WHERE job_id = ? AND part = ?)",
+            [(job_id, part, token, amount, parts, job_id, part)
+             for job_id, part, token, amount, parts in rows],
+        ).rowcount
+
+    def append_events(
+        self, rows: list[tuple[str, int | None, str, str | None, str | None, int | None,
+                               dict[str, Any]]],
+    ) -> None:
+        """:meth:`append_event` for many (actor, job, kind, from, to, token, data) rows,
+        with one timestamp; in a file, one executemany instead of a statement each."""
+        if self._log is not None or not self.in_transaction:
+            for actor, job, kind, from_state, to_state, token, data in rows:
+                self.append_event(actor=actor, job=job, kind=kind, from_state=from_state,
+                                  to_state=to_state, token=token, **data)
+            return
+        t = self.clock.now_s()
+        self._conn.executemany(
+            'INSERT INTO events (t, actor, job, kind, "from", "to", token, data) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(t, actor, job, kind, from_state, to_state, token, _encode(data) if data else "{}")
+             for actor, job, kind, from_state, to_state, token, data in rows],
+        )
 
 
 class _Transaction:

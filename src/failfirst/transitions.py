@@ -105,3 +105,42 @@ def apply(
         token=presented, **fields,
     )
     return to_state, new_token
+
+
+def apply_many(
+    store: Store,
+    event: str,
+    items: list[tuple[int, int, tuple[Any, ...], dict[str, Any]]],
+    *,
+    actor: str,
+    columns: tuple[str, ...] = (),
+) -> list[int]:
+    """:func:`apply` for several jobs in the caller's open transaction (batched claims
+    and commits of real runs): one compare-and-set and one logged event per job.
+
+    Each item is (job id, token, values of ``columns``, event fields). Every write is
+    fenced: the job must be in the event's source state and hold exactly ``token``
+    (for a claim, the token read in this transaction; for a lease-holder event, the
+    lease's). With a guardrail off, use :func:`apply`. If any job is refused, raises
+    StaleToken naming how many moved; the caller rolls the transaction back, so none
+    did. Returns each job's token after the change, in order.
+    """
+    assert store.in_transaction, "transitions are applied inside a store transaction"
+    if event not in FROM_STATE:
+        raise IllegalTransition(f"unknown event {event!r}")
+    from_state = FROM_STATE[event]
+    to_state = TRANSITIONS[(from_state, event)]
+    claim = event == "claim"
+    moved = store.compare_and_set_states(
+        from_state, to_state, [(job_id, token, values) for job_id, token, values, _ in items],
+        bump_token=claim, columns=columns,
+    )
+    if moved != len(items):
+        raise StaleToken(f"{event}: {moved} of {len(items)} jobs held the state and token "
+                         "expected; the transaction must roll back")
+    tokens = [token + 1 if claim else token for _, token, _, _ in items]
+    store.append_events([
+        (actor, job_id, event, from_state, to_state, new_token, fields)
+        for (job_id, _, _, fields), new_token in zip(items, tokens, strict=True)
+    ])
+    return tokens
