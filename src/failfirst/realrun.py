@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from failfirst.batch import MAX_BATCH, BatchQueue, batch_worker_loop
 from failfirst.clock import RealClock
 from failfirst.policies import Guardrails
-from failfirst.processor import HandlerContext, JobQueue, QueueConfig
+from failfirst.processor import HandlerContext, QueueConfig
 from failfirst.store import Store
-from failfirst.worker import ActorLoop, Idle, Point, WorkerConfig, reaper_loop, worker_loop
+from failfirst.worker import ActorLoop, Idle, Point, WorkerConfig, reaper_loop
 
 #: The job type of real runs (stress and the benchmark).
 JOB_TYPE = "effect"
@@ -60,16 +60,14 @@ class RealConfig:
 
     def __post_init__(self) -> None:
         assert 0 < self.heartbeat_s < self.lease_s
-        assert 1 <= self.batch <= 1000
+        assert 1 <= self.batch <= MAX_BATCH
         assert 0 < self.idle_poll_s <= 1.0 and self.max_runtime_s > 0
 
     def queue_config(self) -> QueueConfig:
         return QueueConfig(lease_s=self.lease_s, heartbeat_s=self.heartbeat_s)
 
     def worker_config(self) -> WorkerConfig:
-        if self.batch == 1:
-            return WorkerConfig(work_s=0.0)
-        return WorkerConfig(work_s=0.0, batch=self.batch)
+        return WorkerConfig(work_s=0.0)  # the handler's one row is all the work
 
     def argv(self) -> list[str]:
         return ["--lease-s", repr(self.lease_s), "--heartbeat-s", repr(self.heartbeat_s),
@@ -82,11 +80,11 @@ def guardrails(guard: bool) -> Guardrails:
     return Guardrails() if guard else Guardrails().without("idempotent_commit")
 
 
-def open_queue(db: str, guard: bool, config: RealConfig, *, create: bool = False) -> JobQueue:
+def open_queue(db: str, guard: bool, config: RealConfig, *, create: bool = False) -> BatchQueue:
     store = Store.open_file(db, RealClock(), create=create)
-    # Jitter only spreads retries; real runs may draw it from the process's own seed.
-    return JobQueue(store, HANDLERS, guardrails=guardrails(guard), config=config.queue_config(),
-                    rng=random.Random(os.getpid()))
+    # Jitter only spreads retries: each process draws its own.
+    return BatchQueue(store, HANDLERS, guardrails=guardrails(guard), config=config.queue_config(),
+                    jitter_seed=f"jitter:{os.getpid()}")
 
 
 def drive(
@@ -94,7 +92,7 @@ def drive(
     *,
     idle_poll_s: float,
     deadline_s: float,
-    now_s: Callable[[], float] = RealClock().now_s,
+    now_s: Callable[[], float] | None = None,
     sleep: Callable[[float], None] = time.sleep,  # real-time: the driver really waits
     alive: Callable[[], bool] = lambda: True,
 ) -> str:
@@ -104,6 +102,7 @@ def drive(
     but never longer than ``idle_poll_s`` (other processes make work appear).
     Returns why the loop ended: "done", "deadline" or "orphaned".
     """
+    now_s = now_s or RealClock().now_s
     for steps in range(MAX_DRIVE_STEPS):
         try:
             step = next(loop)
@@ -137,10 +136,7 @@ def _parent_alive() -> Callable[[], bool]:
 def run_worker(db: str, name: str, guard: bool, config: RealConfig) -> str:
     queue = open_queue(db, guard, config)
 
-    def rng_for(job_id: int, token: int) -> random.Random:
-        return random.Random(f"{job_id}:{token}")
-
-    loop = worker_loop(name, queue, config.worker_config(), rng_for)
+    loop = batch_worker_loop(name, queue, config.worker_config(), config.batch, seed=name)
     return drive(loop, idle_poll_s=config.idle_poll_s,
                  deadline_s=queue.store.clock.now_s() + config.max_runtime_s,
                  alive=_parent_alive())

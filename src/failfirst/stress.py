@@ -1,0 +1,317 @@
+"""``failfirst stress``: real worker processes on a SQLite file, killed with SIGKILL.
+
+The simulator proves the design; this shows that the same code holds with real
+processes, a real file and real crashes. :func:`stress`
+
+1. enqueues ``jobs`` jobs whose handler writes one row in ``effects``;
+2. starts ``workers`` worker processes and one reaper process, each driving the
+   simulator's own loop with the wall clock (:mod:`failfirst.realrun`);
+3. kills a random worker with SIGKILL at ``kill_rate`` per second (drawn among the
+   workers that hold a lease at that moment) and restarts it: its open transaction
+   dies with it; its leases expire and the reaper hands the jobs back;
+4. when every job is terminal, stops everything and judges the file: every
+   invariant checker runs on the history in ``events`` and on the final tables, and
+   ``lost`` and ``duplicate_effects`` are counted from the tables themselves.
+
+The randomness of a real run (which worker dies, and when) comes from
+``random.Random(seed)``; the operating system's scheduling does not, so a seed
+names a kill schedule, not an exact history.
+
+Every wait is bounded: an overall timeout (which raises :class:`StressError`), a
+bound on kills and restarts, and a deadline that every child process enforces on
+itself, so nothing outlives a broken run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from failfirst import checkers
+from failfirst.clock import RealClock
+from failfirst.realrun import JOB_TYPE, RealConfig, open_queue
+from failfirst.store import Store, StoreError
+from failfirst.transitions import TERMINAL_STATES
+
+MAX_JOBS = 1_000_000
+MAX_WORKERS = 64
+MAX_KILL_RATE = 100.0
+#: Jobs per claim and per commit transaction in real runs (see failfirst.batch).
+DEFAULT_BATCH = 256
+#: How often the parent looks at the file, its children and the kill schedule.
+POLL_S = 0.01
+#: A kill or restart beyond these bounds means the run is broken, not slow.
+MAX_KILLS = 10_000
+#: Violations listed in the result (all are counted).
+MAX_LISTED_VIOLATIONS = 20
+
+
+class StressError(RuntimeError):
+    """The run itself broke (timeout, a child that died on its own, too many restarts)."""
+
+
+@dataclass
+class _Child:
+    slot: str
+    role: str
+    proc: subprocess.Popen[bytes]
+    log_path: str
+    incarnation: int = 1
+
+    @property
+    def name(self) -> str:
+        return _actor_name(self.slot, self.incarnation)
+
+
+def _actor_name(slot: str, incarnation: int) -> str:
+    """The actor's name, the lease owner: a restarted worker is a new process with a new
+    name (``w1``, then ``w1#2``), so the leases of the dead one are told apart."""
+    return slot if incarnation == 1 else f"{slot}#{incarnation}"
+
+
+@dataclass
+class _Run:
+    db: str
+    guard: bool
+    config: RealConfig
+    logs: str
+    children: dict[str, _Child] = field(default_factory=dict)
+
+    def spawn(self, slot: str, role: str, incarnation: int = 1) -> _Child:
+        name = _actor_name(slot, incarnation)
+        log_path = os.path.join(self.logs, f"{slot}.{incarnation}.log")
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "failfirst.realrun", role, "--db", self.db, "--name", name,
+                 "--guard", "on" if self.guard else "off", *self.config.argv()],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )
+        child = _Child(slot, role, proc, log_path, incarnation)
+        self.children[slot] = child
+        return child
+
+    def check_alive(self) -> None:
+        """A child that exits on its own is a bug in the run: fail loudly with its log."""
+        for child in self.children.values():
+            code = child.proc.poll()
+            if code is not None:
+                with open(child.log_path, encoding="utf-8", errors="replace") as log:
+                    tail = log.read()[-2000:].strip()
+                raise StressError(f"{child.name} ({child.role}) exited on its own with code {code}"
+                                  + (f":\n{tail}" if tail else ""))
+
+    def stop_all(self) -> None:
+        procs = [c.proc for c in self.children.values()]
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + 5.0  # real-time: bounded wait for children
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.01))  # real-time: bounded
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _validate(jobs: int, workers: int, kill_rate: float, batch: int, timeout_s: float | None) -> None:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
+        raise ValueError(f"--jobs: must be an integer in 1..{MAX_JOBS}, got {jobs!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"--workers: must be an integer in 1..{MAX_WORKERS}, got {workers!r}")
+    if not isinstance(kill_rate, int | float) or not 0 <= kill_rate <= MAX_KILL_RATE:
+        raise ValueError(f"--kill-rate: must be a number in 0..{MAX_KILL_RATE:g}, got {kill_rate!r}")
+    if not isinstance(batch, int) or not 1 <= batch <= 1000:
+        raise ValueError(f"batch: must be an integer in 1..1000, got {batch!r}")
+    if timeout_s is not None and not 0 < timeout_s < math.inf:
+        raise ValueError(f"timeout_s: must be a finite number > 0, got {timeout_s!r}")
+
+
+def default_timeout_s(jobs: int) -> float:
+    """Generous: 2 minutes plus 10 ms a job. A run that needs more is broken, not slow."""
+    return 120.0 + jobs * 0.01
+
+
+def stress(
+    db: str,
+    jobs: int,
+    workers: int,
+    kill_rate: float = 0.0,
+    guard: bool = True,
+    seed: int = 0,
+    *,
+    batch: int = DEFAULT_BATCH,
+    lease_s: float = 2.0,
+    heartbeat_s: float = 0.5,
+    timeout_s: float | None = None,
+) -> dict[str, Any]:
+    """Run the stress experiment on the SQLite file ``db``; return the JSON result.
+
+    Bad input (numbers out of range, a path that cannot hold a database, a file
+    that is not a failfirst database or is of a newer schema, a database that
+    already holds jobs) raises ValueError or StoreError before anything is written.
+    """
+    _validate(jobs, workers, kill_rate, batch, timeout_s)
+    timeout_s = default_timeout_s(jobs) if timeout_s is None else timeout_s
+    db = os.path.abspath(db)
+    config = RealConfig(lease_s=lease_s, heartbeat_s=heartbeat_s, batch=batch,
+                        max_runtime_s=timeout_s + 30.0)
+    if os.path.exists(db) and os.path.getsize(db) > 0:
+        probe = Store.open_file(db, RealClock(), create=False)  # refuses foreign or newer files
+        held = sum(probe.counts_by_state().values())
+        probe.close()
+        if held:
+            raise StoreError(f"{db}: already holds {held} jobs; stress needs a new or empty "
+                             "database (remove the file first)")
+    queue = open_queue(db, guard, config, create=True)
+    store = queue.store
+    rng = random.Random(seed)
+    try:
+        return _run(queue, store, rng, db=db, jobs=jobs, workers=workers, kill_rate=kill_rate,
+                    guard=guard, seed=seed, config=config, timeout_s=timeout_s)
+    finally:
+        store.close()
+
+
+def _run(queue: Any, store: Store, rng: random.Random, *, db: str, jobs: int, workers: int,
+         kill_rate: float, guard: bool, seed: int, config: RealConfig,
+         timeout_s: float) -> dict[str, Any]:
+    with store.transaction():
+        store.append_event(
+            actor="stress", job=None, kind="start", jobs=jobs, workers=workers,
+            kill_rate=kill_rate, seed=seed, batch=config.batch, lease_s=config.lease_s,
+            guardrails_off=queue.guard.off(), progress_bound_s=timeout_s,
+        )
+    enqueued = queue.enqueue_batch(JOB_TYPE, [{"n": i} for i in range(jobs)], actor="client")
+    run = _Run(db, guard, config, tempfile.mkdtemp(prefix="failfirst-stress-"))
+    names = [f"w{i + 1}" for i in range(workers)]
+    # The first kill lands at a seeded point within the first half of the work (so even
+    # a run shorter than 1/kill_rate seconds sees one); the next follow at kill_rate/s.
+    first_kill_done = rng.uniform(0.05, 0.5) * jobs
+    next_kill_s = rng.expovariate(kill_rate) if kill_rate > 0 else math.inf
+    kills = restarts = 0
+    last_kill_t = None
+    started = time.monotonic()  # real-time: the run's own stopwatch
+    deadline = started + timeout_s
+    try:
+        run.spawn("reaper", "reaper")
+        for name in names:
+            run.spawn(name, "worker")
+        counts: dict[str, int] = {}
+        for _ in range(math.ceil(timeout_s / POLL_S) + 1):  # bounded by the timeout
+            now = time.monotonic()  # real-time: the run's own stopwatch
+            # Two O(log n) look-ups each poll; a full count only to confirm the end (terminal
+            # states are final, so the confirmation is exact) and until the first kill.
+            maybe_done = store.next_run_at_s() is None and store.next_lease_expiry_s() is None
+            if maybe_done or (kill_rate > 0 and kills == 0):
+                counts = store.counts_by_state()
+            open_jobs = counts.get("pending", 0) + counts.get("leased", 0)
+            if maybe_done and open_jobs == 0:
+                elapsed_s = now - started
+                break
+            if now > deadline:
+                raise StressError(
+                    f"stress timed out after {timeout_s:g} s with {open_jobs} jobs not terminal "
+                    f"({counts}); {kills} kills; the file {db} is left for inspection")
+            run.check_alive()
+            terminal = sum(n for s, n in counts.items() if s in TERMINAL_STATES)
+            due = now - started >= next_kill_s or (kills == 0 and terminal >= first_kill_done)
+            if kill_rate > 0 and due:
+                if kills >= MAX_KILLS:
+                    raise StressError(f"more than {MAX_KILLS} kills: the run does not finish")
+                # A kill of a process that holds nothing tests nothing: the victim is drawn
+                # among the workers holding a lease now (among all when none does).
+                holders = [n for n in names
+                           if store.job_leased_by(run.children[n].name) is not None]
+                victim = run.children[rng.choice(holders or names)]
+                victim.proc.send_signal(signal.SIGKILL)
+                victim.proc.wait()
+                kills += 1
+                last_kill_t = RealClock().now_s()
+                held = store.job_leased_by(victim.name)
+                with store.transaction():
+                    store.append_event(actor=victim.name, job=held, kind="crash", point="sigkill",
+                                       pid=victim.proc.pid)
+                reborn = run.spawn(victim.slot, "worker", victim.incarnation + 1)
+                restarts += 1
+                with store.transaction():
+                    store.append_event(actor=reborn.name, job=None, kind="restart",
+                                       replaces=victim.name)
+                next_kill_s = max(next_kill_s, now - started) + rng.expovariate(kill_rate)
+            time.sleep(POLL_S)  # real-time: the parent polls the file
+        else:
+            raise StressError(f"stress did not finish within {timeout_s:g} s")
+    finally:
+        run.stop_all()
+        shutil.rmtree(run.logs, ignore_errors=True)
+    with store.transaction():
+        store.append_event(actor="stress", job=None, kind="end", reason="every job terminal",
+                           last_fault_s=last_kill_t, faults=kills)
+    return _judge(store, enqueued, db=db, guard=guard, seed=seed, workers=workers,
+                  kill_rate=kill_rate, kills=kills, restarts=restarts, elapsed_s=elapsed_s,
+                  config=config)
+
+
+def _judge(store: Store, enqueued: list[int], *, db: str, guard: bool, seed: int, workers: int,
+           kill_rate: float, kills: int, restarts: int, elapsed_s: float,
+           config: RealConfig) -> dict[str, Any]:
+    """Everything from the file: the tables and the history in it, never our own counters."""
+    states = {job.id: job.state for job in store.jobs()}
+    lost = sum(1 for job_id in enqueued if states.get(job_id) not in TERMINAL_STATES)
+    per_part = Counter((job_id, part) for job_id, part, _token, _amount in store.effects())
+    duplicate_effects = sum(n - 1 for n in per_part.values() if n > 1)
+    violations = checkers.check(store.events(), store)
+    by_invariant = Counter(v.invariant for v in violations)
+    succeeded = sum(1 for s in states.values() if s == "succeeded")
+    return {
+        "enqueued": len(enqueued),
+        "succeeded": succeeded,
+        "dead": sum(1 for s in states.values() if s == "dead"),
+        "lost": lost,
+        "duplicate_effects": duplicate_effects,
+        "kills": kills,
+        "restarts": restarts,
+        "elapsed_s": round(elapsed_s, 3),
+        "jobs_per_s": round((len(enqueued) - lost) / elapsed_s, 1) if elapsed_s > 0 else None,
+        "db": db,
+        "guard": "on" if guard else "off",
+        "seed": seed,
+        "workers": workers,
+        "kill_rate": kill_rate,
+        "batch": config.batch,
+        "lease_s": config.lease_s,
+        "violations": {inv: by_invariant[inv] for inv in sorted(by_invariant)},
+        "violation_examples": [v.to_json() for v in violations[:MAX_LISTED_VIOLATIONS]],
+    }
+
+
+def describe(result: dict[str, Any]) -> str:
+    """The human-readable summary of a stress result."""
+    r = result
+    lines = [
+        f"stress on {r['db']}: {r['workers']} workers, guard {r['guard']}, seed {r['seed']}, "
+        f"kill rate {r['kill_rate']:g}/s, batch {r['batch']}",
+        f"  {r['enqueued']} enqueued, {r['succeeded']} succeeded, {r['dead']} dead, "
+        f"{r['lost']} lost",
+        f"  {r['kills']} SIGKILLs ({r['restarts']} restarts); {r['elapsed_s']:g} s, "
+        f"{r['jobs_per_s']} jobs/s",
+        f"  duplicate effects: {r['duplicate_effects']}",
+    ]
+    if r["violations"]:
+        counts = ", ".join(f"{inv} x{n}" for inv, n in r["violations"].items())
+        lines.append(f"  violations: {counts}")
+        lines.extend(f"    {v['invariant']} job {v['job']}: {v['detail']}"
+                     for v in r["violation_examples"][:5])
+    else:
+        lines.append("  every invariant holds (INV_001..INV_005, INV_007, checked from the file)")
+    return "\n".join(lines)
