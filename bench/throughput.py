@@ -29,7 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from failfirst.clock import RealClock
 from failfirst.store import Store
@@ -107,6 +109,53 @@ def durability(tmp: str) -> dict[str, dict[str, str]]:
     return {"failfirst": ff, "huey": {"journal_mode": out[0], "synchronous": names[int(out[1])]}}
 
 
+def measure(
+    jobs: int, runs: int, worker_counts: list[int], batch: int, tmp: str,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Both systems side by side; one result object per worker count."""
+    import huey  # the version goes with the figures
+
+    settings = durability(tmp)
+    log(f"durability: failfirst {settings['failfirst']}, huey {settings['huey']}")
+    results = []
+    for workers in worker_counts:
+        ff_runs: list[float] = []
+        huey_runs: list[float] = []
+        for run in range(runs):
+            # Alternate which system goes first, so drift in the machine's load is shared.
+            order = ("failfirst", "huey") if run % 2 == 0 else ("huey", "failfirst")
+            for system in order:
+                db = os.path.join(tmp, f"{system}-{workers}-{run}.db")
+                if system == "failfirst":
+                    ff_runs.append(failfirst_run(db, jobs, workers, batch))
+                else:
+                    huey_runs.append(huey_run(db, jobs, workers))
+                for suffix in ("", "-wal", "-shm"):
+                    Path(db + suffix).unlink(missing_ok=True)
+            log(f"  workers {workers} run {run + 1}: failfirst {ff_runs[-1]:,.0f} jobs/s, "
+                f"huey {huey_runs[-1]:,.0f} jobs/s")
+        ff, hu = statistics.median(ff_runs), statistics.median(huey_runs)
+        results.append({
+            "workers": workers,
+            "failfirst_jobs_per_s": round(ff, 1),
+            "huey_jobs_per_s": round(hu, 1),
+            "ratio": round(ff / hu, 2),
+            "jobs": jobs,
+            "runs": runs,
+            "batch": batch,
+            "failfirst_runs_jobs_per_s": [round(x, 1) for x in ff_runs],
+            "huey_runs_jobs_per_s": [round(x, 1) for x in huey_runs],
+            "failfirst_durability": settings["failfirst"],
+            "huey_durability": settings["huey"],
+            "huey_version": huey.__version__,
+            "exactly_once_verified": True,
+        })
+        log(f"workers {workers}: failfirst {ff:,.0f} jobs/s, huey {hu:,.0f} jobs/s, "
+            f"ratio {ff / hu:.2f} (median of {runs}, {jobs} jobs each)")
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10_000)
@@ -117,49 +166,11 @@ def main() -> int:
     args = parser.parse_args()
     if args.runs < 3:
         parser.error("--runs: at least 3 (the figures are medians)")
-    import huey  # the version goes with the figures
-
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    results = []
     with tempfile.TemporaryDirectory(prefix="failfirst-bench-", dir=out.parent) as tmp:
-        settings = durability(tmp)
-        print(f"durability: failfirst {settings['failfirst']}, huey {settings['huey']}")
-        for workers in args.workers:
-            ff_runs: list[float] = []
-            huey_runs: list[float] = []
-            for run in range(args.runs):
-                # Alternate which system goes first, so drift in the machine's load is shared.
-                order = ("failfirst", "huey") if run % 2 == 0 else ("huey", "failfirst")
-                for system in order:
-                    db = os.path.join(tmp, f"{system}-{workers}-{run}.db")
-                    if system == "failfirst":
-                        ff_runs.append(failfirst_run(db, args.jobs, workers, args.batch))
-                    else:
-                        huey_runs.append(huey_run(db, args.jobs, workers))
-                    for suffix in ("", "-wal", "-shm"):
-                        Path(db + suffix).unlink(missing_ok=True)
-                print(f"  workers {workers} run {run + 1}: failfirst {ff_runs[-1]:,.0f} jobs/s, "
-                      f"huey {huey_runs[-1]:,.0f} jobs/s", flush=True)
-            ff, hu = statistics.median(ff_runs), statistics.median(huey_runs)
-            row = {
-                "workers": workers,
-                "failfirst_jobs_per_s": round(ff, 1),
-                "huey_jobs_per_s": round(hu, 1),
-                "ratio": round(ff / hu, 2),
-                "jobs": args.jobs,
-                "runs": args.runs,
-                "batch": args.batch,
-                "failfirst_runs_jobs_per_s": [round(x, 1) for x in ff_runs],
-                "huey_runs_jobs_per_s": [round(x, 1) for x in huey_runs],
-                "failfirst_durability": settings["failfirst"],
-                "huey_durability": settings["huey"],
-                "huey_version": huey.__version__,
-                "exactly_once_verified": True,
-            }
-            results.append(row)
-            print(f"workers {workers}: failfirst {ff:,.0f} jobs/s, huey {hu:,.0f} jobs/s, "
-                  f"ratio {ff / hu:.2f} (median of {args.runs}, {args.jobs} jobs each)", flush=True)
+        results = measure(args.jobs, args.runs, args.workers, args.batch, tmp,
+                          log=lambda line: print(line, flush=True))
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")
     return 0

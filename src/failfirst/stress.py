@@ -4,8 +4,10 @@ The simulator proves the design; this shows that the same code holds with real
 processes, a real file and real crashes. :func:`stress`
 
 1. enqueues ``jobs`` jobs whose handler writes one row in ``effects``;
-2. starts ``workers`` worker processes and one reaper process, each driving the
-   simulator's own loop with the wall clock (:mod:`failfirst.realrun`);
+2. starts ``workers`` worker processes, each driving the simulator's own worker
+   loop with the wall clock (:mod:`failfirst.realrun`), and drives the reaper's
+   loop itself between its looks at the file (a process of its own would only
+   compete with the workers for the CPU);
 3. kills a random worker with SIGKILL at ``kill_rate`` per second (drawn among the
    workers that hold a lease at that moment) and restarts it: its open transaction
    dies with it; its leases expire and the reaper hands the jobs back;
@@ -42,6 +44,7 @@ from failfirst.clock import RealClock
 from failfirst.realrun import JOB_TYPE, RealConfig, open_queue
 from failfirst.store import Store, StoreError
 from failfirst.transitions import TERMINAL_STATES
+from failfirst.worker import ActorLoop, Point, reaper_loop
 
 MAX_JOBS = 1_000_000
 MAX_WORKERS = 64
@@ -50,6 +53,9 @@ MAX_KILL_RATE = 100.0
 DEFAULT_BATCH = 256
 #: How often the parent looks at the file, its children and the kill schedule.
 POLL_S = 0.01
+FIRST_KILL_POLL_S = 0.002
+#: How long a due kill waits for a worker to hold a lease before it takes any worker.
+KILL_PATIENCE_S = 0.05
 #: A kill or restart beyond these bounds means the run is broken, not slow.
 MAX_KILLS = 10_000
 #: Violations listed in the result (all are counted).
@@ -124,6 +130,27 @@ class _Run:
                 proc.wait()
 
 
+class _Stepper:
+    """Drives an actor loop one step at a time without blocking: the parent's reaper.
+    The same waits as :func:`failfirst.realrun.drive`, kept as a ready time."""
+
+    def __init__(self, loop: ActorLoop, idle_poll_s: float) -> None:
+        self.loop = loop
+        self.idle_poll_s = idle_poll_s
+        self.ready_at_s = -math.inf
+
+    def step(self, now_s: float) -> None:
+        if now_s < self.ready_at_s:
+            return
+        step = next(self.loop)
+        if isinstance(step, Point):
+            self.ready_at_s = now_s + step.wait_s
+        else:
+            wake_s = step.wake()
+            wait_s = self.idle_poll_s if wake_s is None else wake_s - now_s
+            self.ready_at_s = now_s + min(max(wait_s, 0.001), self.idle_poll_s)
+
+
 def _validate(jobs: int, workers: int, kill_rate: float, batch: int, timeout_s: float | None) -> None:
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
         raise ValueError(f"--jobs: must be an integer in 1..{MAX_JOBS}, got {jobs!r}")
@@ -195,20 +222,22 @@ def _run(queue: Any, store: Store, rng: random.Random, *, db: str, jobs: int, wo
     enqueued = queue.enqueue_batch(JOB_TYPE, [{"n": i} for i in range(jobs)], actor="client")
     run = _Run(db, guard, config, tempfile.mkdtemp(prefix="failfirst-stress-"))
     names = [f"w{i + 1}" for i in range(workers)]
-    # The first kill lands at a seeded point within the first half of the work (so even
-    # a run shorter than 1/kill_rate seconds sees one); the next follow at kill_rate/s.
-    first_kill_done = rng.uniform(0.05, 0.5) * jobs
+    # The first kill lands at a seeded point within the first half of the work (so even a
+    # run shorter than 1/kill_rate seconds sees a kill that matters); the next follow at
+    # kill_rate per second.
+    first_kill_claimed = rng.uniform(0.05, 0.5) * jobs
     next_kill_s = rng.expovariate(kill_rate) if kill_rate > 0 else math.inf
     kills = restarts = 0
     last_kill_t = None
+    due_since: float | None = None
     started = time.monotonic()  # real-time: the run's own stopwatch
     deadline = started + timeout_s
     try:
-        run.spawn("reaper", "reaper")
         for name in names:
             run.spawn(name, "worker")
+        reaper = _Stepper(reaper_loop("reaper", queue), config.idle_poll_s)
         counts: dict[str, int] = {}
-        for _ in range(math.ceil(timeout_s / POLL_S) + 1):  # bounded by the timeout
+        for _ in range(math.ceil(timeout_s / FIRST_KILL_POLL_S) + 1):  # bounded by the timeout
             now = time.monotonic()  # real-time: the run's own stopwatch
             # Two O(log n) look-ups each poll; a full count only to confirm the end (terminal
             # states are final, so the confirmation is exact) and until the first kill.
@@ -224,15 +253,24 @@ def _run(queue: Any, store: Store, rng: random.Random, *, db: str, jobs: int, wo
                     f"stress timed out after {timeout_s:g} s with {open_jobs} jobs not terminal "
                     f"({counts}); {kills} kills; the file {db} is left for inspection")
             run.check_alive()
+            reaper.step(RealClock().now_s())
             terminal = sum(n for s, n in counts.items() if s in TERMINAL_STATES)
-            due = now - started >= next_kill_s or (kills == 0 and terminal >= first_kill_done)
+            first_due = kills == 0 and terminal + counts.get("leased", 0) >= first_kill_claimed
+            due = now - started >= next_kill_s or first_due
             if kill_rate > 0 and due:
                 if kills >= MAX_KILLS:
                     raise StressError(f"more than {MAX_KILLS} kills: the run does not finish")
                 # A kill of a process that holds nothing tests nothing: the victim is drawn
-                # among the workers holding a lease now (among all when none does).
+                # among the workers holding a lease now. When none does (one may be inside
+                # its claim transaction, not yet visible), the kill waits a few polls, then
+                # takes any worker.
                 holders = [n for n in names
                            if store.job_leased_by(run.children[n].name) is not None]
+                due_since = now if due_since is None else due_since
+                if not holders and now - due_since < KILL_PATIENCE_S:
+                    time.sleep(FIRST_KILL_POLL_S)  # real-time: look again soon
+                    continue
+                due_since = None
                 victim = run.children[rng.choice(holders or names)]
                 victim.proc.send_signal(signal.SIGKILL)
                 victim.proc.wait()
@@ -248,7 +286,9 @@ def _run(queue: Any, store: Store, rng: random.Random, *, db: str, jobs: int, wo
                     store.append_event(actor=reborn.name, job=None, kind="restart",
                                        replaces=victim.name)
                 next_kill_s = max(next_kill_s, now - started) + rng.expovariate(kill_rate)
-            time.sleep(POLL_S)  # real-time: the parent polls the file
+            # Until the first kill, look often: a short run must not slip between two looks.
+            hurry = kill_rate > 0 and kills == 0
+            time.sleep(FIRST_KILL_POLL_S if hurry else POLL_S)  # real-time: the parent polls
         else:
             raise StressError(f"stress did not finish within {timeout_s:g} s")
     finally:
