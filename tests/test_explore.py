@@ -43,6 +43,17 @@ def test_symmetry_reduction_is_sound_at_small_bounds(guard):
     assert bool(full_bad) is not guard
 
 
+@pytest.mark.parametrize("guard", [False, True])
+def test_parallel_exploration_counts_what_one_process_counts(guard):
+    one = explore(SMALL, guard, workers=1)
+    two = explore(SMALL, guard, workers=2)
+    assert (one.schedules, one.distinct, one.violating, one.reached) == \
+        (two.schedules, two.distinct, two.violating, two.reached)
+    assert (one.counterexample is None) == (two.counterexample is None) == guard
+    if one.counterexample:
+        assert one.counterexample.schedule == two.counterexample.schedule
+
+
 def test_depth_first_runs_every_schedule_once():
     schedules, _, _ = _histories(SMALL, False, reduce=True)
     assert len(schedules) == len(set(schedules))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=_positive_int, default=None, help="random mode: schedules to run")
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--max-faults", type=_non_negative_int, default=None)
+    p.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1,
+                   help="processes for an exhaustive exploration (default: one per core); "
+                        "the counts and the counterexample do not depend on it")
     p.add_argument("--all", action="store_true",
                    help="go on past the first violation and count every violating schedule "
                         "(by default exploration stops at the first, as model checkers do)")
@@ -157,7 +161,8 @@ def cmd_explore(args: argparse.Namespace) -> None:
 
     result = explore_cli(catalogue.load(args.fm), guard=args.guard == "on", mode=args.mode,
                          runs=args.runs, seed=args.seed, max_faults=args.max_faults,
-                         stop_at_first=not args.all, progress=not args.json and sys.stderr.isatty())
+                         stop_at_first=not args.all, workers=args.workers,
+                         progress=not args.json and sys.stderr.isatty())
     _emit(args, result.to_json(), describe(result))
 
 

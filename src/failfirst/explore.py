@@ -47,26 +47,52 @@ class _DepthFirst:
         self.trail.append((value, n))
         return value
 
-    def next_prefix(self) -> list[int] | None:
-        """The next schedule in depth-first order, or None when the tree is exhausted."""
-        for i in range(len(self.trail) - 1, -1, -1):
-            value, n = self.trail[i]
-            if value + 1 < n:
-                return [v for v, _ in self.trail[:i]] + [value + 1]
-        return None
+    def next_prefix(self, floor: int = 0) -> list[int] | None:
+        """The next schedule in depth-first order, or None when the tree (below the first
+        ``floor`` choices, which stay fixed) is exhausted."""
+        return _next_prefix(self.trail, floor)
 
 
-def depth_first(run: Callable[[ChoiceSource], RunResult], limit: int) -> Iterator[RunResult]:
-    """Every complete schedule of the choice tree, once each (stateless model checking)."""
-    prefix: list[int] | None = []
+def _next_prefix(trail: list[tuple[int, int]], floor: int = 0) -> list[int] | None:
+    for i in range(len(trail) - 1, floor - 1, -1):
+        value, n = trail[i]
+        if value + 1 < n:
+            return [v for v, _ in trail[:i]] + [value + 1]
+    return None
+
+
+def depth_first(
+    run: Callable[[ChoiceSource], RunResult], limit: int, prefix: list[int] | None = None,
+) -> Iterator[RunResult]:
+    """Every complete schedule of the choice tree, once each (stateless model checking);
+    with ``prefix``, every schedule of the subtree under it."""
+    floor = len(prefix or [])
+    nxt: list[int] | None = list(prefix or [])
     for _ in range(limit):
-        if prefix is None:
+        if nxt is None:
             return
-        source = _DepthFirst(prefix)
+        source = _DepthFirst(nxt)
         yield run(source)
-        prefix = source.next_prefix()
-    if prefix is not None:
+        nxt = source.next_prefix(floor)
+    if nxt is not None:
         raise BoundError(f"the choice tree has more than {limit} schedules; lower the bounds")
+
+
+def frontier(
+    run: Callable[[ChoiceSource], RunResult], depth: int, limit: int,
+) -> list[tuple[list[tuple[int, int]], RunResult]]:
+    """Split the choice tree at ``depth``: for each subtree in depth-first order, the
+    trail of its first schedule and that schedule's result. The subtrees together hold
+    every schedule once; the floor of each is ``min(depth, len(trail))``."""
+    firsts: list[tuple[list[tuple[int, int]], RunResult]] = []
+    nxt: list[int] | None = []
+    for _ in range(limit):
+        if nxt is None:
+            return firsts
+        source = _DepthFirst(nxt)
+        firsts.append((source.trail, run(source)))
+        nxt = _next_prefix(source.trail[:depth])
+    raise BoundError(f"more than {limit} subtrees at depth {depth}")
 
 
 @dataclass
@@ -208,8 +234,11 @@ def explore(
     stop_at_first: bool = False,
     progress: Callable[[int], None] | None = None,
     keep_digests: bool = False,
+    workers: int = 1,
 ) -> Exploration:
-    """Explore ``scenario``'s schedules; see the module docstring."""
+    """Explore ``scenario``'s schedules; see the module docstring. With ``workers`` > 1,
+    an exhaustive exploration splits the choice tree into subtrees explored by that many
+    processes; the counts and the counterexample are the same as with one."""
     if mode not in ("exhaustive", "random"):
         raise BoundError(f"unknown mode {mode!r}")
     if mode == "exhaustive" and runs is not None:
@@ -221,31 +250,31 @@ def explore(
     def run(source: ChoiceSource) -> RunResult:
         return simulate(scenario, guard, source, reduce=reduce, store=shared)
 
-    if mode == "exhaustive":
-        results: Iterator[RunResult] = depth_first(run, MAX_EXHAUSTIVE_SCHEDULES)
-    else:
-        count = 1000 if runs is None else runs
-        results = (run(RandomChoices(seed * 1_000_003 + i)) for i in range(count))
-    schedules = reached = violating = 0
-    digests: set[str] = set()
-    violating_digests: set[str] = set()
-    first: RunResult | None = None
+    tally = _Tally(keep_digests)
     first_violation_s = None
-    for result in results:
-        schedules += 1
-        digests.add(result.digest)
-        reached += result.reached
-        if result.violations:
-            violating += 1
-            if keep_digests:
-                violating_digests.add(canonical_digest(result))
-            if first is None:
-                first = result
+    if mode == "exhaustive" and workers > 1 and not stop_at_first and _can_fork():
+        for part in _explore_in_parallel(run, (scenario, guard, reduce, keep_digests), workers):
+            tally.merge(part)
+            if progress is not None:
+                progress(tally.schedules)
+    else:
+        if mode == "exhaustive":
+            results: Iterator[RunResult] = depth_first(run, MAX_EXHAUSTIVE_SCHEDULES)
+        else:
+            count = 1000 if runs is None else runs
+            results = (run(RandomChoices(seed * 1_000_003 + i)) for i in range(count))
+        for result in results:
+            tally.add(result)
+            if result.violations and tally.violating == 1:
                 first_violation_s = time.perf_counter() - started  # real-time: measurement
                 if stop_at_first:
                     break
-        if progress is not None:
-            progress(schedules)
+            if progress is not None:
+                progress(tally.schedules)
+    schedules, reached, violating = tally.schedules, tally.reached, tally.violating
+    digests, violating_digests = tally.digests, tally.violating_digests
+    first = None if tally.first_choices is None else simulate(
+        scenario, guard, ReplayChoices(tally.first_choices), reduce=reduce)
     exhaustive = mode == "exhaustive" and not (stop_at_first and first is not None)
     counterexample = None
     if first is not None:
@@ -265,6 +294,92 @@ def explore(
     )
 
 
+class _Tally:
+    """What an exploration counts; mergeable, so subtrees explored apart add up."""
+
+    def __init__(self, keep_digests: bool) -> None:
+        self.keep_digests = keep_digests
+        self.schedules = self.reached = self.violating = 0
+        self.digests: set[str] = set()
+        self.violating_digests: set[str] = set()
+        self.first_choices: list[int] | None = None  # the first violation, in DFS order
+
+    def add(self, result: RunResult) -> None:
+        self.schedules += 1
+        self.digests.add(result.digest)
+        self.reached += result.reached
+        if result.violations:
+            self.violating += 1
+            if self.keep_digests:
+                self.violating_digests.add(canonical_digest(result))
+            if self.first_choices is None:
+                self.first_choices = list(result.choices)
+
+    def merge(self, other: _Tally) -> None:
+        self.schedules += other.schedules
+        self.reached += other.reached
+        self.violating += other.violating
+        self.digests |= other.digests
+        self.violating_digests |= other.violating_digests
+        if self.first_choices is None:
+            self.first_choices = other.first_choices
+
+
+#: Set in the parent just before forking: (scenario, guard, reduce, keep_digests).
+_FORKED_JOB: tuple[Scenario, bool, bool, bool] | None = None
+
+
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _explore_subtree(task: tuple[list[tuple[int, int]], int]) -> _Tally:
+    """In a worker process: every schedule of a subtree after its first (which the parent
+    already ran), given that first schedule's trail and the subtree's floor."""
+    assert _FORKED_JOB is not None
+    scenario, guard, reduce, keep_digests = _FORKED_JOB
+    trail, floor = task
+    shared = Store.memory(SimClock())
+    tally = _Tally(keep_digests)
+    nxt = _next_prefix(trail, floor)
+    for _ in range(MAX_EXHAUSTIVE_SCHEDULES):
+        if nxt is None:
+            return tally
+        source = _DepthFirst(nxt)
+        tally.add(simulate(scenario, guard, source, reduce=reduce, store=shared))
+        nxt = source.next_prefix(floor)
+    raise BoundError(f"a subtree has more than {MAX_EXHAUSTIVE_SCHEDULES} schedules")
+
+
+def _explore_in_parallel(
+    run: Callable[[ChoiceSource], RunResult], job: tuple[Scenario, bool, bool, bool], workers: int,
+) -> Iterator[_Tally]:
+    """Split the tree at the shallowest depth that gives each worker many subtrees (the
+    subtrees differ in size by orders of magnitude), run the first schedule of each here,
+    explore the rest of each in ``workers`` forked processes, and yield the tallies in
+    depth-first order, so the first violation is the one a single process finds."""
+    import multiprocessing
+
+    global _FORKED_JOB
+    for depth in range(1, 16):  # bounded: each level costs one run per subtree, counted
+        firsts = frontier(run, depth, limit=100_000)
+        if len(firsts) >= 64 * workers or all(len(trail) <= depth for trail, _ in firsts):
+            break
+    _FORKED_JOB = job
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            tasks = [(trail, min(depth, len(trail))) for trail, _ in firsts]
+            for (_, first), rest in zip(firsts, pool.imap(_explore_subtree, tasks), strict=True):
+                head = _Tally(job[3])
+                head.add(first)
+                head.merge(rest)
+                yield head
+    finally:
+        _FORKED_JOB = None
+
+
 def canonical_digest(result: RunResult) -> str:
     """The digest of a history with worker names erased. The symmetry reduction only
     prunes choices between workers that hold no lease and no memory, so what it skips
@@ -280,11 +395,13 @@ def _is_worker(actor: str) -> bool:
 
 
 def explore_cli(scenario: Scenario, guard: bool, mode: str, runs: int | None, seed: int,
-                max_faults: int | None, stop_at_first: bool, progress: bool) -> Exploration:
+                max_faults: int | None, stop_at_first: bool, workers: int,
+                progress: bool) -> Exploration:
     """The ``failfirst explore`` command: a progress bar on a terminal, quiet otherwise."""
     scenario = with_bounds(scenario, max_faults)
     if not progress:
-        return explore(scenario, guard, mode, runs, seed, stop_at_first=stop_at_first)
+        return explore(scenario, guard, mode, runs, seed, stop_at_first=stop_at_first,
+                       workers=workers)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     total = runs or 1000 if mode == "random" else None
@@ -292,6 +409,7 @@ def explore_cli(scenario: Scenario, guard: bool, mode: str, runs: int | None, se
                   TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task(f"{scenario.id} {mode}", total=total)
         return explore(scenario, guard, mode, runs, seed, stop_at_first=stop_at_first,
+                       workers=workers,
                        progress=lambda n: bar.update(task, completed=n) if n % 64 == 0 else None)
 
 
