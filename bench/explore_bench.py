@@ -122,12 +122,16 @@ def hypothesis_first_violation_s(seed: int) -> float:
 def main() -> int:
     out_dir = os.path.join("_build", "bench")
     os.makedirs(out_dir, exist_ok=True)
-    proof, exhaustive_rate, random_rate, ours_first, theirs_first = [], [], [], [], []
+    cores = os.cpu_count() or 1
+    proof, proof_one, exhaustive_rate, random_rate, ours_first, theirs_first = [], [], [], [], [], []
     for i in range(REPEATS):
-        p = explore(SCENARIO, guard=True)
+        p = explore(SCENARIO, guard=True)  # one process: the per-core rate
         assert p.exhaustive and p.violating == 0 and p.reached > 0
-        proof.append(p.elapsed_s)
+        proof_one.append(p.elapsed_s)
         exhaustive_rate.append(p.schedules / p.elapsed_s)
+        pp = explore(SCENARIO, guard=True, workers=cores)  # as `failfirst explore` runs it
+        assert (pp.schedules, pp.violating) == (p.schedules, p.violating)
+        proof.append(pp.elapsed_s)
         r = explore(SCENARIO, guard=True, mode="random", runs=2000, seed=i)
         random_rate.append(r.schedules / r.elapsed_s)
         first = explore(SCENARIO, guard=False, stop_at_first=True, shrink_counterexample=False)
@@ -138,6 +142,8 @@ def main() -> int:
         "schedules_per_s": round(med(exhaustive_rate)),
         "random_schedules_per_s": round(med(random_rate)),
         "fm001_proof_s": round(med(proof), 3),
+        "fm001_proof_one_process_s": round(med(proof_one), 3),
+        "cores": cores,
         "fm001_proof_schedules": p.schedules,
         "failfirst_first_violation_s": round(med(ours_first), 5),
         "hypothesis_first_violation_s": round(med(theirs_first), 5),
@@ -150,7 +156,8 @@ def main() -> int:
     print(f"FM_001 exhaustive: {result['schedules_per_s']} schedules/s (target >= 3000 per core); "
           f"random: {result['random_schedules_per_s']} schedules/s")
     print(f"FM_001 exhaustive proof at default bounds: {result['fm001_proof_s']} s for "
-          f"{result['fm001_proof_schedules']} schedules (target < 2 s)")
+          f"{result['fm001_proof_schedules']} schedules on {cores} cores "
+          f"({result['fm001_proof_one_process_s']} s in one process; target < 2 s)")
     print(f"time to first FM_001 violation: failfirst {result['failfirst_first_violation_s']} s, "
           f"Hypothesis RuleBasedStateMachine {result['hypothesis_first_violation_s']} s "
           f"(ratio {result['first_violation_ratio']}x), median of {REPEATS}")
