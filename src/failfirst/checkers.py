@@ -228,10 +228,10 @@ def check_inv007_records_agree(events: list[Event], store: Store) -> list[Violat
     """INV_007: the store's own records (jobs, effects, dead letters) match the history."""
     out = []
     replayed = _replayed_states(events)
-    for job in store.jobs():
-        if replayed.get(job.id) != job.state:
-            out.append(Violation("INV_007", job.id, (),
-                                 f"the store says {job.state}, the history says {replayed.get(job.id)}"))
+    for job_id, state in sorted(store.job_states().items()):
+        if replayed.get(job_id) != state:
+            out.append(Violation("INV_007", job_id, (),
+                                 f"the store says {state}, the history says {replayed.get(job_id)}"))
     stored: dict[tuple[int, str], int] = defaultdict(int)
     for job_id, part, _token, _amount in store.effects():
         stored[(job_id, part)] += 1
