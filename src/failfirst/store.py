@@ -261,6 +261,10 @@ class Store:
     def jobs(self) -> list[Job]:
         return [_job(r) for r in self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY id")]
 
+    def job_states(self) -> dict[int, str]:
+        """Job id -> state, for every job (what checkers compare with the history)."""
+        return dict(self._conn.execute("SELECT id, state FROM jobs").fetchall())
+
     def job_state(self, job_id: int) -> tuple[str, int] | None:
         return self._conn.execute("SELECT state, token FROM jobs WHERE id = ?", (job_id,)).fetchone()
 
@@ -491,13 +495,13 @@ class Store:
         return cur.rowcount
 
     def insert_attempts(self, rows: list[tuple[int, int, str, float]]) -> None:
-        """:meth:`insert_attempt` for many (job id, token, worker, claimed_s) rows."""
+        """``insert_attempt`` for many (job id, token, worker, claimed_s) rows."""
         assert self.in_transaction, "every write happens inside a transaction"
         self._conn.executemany(
             "INSERT INTO attempts (job_id, token, worker, claimed_s) VALUES (?, ?, ?, ?)", rows)
 
     def end_attempts(self, rows: list[tuple[int, int]], outcome: str) -> None:
-        """:meth:`end_attempt` for many (job id, token) rows."""
+        """``end_attempt`` for many (job id, token) rows."""
         assert self.in_transaction, "every write happens inside a transaction"
         self._conn.executemany(
             "UPDATE attempts SET outcome = ? WHERE job_id = ? AND token = ? AND outcome IS NULL",
