@@ -13,7 +13,7 @@ for a fraction of the cost. Nothing about the guarantees changes:
   one transaction, so a crash commits the whole batch or none of it;
 - if any lease of the batch went stale (it expired and was taken back), the
   batch transaction is rolled back and the jobs are committed one by one with
-  :meth:`JobQueue.commit`, which refuses the stale ones and records why.
+  :meth:`failfirst.processor.JobQueue.commit`, which refuses the stale ones and records why.
 
 With ``batch == 1`` :func:`batch_worker_loop` is :func:`failfirst.worker.worker_loop`.
 """
@@ -33,13 +33,14 @@ Effects = list[tuple[str, int]]
 
 
 class BatchQueue(JobQueue):
-    """A :class:`JobQueue` that can also claim and commit several jobs per transaction."""
+    """A :class:`failfirst.processor.JobQueue` that can also claim and commit several jobs per transaction."""
 
     def enqueue_batch(
         self, type_: str, payloads: list[dict[str, Any]], *, actor: str = "client",
     ) -> list[int]:
         """Add one job per payload (no idempotency key, no delay), ``MAX_BATCH`` jobs per
-        transaction, validated as :meth:`enqueue` validates them; returns their ids."""
+        transaction, each validated as :meth:`failfirst.processor.JobQueue.enqueue`
+        validates it; returns their ids."""
         checked = [self._validate(type_, payload, None, 0.0, None) for payload in payloads]
         max_attempts = self.config.default_max_attempts
         ids: list[int] = []
@@ -58,7 +59,8 @@ class BatchQueue(JobQueue):
 
     def claim_batch(self, worker: str, limit: int) -> list[Lease]:
         """Lease up to ``limit`` claimable jobs to ``worker`` in one transaction, each
-        with its own new fencing token: what ``limit`` calls of :meth:`claim` would do."""
+        with its own new fencing token: what ``limit`` calls of
+        :meth:`failfirst.processor.JobQueue.claim` would do."""
         assert 1 <= limit <= MAX_BATCH
         if not self.store.has_claimable(self.store.clock.now_s()):
             return []  # look before taking the write lock

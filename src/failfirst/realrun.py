@@ -98,8 +98,9 @@ def drive(
 ) -> str:
     """Run one actor loop to its end, sleeping as each step asks.
 
-    A :class:`Point` waits ``wait_s``; an :class:`Idle` waits until its wake time,
-    but never longer than ``idle_poll_s`` (other processes make work appear).
+    A :class:`~failfirst.worker.Point` waits ``wait_s``; an
+    :class:`~failfirst.worker.Idle` waits until its wake time, but never longer than
+    ``idle_poll_s`` (other processes make work appear).
     Returns why the loop ended: "done", "deadline" or "orphaned".
     """
     now_s = now_s or RealClock().now_s
