@@ -14,13 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from failfirst.batch import BatchQueue, batch_worker_loop
 from failfirst.choices import ChoiceSource, Recorder
 from failfirst.clock import SimClock
 from failfirst.policies import Guardrails
-from failfirst.processor import Hooks, JobQueue, LostAck, WorkerCrash
+from failfirst.processor import Hooks, LostAck, WorkerCrash
 from failfirst.scenario import IN_TRANSACTION_FAULTS, Scenario
 from failfirst.store import Store
-from failfirst.worker import ActorLoop, Idle, Point, reaper_loop, worker_loop
+from failfirst.worker import ActorLoop, Idle, Point, reaper_loop
 
 # Events from decisions, not transactions: they are written after the step.
 _FAULT_EVENT = {"crash": "crash", "pause": "pause", "lost_ack": "lost_ack"}
@@ -102,7 +103,7 @@ class Simulation:
         hooks = _SimHooks(self)
         # Jitter and handler randomness come from fixed seeds: the choice sequence
         # alone describes a run, and enumeration does not branch on jitter.
-        self.queue = JobQueue(
+        self.queue = BatchQueue(
             self.store, scenario.handlers, guardrails=guardrails, config=scenario.queue,
             jitter_seed=f"{scenario.id}:jitter", hooks=hooks,
             services=scenario.services(self.store, guardrails) if scenario.services else None,
@@ -115,7 +116,8 @@ class Simulation:
                                      ready_at_s=None, wake=self.store.next_lease_expiry_s))
 
     def _worker(self, name: str) -> Actor:
-        return Actor(name, lambda: worker_loop(name, self.queue, self.scenario.worker, self.scenario.id),
+        config, seed = self.scenario.worker, self.scenario.id
+        return Actor(name, lambda: batch_worker_loop(name, self.queue, config, config.batch, seed),
                      is_worker=True)
 
     # -- faults -----------------------------------------------------------------

@@ -46,6 +46,9 @@ class WorkerConfig:
     work_s: float = 1.0
     #: Max jobs a worker takes before it exits (None: until the run ends).
     max_jobs: int | None = None
+    #: Jobs claimed and committed per transaction (see :mod:`failfirst.batch`); real runs
+    #: batch for throughput, and a scenario can set it so the explorer proves that path too.
+    batch: int = 1
 
 
 def worker_loop(

@@ -4,6 +4,8 @@ off does, so the proof is not vacuous."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from failfirst.explore import explore, find_run
 from failfirst.runner import run_scenario
 from failure_modes.FM_001_retry_duplication.scenario import SCENARIO
@@ -16,6 +18,16 @@ def test_exhaustive_proof_at_default_bounds():
     assert proof.reached > 0, "redelivery happened in the explored schedules"
     control = explore(SCENARIO, guard=False, stop_at_first=True, shrink_counterexample=False)
     assert control.violating > 0, "negative control: the same exploration without the guardrail"
+
+
+def test_the_batched_path_of_real_runs_is_proved_too():
+    # `failfirst stress` and `make bench` claim and commit jobs in batches
+    # (failfirst.batch); the same exploration covers that path.
+    batched = dataclasses.replace(SCENARIO, worker=dataclasses.replace(SCENARIO.worker, batch=2))
+    proof = explore(batched, guard=True)
+    assert proof.exhaustive and proof.violating == 0 and proof.reached > 0
+    control = explore(batched, guard=False, stop_at_first=True, shrink_counterexample=False)
+    assert control.violating > 0
 
 
 def test_500_seeds_guard_on_clean_guard_off_violating():
