@@ -18,6 +18,8 @@ from failfirst.choices import ScheduleError
 from failfirst.runner import RunResult, replay, run_scenario
 
 EXIT_USAGE = 2
+#: The experiment could not complete (not bad input): one line on stderr too.
+EXIT_FAILED = 1
 
 
 class UsageError(Exception):
@@ -185,12 +187,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         COMMANDS[args.command](args)
     except (UsageError, catalogue.UnknownFailureMode, ScheduleError, StoreError, ValueError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"failfirst: error: {message}", file=sys.stderr)
+        _one_line_error(exc)
         return EXIT_USAGE
     except BrokenPipeError:  # `failfirst list | head`
         return 0
+    except RuntimeError as exc:  # the experiment itself broke (say, a stress run timed out)
+        _one_line_error(exc)
+        return EXIT_FAILED
     return 0
+
+
+def _one_line_error(exc: BaseException) -> None:
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    print(f"failfirst: error: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":
