@@ -7,17 +7,16 @@ from __future__ import annotations
 import dataclasses
 
 from failfirst.explore import explore, find_run
+from failfirst.proof import prove
 from failfirst.runner import run_scenario
 from failure_modes.FM_001_retry_duplication.scenario import SCENARIO
 
 
 def test_exhaustive_proof_at_default_bounds():
-    proof = explore(SCENARIO, guard=True)
-    assert proof.exhaustive and proof.violating == 0
+    result = prove(SCENARIO)
+    proof, control = result.proof, result.control
     assert proof.schedules >= 1000
-    assert proof.reached > 0, "redelivery happened in the explored schedules"
-    control = explore(SCENARIO, guard=False, stop_at_first=True, shrink_counterexample=False)
-    assert control.violating > 0, "negative control: the same exploration without the guardrail"
+    assert "INV_001" in control.counterexample.result.invariants_violated
 
 
 def test_the_batched_path_of_real_runs_is_proved_too():

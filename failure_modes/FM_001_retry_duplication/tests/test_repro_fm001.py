@@ -3,8 +3,9 @@ applies its effect twice, and the checker names the job and both effects."""
 
 from __future__ import annotations
 
-from failfirst.explore import depth_first, explore, with_bounds
-from failfirst.runner import replay, run_scenario, simulate
+from failfirst.explore import depth_first, with_bounds
+from failfirst.proof import reproduce
+from failfirst.runner import run_scenario, simulate
 from failure_modes.FM_001_retry_duplication.scenario import SCENARIO
 
 ONE_FAULT = with_bounds(SCENARIO, max_faults=1)
@@ -20,14 +21,9 @@ def _faults(run):
 
 
 def test_exploration_finds_inv001_and_its_minimal_counterexample_replays():
-    found = explore(SCENARIO, guard=False, stop_at_first=True)
-    assert found.violating > 0 and found.counterexample is not None
-    cx = found.counterexample
+    cx = reproduce(SCENARIO)  # shrunk, and replayed to the same digest and violations
     assert "INV_001" in {v["invariant"] for v in cx.violations}
     assert cx.faults == 1, "one fault is enough to duplicate an effect"
-    again = replay(SCENARIO, cx.schedule, guard=False)
-    assert again.digest == cx.digest
-    assert [v.to_json() for v in again.violations] == cx.violations
 
 
 def test_crash_after_the_effect_reruns_the_job_and_the_checker_names_both_effects():

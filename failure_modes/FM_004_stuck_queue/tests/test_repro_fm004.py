@@ -3,22 +3,18 @@ leased forever; once the faults stop nothing moves it, and the checker names INV
 
 from __future__ import annotations
 
-from failfirst.explore import depth_first, explore, with_bounds
-from failfirst.runner import replay, run_scenario, simulate
+from failfirst.explore import depth_first, with_bounds
+from failfirst.proof import reproduce
+from failfirst.runner import run_scenario, simulate
 from failure_modes.FM_004_stuck_queue.scenario import SCENARIO
 
 ONE_FAULT = with_bounds(SCENARIO, max_faults=1)
 
 
 def test_exploration_finds_inv004_and_its_minimal_counterexample_replays():
-    found = explore(SCENARIO, guard=False, stop_at_first=True)
-    assert found.violating > 0 and found.counterexample is not None
-    cx = found.counterexample
+    cx = reproduce(SCENARIO)  # shrunk, and replayed to the same digest and violations
     assert "INV_004" in {v["invariant"] for v in cx.violations}
     assert cx.faults == 1, "one crash is enough to strand a job"
-    again = replay(SCENARIO, cx.schedule, guard=False)
-    assert again.digest == cx.digest
-    assert [v.to_json() for v in again.violations] == cx.violations
 
 
 def test_a_crash_holding_a_job_strands_it_and_the_run_goes_quiet():

@@ -6,18 +6,16 @@ exploration counting only handled failures starves the queue."""
 from __future__ import annotations
 
 from failfirst.choices import RandomChoices
-from failfirst.explore import explore
+from failfirst.proof import prove
 from failfirst.runner import run_scenario, simulate
 from failure_modes.FM_005_poison_message.scenario import MAX_ATTEMPTS, SCENARIO
 
 
 def test_exhaustive_proof_at_default_bounds():
-    proof = explore(SCENARIO, guard=True)
-    assert proof.exhaustive and proof.violating == 0
+    result = prove(SCENARIO)
+    proof, control = result.proof, result.control
     assert proof.schedules >= 100
     assert proof.reached == proof.schedules, "the poison payload crashed a worker in every one"
-    control = explore(SCENARIO, guard=False, stop_at_first=True, shrink_counterexample=False)
-    assert control.violating > 0, "negative control: the same exploration without the guardrail"
     assert {"INV_004", "INV_005"} <= set(control.counterexample.result.invariants_violated)
 
 
