@@ -41,7 +41,7 @@ endef
 $(foreach n,1 2 3 4 5 6 7 8 9,$(eval $(call fm_targets,$(n))))
 
 lint: .venv/.synced ## ruff
-	$(RUN) ruff check src failure_modes tests
+	$(RUN) ruff check src failure_modes tests bench book/_tools book/conftest.py conf
 
 clean: ## remove build output and caches (keeps the environment)
 	rm -rf _build .pytest_cache .ruff_cache
