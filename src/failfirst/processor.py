@@ -375,7 +375,7 @@ class JobQueue:
 
     def reap(self, actor: str = "reaper") -> int:
         """Take back expired leases: to pending, or to dead when attempts are spent."""
-        if not self.store.expired_leases(self.store.clock.now_s(), 1):
+        if not self.store.has_expired_lease(self.store.clock.now_s()):
             return 0  # nothing due: no write lock taken
         with self.store.transaction():
             now_s = self.store.clock.now_s()

@@ -81,6 +81,12 @@ CREATE TABLE events (
 """
 
 _TABLES = ("events", "dead_letters", "effects", "attempts", "jobs")
+_NEXT_RUN_AT_SQL = "SELECT min(run_at_s) FROM jobs WHERE state = 'pending'"
+_NEXT_EXPIRY_SQL = "SELECT min(lease_expires_s) FROM jobs WHERE state = 'leased'"
+_WAKE_TIMES_SQL = (
+    "SELECT min(CASE WHEN state = 'pending' THEN run_at_s END), "
+    "min(CASE WHEN state = 'leased' THEN lease_expires_s END) FROM jobs"
+)
 EVENT_COLUMNS = ("seq", "t", "actor", "job", "kind", "from", "to", "token")
 #: One reusable encoder: json.dumps with options builds a new one per call.
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
@@ -131,8 +137,8 @@ class Store:
         #: Bumped by every write to ``jobs`` and every rollback: lets the simulator skip
         #: re-reading wake-up times.
         self.version = 0
-        self._memo_version = -1
-        self._memo_values: dict[str, Any] = {}
+        self._wake_version = -1
+        self._wake: tuple[float | None, float | None] = (None, None)
         # A simulation's event log lives in memory with the same transactional rules
         # (appended on COMMIT, dropped on ROLLBACK); a file keeps it in its events table.
         self._log: list[dict[str, Any]] | None = [] if log_in_memory else None
@@ -269,9 +275,20 @@ class Store:
         return self._conn.execute("SELECT state, token FROM jobs WHERE id = ?", (job_id,)).fetchone()
 
     def has_claimable(self, now_s: float) -> bool:
-        return self._conn.execute(
-            "SELECT 1 FROM jobs WHERE state = 'pending' AND run_at_s <= ? LIMIT 1", (now_s,)
-        ).fetchone() is not None
+        """Is some pending job due? (A look before taking the write lock.)"""
+        if self._log is None:
+            return self._conn.execute(
+                "SELECT 1 FROM jobs WHERE state = 'pending' AND run_at_s <= ? LIMIT 1", (now_s,)
+            ).fetchone() is not None
+        run_at_s = self._wake_times()[0]
+        return run_at_s is not None and run_at_s <= now_s
+
+    def has_expired_lease(self, now_s: float) -> bool:
+        """Has some lease ended at or before ``now_s``? (The reaper's look before locking.)"""
+        if self._log is None:
+            return bool(self.expired_leases(now_s, 1))
+        expires_s = self._wake_times()[1]
+        return expires_s is not None and expires_s <= now_s
 
     def next_claimable_job(self, now_s: float) -> Job | None:
         """The pending job that is due first (FIFO by run_at, then id)."""
@@ -283,18 +300,9 @@ class Store:
 
     def next_run_at_s(self) -> float | None:
         """When the earliest pending job becomes claimable (None: nothing pending)."""
-        return self._memo("run_at", "SELECT min(run_at_s) FROM jobs WHERE state = 'pending'")
-
-    def _memo(self, key: str, sql: str) -> Any:
-        # Idle actors ask the same question after every step; the answer can only change
-        # when ``jobs`` does, which bumps ``version`` (a rollback included).
         if self._log is None:  # a file: other processes write it too, so never memoise
-            return self._conn.execute(sql).fetchone()[0]
-        if self._memo_version != self.version:
-            self._memo_version, self._memo_values = self.version, {}
-        if key not in self._memo_values:
-            self._memo_values[key] = self._conn.execute(sql).fetchone()[0]
-        return self._memo_values[key]
+            return self._conn.execute(_NEXT_RUN_AT_SQL).fetchone()[0]
+        return self._wake_times()[0]
 
     def expired_leases(self, now_s: float, limit: int) -> list[tuple[int, int, int, int]]:
         """(id, token, attempts, max_attempts) of leases that expired at or before now_s."""
@@ -306,7 +314,17 @@ class Store:
 
     def next_lease_expiry_s(self) -> float | None:
         """When the earliest lease ends (None: nothing leased)."""
-        return self._memo("lease", "SELECT min(lease_expires_s) FROM jobs WHERE state = 'leased'")
+        if self._log is None:
+            return self._conn.execute(_NEXT_EXPIRY_SQL).fetchone()[0]
+        return self._wake_times()[1]
+
+    def _wake_times(self) -> tuple[float | None, float | None]:
+        # Idle actors ask after every step; the answers change only when ``jobs`` does,
+        # which bumps ``version`` (a rollback included). One query answers both.
+        if self._wake_version != self.version:
+            self._wake_version = self.version
+            self._wake = self._conn.execute(_WAKE_TIMES_SQL).fetchone()
+        return self._wake
 
     def compare_and_set_state(
         self, job_id: int, from_state: str, to_state: str, token: int | None, *,
