@@ -28,17 +28,20 @@ sync: .venv/.synced ## install uv if missing, then the locked environment
 test: .venv/.synced ## every test: unit, bundles, and the book's chapters
 	$(PYTEST) -q
 
-# test-fmN: reproduce FM_00N; test-fmN-fix: prove its guardrail; test-fmN-recover: its recovery.
+# test-fmN: reproduce FM_0NN; test-fmN-fix: prove its guardrail; test-fmN-recover: its
+# recovery. One set per bundle under failure_modes/, N without leading zeros (test-fm10).
+FM_NUMBERS := $(sort $(foreach d,$(wildcard failure_modes/FM_[0-9][0-9][0-9]_*),$(shell echo $(notdir $(d)) | sed -E 's/^FM_0*([0-9]+)_.*/\1/')))
 define fm_targets
+FM_PAD_$(1) := $(shell printf %03d $(1))
 test-fm$(1): .venv/.synced
-	$$(PYTEST) -q failure_modes/FM_00$(1)_*/tests/test_repro_fm00$(1).py
+	$$(PYTEST) -q failure_modes/FM_$$(FM_PAD_$(1))_*/tests/test_repro_fm$$(FM_PAD_$(1)).py
 test-fm$(1)-fix: .venv/.synced
-	$$(PYTEST) -q failure_modes/FM_00$(1)_*/tests/test_prevent_fm00$(1).py
+	$$(PYTEST) -q failure_modes/FM_$$(FM_PAD_$(1))_*/tests/test_prevent_fm$$(FM_PAD_$(1)).py
 test-fm$(1)-recover: .venv/.synced
-	$$(PYTEST) -q failure_modes/FM_00$(1)_*/tests/test_recover_fm00$(1).py
+	$$(PYTEST) -q failure_modes/FM_$$(FM_PAD_$(1))_*/tests/test_recover_fm$$(FM_PAD_$(1)).py
 .PHONY: test-fm$(1) test-fm$(1)-fix test-fm$(1)-recover
 endef
-$(foreach n,1 2 3 4 5 6 7 8 9,$(eval $(call fm_targets,$(n))))
+$(foreach n,$(FM_NUMBERS),$(eval $(call fm_targets,$(n))))
 
 lint: .venv/.synced ## ruff
 	$(RUN) ruff check src failure_modes tests bench book/_tools book/conftest.py conf

@@ -319,11 +319,12 @@ class ApiModules(SphinxDirective):
         package = importlib.import_module(self.arguments[0])
         self.env.note_dependency(package.__path__[0])  # a new module: re-read the page
         lines: list[str] = []
-        for mod in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-            if mod.name.startswith("_"):
+        # Subpackages too (the store is one): walk_packages names every module once.
+        for mod in sorted(pkgutil.walk_packages(package.__path__, f"{package.__name__}."),
+                          key=lambda m: m.name):
+            if any(part.startswith("_") for part in mod.name.split(".")):
                 continue
-            name = f"{package.__name__}.{mod.name}"
-            lines += [name, "-" * len(name), "", f".. automodule:: {name}", ""]
+            lines += [mod.name, "-" * len(mod.name), "", f".. automodule:: {mod.name}", ""]
         self.state_machine.insert_input(lines, self.get_source_info()[0])
         return []
 
