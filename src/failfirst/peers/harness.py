@@ -15,7 +15,8 @@
    prefork pools. A kill whose victim finished its job just before the signal is a
    miss, not counted, and tried again.
 4. The run ends when every job has a ``finished`` row, or when the ledger has been
-   quiet for the quiet period: the system's own stated recovery delay (visibility
+   quiet for the quiet period (counted from the last row, kill, or restart plus the
+   time the first start took): the system's own stated recovery delay (visibility
    timeout, heartbeat timeout, lease) plus a margin, so that a job the system would
    run again has had its chance. Then every worker is killed and the adapter reads
    the system's public state, and :mod:`failfirst.peers.judge` decides.
@@ -235,12 +236,15 @@ def _drive(adapter: Adapter, settings: Settings, run: RunContext, commands: list
     misses = 0
     rows: list[Row] = []
     outside_seen = 0
+    startup_s: float | None = None
     started_at = last_change = time.monotonic()  # real-time: the harness's stopwatch
     deadline = started_at + settings.timeout_s
     for _ in range(int(settings.timeout_s / POLL_S) + 1):  # bounded by the timeout
         now = time.monotonic()  # real-time
         new = ledger.read(run.ledger, rows[-1].seq if rows else 0)
         outside = adapter.finished_rows(run)
+        if (new or len(outside) != outside_seen) and startup_s is None:
+            startup_s = now - started_at  # the first start took this long
         if new or len(outside) != outside_seen:
             rows.extend(new)
             outside_seen = len(outside)
@@ -249,7 +253,7 @@ def _drive(adapter: Adapter, settings: Settings, run: RunContext, commands: list
         finished = {r.job for r in every if r.kind == FINISHED}
         if len(finished) == len(job_ids) and len(kills) == len(due_at):
             break
-        if now - last_change >= quiet_s:
+        if rows and now - last_change >= quiet_s:  # quiet only once the workers are up
             break
         if now > deadline:
             raise PeersError(f"{adapter.system} {adapter.config}: no end within {settings.timeout_s:g} s "
@@ -263,6 +267,8 @@ def _drive(adapter: Adapter, settings: Settings, run: RunContext, commands: list
                                      f"{_tail(command.log_path)}")
                 command.restarts += 1
                 command.start()
+                # The quiet period waits for the new process to start as the first did.
+                last_change = max(last_change, now + (startup_s or 0.0))
         started = sum(1 for r in rows if r.kind == STARTED)
         if len(kills) < len(due_at) and started >= due_at[len(kills)]:
             holders = _holders(every)
@@ -281,6 +287,7 @@ def _drive(adapter: Adapter, settings: Settings, run: RunContext, commands: list
                         raise PeersError(f"{adapter.system}: {misses} kills missed their job")
                 else:
                     kills.append(Kill(t_s, pid, job))
+                last_change = max(last_change, now)  # a kill is a change: the quiet starts after it
         time.sleep(POLL_S)  # real-time: the harness polls
     else:
         raise PeersError(f"{adapter.system}: the run did not end within {settings.timeout_s:g} s")
