@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from failfirst import transitions
+from failfirst import backoff, transitions
 from failfirst.policies import Guardrails
 from failfirst.store import Store
 
@@ -45,6 +45,9 @@ class QueueConfig:
     heartbeat_s: float = 3.0
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 60.0
+    #: The backoff policy between attempts (see :mod:`failfirst.backoff`); with the
+    #: ``backoff_jitter`` guardrail off, its jitter is taken out.
+    backoff: str = backoff.FULL_JITTER
     default_max_attempts: int = 5
     #: The reaper expires at most this many leases per transaction (bounded work).
     reap_batch: int = 100
@@ -52,6 +55,7 @@ class QueueConfig:
     def __post_init__(self) -> None:
         assert 0 < self.heartbeat_s < self.lease_s, "a heartbeat must come before the lease ends"
         assert 0 < self.backoff_base_s <= self.backoff_cap_s
+        backoff.check_policy(self.backoff)
         assert self.default_max_attempts >= 1 and self.reap_batch >= 1
 
 
@@ -154,6 +158,8 @@ class JobQueue:
         self.config = config or QueueConfig()
         self._jitter_seed = jitter_seed
         self._jitter: random.Random | None = None  # made on first use: most runs never back off
+        #: decorrelated_jitter's memory: each job's previous wait (this queue's, bounded).
+        self._previous_wait_s: dict[int, float] = {}
         self.hooks = hooks or Hooks()
 
     # -- producers ------------------------------------------------------------
@@ -352,7 +358,7 @@ class JobQueue:
                     )
                     self.store.insert_dead_letter(job.id, reason, now_s)
                 else:
-                    delay_s = self.backoff_s(attempts)
+                    delay_s = self.backoff_s(attempts, job.id)
                     state, _ = transitions.apply(
                         self.store, job.id, "retry", actor=worker, token=lease.token,
                         fencing=self.guard.fencing, columns={**lease_cols, "run_at_s": now_s + delay_s},
@@ -365,16 +371,37 @@ class JobQueue:
             return "refused"
         return state
 
-    def backoff_s(self, attempts: int) -> float:
-        """Capped exponential backoff; with full jitter, a uniform draw below the cap
-        (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015)."""
-        exponent = min(max(attempts - 1, 0), 30)  # bounded: 2**30 s is beyond any cap
-        ceiling_s = min(self.config.backoff_cap_s, self.config.backoff_base_s * 2**exponent)
-        if not self.guard.backoff_jitter:
-            return ceiling_s
-        if self._jitter is None:
+    #: Jobs whose previous wait a queue remembers (decorrelated_jitter); beyond, it forgets.
+    MAX_REMEMBERED_WAITS = 10_000
+
+    @property
+    def backoff_policy(self) -> str:
+        """The policy in force: the configured one, without its jitter when the
+        ``backoff_jitter`` guardrail is off."""
+        policy = self.config.backoff
+        return policy if self.guard.backoff_jitter else backoff.without_jitter(policy)
+
+    def backoff_s(self, attempts: int, job_id: int | None = None) -> float:
+        """The wait before the next attempt, after ``attempts`` attempts: capped exponential,
+        the first retry's ceiling ``backoff_base_s``, with the jitter of the policy in force
+        (:mod:`failfirst.backoff`; full jitter by default, AWS Architecture Blog,
+        "Exponential Backoff And Jitter", 2015). Draws come from the queue's seeded source.
+        ``decorrelated_jitter`` grows from ``job_id``'s previous wait, if this queue saw it."""
+        policy = self.backoff_policy
+        if policy in backoff.JITTERED and self._jitter is None:
             self._jitter = random.Random(self._jitter_seed)
-        return round(self._jitter.uniform(0.0, ceiling_s), 6)
+        previous_s = self._previous_wait_s.get(job_id) if job_id is not None else None
+        wait_s = backoff.delay(
+            policy, base=self.config.backoff_base_s, cap=self.config.backoff_cap_s,
+            exponent=max(attempts - 1, 0), previous=previous_s, rng=self._jitter,
+        )
+        if policy in backoff.JITTERED:
+            wait_s = round(wait_s, 6)
+        if policy == backoff.DECORRELATED_JITTER and job_id is not None:
+            if len(self._previous_wait_s) >= self.MAX_REMEMBERED_WAITS:
+                self._previous_wait_s.clear()  # bounded memory: forgotten jobs restart from base
+            self._previous_wait_s[job_id] = max(wait_s, self.config.backoff_base_s)
+        return wait_s
 
     def _refused(self, lease: Lease, worker: str, what: str, exc: Exception) -> None:
         with self.store.transaction():
