@@ -149,7 +149,8 @@ def _work_batch(
     elapsed_s = 0.0
     for lease in leases:
         ctx = HandlerContext(lease.job_id, lease.attempt, queue.store.clock.now_s, seed,
-                             services=queue.services, guard=queue.guard)
+                             services=queue.services, guard=queue.guard,
+                         worker=name, hooks=queue.hooks)
         try:
             effects = queue.run_handler(lease, ctx)
         except Exception as exc:  # a handler's failure is data: that job retries or dies

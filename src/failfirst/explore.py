@@ -20,7 +20,7 @@ from typing import Any
 from failfirst.choices import ChoiceSource, RandomChoices, ReplayChoices
 from failfirst.clock import SimClock
 from failfirst.runner import RunResult, simulate
-from failfirst.scenario import Scenario
+from failfirst.scenario import FAULT_KINDS, Scenario
 from failfirst.store import simulation_store
 
 #: An exhaustive exploration refuses to start past this many schedules' worth of bound.
@@ -157,8 +157,7 @@ def find_run(
 
 
 def _faults(result: RunResult) -> int:
-    return sum(1 for e in result.events if e["kind"] in ("crash", "pause", "lost_ack")
-               and e.get("point") != "handler")
+    return sum(1 for e in result.events if e["kind"] in FAULT_KINDS and e.get("point") != "handler")
 
 
 def _complexity(result: RunResult) -> tuple[int, int, int, list[int]]:

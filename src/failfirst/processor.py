@@ -89,6 +89,9 @@ class HandlerContext:
     guard: Guardrails = field(default_factory=Guardrails)
     #: Downstream calls this attempt has sent (the downstream client counts them).
     calls: int = 0
+    #: The worker running the handler, and the fault points of its external calls.
+    worker: str = ""
+    hooks: Hooks | None = None
     _rng: random.Random | None = None
 
     @property
@@ -103,6 +106,11 @@ class HandlerContext:
     def sleep(self, seconds: float) -> None:
         assert seconds >= 0
         self.elapsed_s += seconds
+
+    def call_fault(self, point: str) -> str | None:
+        """The fault, if any, that strikes the external call at ``point`` (the simulator
+        decides; a real run has none): see :data:`failfirst.scenario.CALL_FAULTS`."""
+        return None if self.hooks is None else self.hooks.call_fault(self.worker, point)
 
     def inner_retries(self, wanted: int) -> int:
         """Retries an inner layer (a client library, the handler's own loop) may make:
@@ -121,6 +129,10 @@ class Hooks:
     to raise WorkerCrash or LostAck; real runs use this no-op."""
 
     def in_transaction(self, actor: str, point: str) -> None:
+        return None
+
+    def call_fault(self, actor: str, point: str) -> str | None:
+        """The fault striking ``actor``'s external call at ``point``; None: it goes through."""
         return None
 
 

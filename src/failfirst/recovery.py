@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from failfirst import transitions
+from failfirst.downstream import PaymentProvider, payment_reference
 from failfirst.processor import JobQueue
 
 
@@ -118,3 +119,45 @@ def repair_effects(queue: JobQueue, job_id: int, state: str, actor: str = "recov
                                          part=part, amount=amount, reason=why)
                 removed.append((job_id, part, token))
     return removed, (min(kept_tokens) if whole else None)
+
+
+@dataclass(frozen=True)
+class ChargeReport:
+    #: (job, charge id) of every charge refunded: a second charge for one job.
+    refunded: tuple[tuple[int, str], ...]
+    #: Jobs recorded as succeeded because the provider holds their charge.
+    completed: tuple[int, ...]
+
+
+def reconcile_charges(queue: JobQueue, provider: PaymentProvider,
+                      actor: str = "recovery") -> ChargeReport:
+    """FM_010: bring the queue's record and the provider's into agreement, by each job's
+    reference (the key derived from the job), reading the provider's ledger:
+
+    - a job the provider charged more than once keeps its first charge; every later one
+      is refunded (a ``refund`` event at the provider);
+    - a job that is pending or dead although the provider holds its charge is recorded
+      as succeeded, through the transition table (``redrive`` for a dead one, then
+      ``reconcile``), so it is not charged again and not reported as failed.
+
+    Leased jobs are left alone (their holder may be at work). Running it twice equals
+    running it once: the second run finds one live charge per job and the jobs done."""
+    refunded: list[tuple[int, str]] = []
+    completed: list[int] = []
+    for job in queue.store.jobs():
+        if job.state == "leased":
+            continue
+        live = provider.charges_for(payment_reference(job.id))
+        for extra in live[1:]:
+            provider.refund(extra, actor, f"duplicate: {live[0].id} stands for the job")
+            refunded.append((job.id, extra.id))
+        if live and job.state != "succeeded":
+            with queue.store.transaction():
+                if job.state == "dead":
+                    transitions.apply(queue.store, job.id, "redrive", actor=actor, token=None,
+                                      reason=f"the provider holds charge {live[0].id}")
+                    queue.store.delete_dead_letter(job.id)
+                transitions.apply(queue.store, job.id, "reconcile", actor=actor, token=None,
+                                  charge=live[0].id)
+            completed.append(job.id)
+    return ChargeReport(tuple(refunded), tuple(completed))

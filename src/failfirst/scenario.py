@@ -17,9 +17,13 @@ from failfirst.worker import WorkerConfig
 if TYPE_CHECKING:
     from failfirst.store import Store
 
-FAULT_KINDS = ("crash", "pause", "lost_ack")
+FAULT_KINDS = ("crash", "pause", "lost_ack", "request_lost", "response_lost", "slow_response")
 #: Faults that fire inside a transaction (before its commit) rather than between steps.
 IN_TRANSACTION_FAULTS = frozenset({"crash", "lost_ack"})
+#: Faults that fire at an external call (FM_010): the request never reaches the
+#: provider; the provider acts but its response is lost; the provider acts only after
+#: the client's timeout. In each the client sees a timeout and cannot tell which.
+CALL_FAULTS = frozenset({"request_lost", "response_lost", "slow_response"})
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,8 @@ class FaultPlan:
     Step-boundary points are the names a worker yields (``claimed``, ``working``,
     ``part_written`` between the parts of an effect written without atomic_effect,
     ``effect_written``, ``committed``); in-transaction points are ``commit``,
-    ``effect`` and ``fail``, where a crash rolls the open transaction back.
+    ``effect`` and ``fail``, where a crash rolls the open transaction back; call points
+    (``charge``) are external calls, where the request or its response can be lost.
     """
 
     points: dict[str, tuple[str, ...]] = field(default_factory=dict)

@@ -19,7 +19,7 @@ from failfirst.choices import ChoiceSource, Recorder
 from failfirst.clock import SimClock
 from failfirst.policies import Guardrails
 from failfirst.processor import Hooks, LostAck, WorkerCrash
-from failfirst.scenario import IN_TRANSACTION_FAULTS, Scenario
+from failfirst.scenario import CALL_FAULTS, IN_TRANSACTION_FAULTS, Scenario
 from failfirst.store import Store
 from failfirst.worker import ActorLoop, Idle, Point, reaper_loop
 
@@ -76,6 +76,10 @@ class _SimHooks(Hooks):
         if fault == "crash":
             raise WorkerCrash(f"{actor} crashed inside the {point} transaction")
         raise LostAck(point)
+
+    def call_fault(self, actor: str, point: str) -> str | None:
+        # The caller (the client library) records what the fault did, where it happened.
+        return self.sim.decide_fault([k for k in self.sim.fault_kinds(point) if k in CALL_FAULTS])
 
 
 class Simulation:

@@ -72,7 +72,8 @@ def _work(
 ) -> ActorLoop:
     # The handler computes in the claim's step; WorkerCrash (a poison payload) ends the actor.
     ctx = HandlerContext(lease.job_id, lease.attempt, queue.store.clock.now_s, seed,
-                         services=queue.services, guard=queue.guard)
+                         services=queue.services, guard=queue.guard,
+                         worker=name, hooks=queue.hooks)
     try:
         effects = queue.run_handler(lease, ctx)
     except Exception as exc:  # a handler's failure is data, never a crashed loop
