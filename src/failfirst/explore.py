@@ -172,11 +172,14 @@ def _fresh(store_url: str | None) -> Any:
 
 
 def shrink(scenario: Scenario, guard: bool, result: RunResult,
-           max_runs: int = MAX_SHRINK_RUNS, store_url: str | None = None) -> RunResult:
+           max_runs: int = MAX_SHRINK_RUNS, store_url: str | None = None,
+           keep: Callable[[RunResult], bool] | None = None) -> RunResult:
     """Delta-debug a violating schedule to a minimal one that still violates one of the
-    same invariants: delete chunks of choices, then lower each choice towards 0."""
+    same invariants (and, with ``keep``, still satisfies it: say, the same kind of
+    violation): delete chunks of choices, then lower each choice towards 0."""
     target = set(result.invariants_violated)
     assert target, "only a violating run can be shrunk"
+    assert keep is None or keep(result), "the run to shrink must satisfy keep"
     best = result
     budget = [max_runs]
     shared = simulation_store(store_url, SimClock())
@@ -187,7 +190,8 @@ def shrink(scenario: Scenario, guard: bool, result: RunResult,
             return False
         budget[0] -= 1
         candidate = simulate(scenario, guard, ReplayChoices(choices, strict=False), store=shared)
-        if target & set(candidate.invariants_violated) and _complexity(candidate) < _complexity(best):
+        if (target & set(candidate.invariants_violated) and (keep is None or keep(candidate))
+                and _complexity(candidate) < _complexity(best)):
             best = candidate
             return True
         return False

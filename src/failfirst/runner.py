@@ -69,6 +69,8 @@ def simulate(
         scenario=scenario, guard=guard, events=events,
         violations=checkers.check(events, outcome.store), digest=history.digest(events),
         choices=outcome.choices, store=outcome.store, end_reason=outcome.end_reason, seed=seed,
+        # The run's services (a downstream resource, say): recovery repairs them too.
+        extras={"services": sim.queue.services},
     )
 
 
