@@ -89,10 +89,14 @@ def guardrails(guard: bool) -> Guardrails:
 
 
 def open_queue(db: str, guard: bool, config: RealConfig, *, create: bool = False) -> BatchQueue:
-    store = Store.open_file(db, RealClock(), create=create)
+    return queue_on(Store.open_file(db, RealClock(), create=create), guard, config)
+
+
+def queue_on(store: Store, guard: bool, config: RealConfig) -> BatchQueue:
+    """The queue of a real run over an open store."""
     # Jitter only spreads retries: each process draws its own.
     return BatchQueue(store, HANDLERS, guardrails=guardrails(guard), config=config.queue_config(),
-                    jitter_seed=f"jitter:{os.getpid()}")
+                      jitter_seed=f"jitter:{os.getpid()}")
 
 
 def drive(
