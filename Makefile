@@ -96,3 +96,10 @@ stress: .venv/.synced ## 10,000 jobs, 2 worker processes, >= 20 SIGKILLs: lost 0
 
 bench: .venv/.synced ## jobs/s on a SQLite file, 1 and 2 workers: failfirst beside huey
 	$(RUN) python bench/throughput.py --out _build/bench/throughput.json
+
+# ---------------------------------------------------------------- mutation check (harden)
+# Planted bugs (tests/mutation/mutations.py, each one line of what it breaks), applied
+# one at a time to a temporary copy of the tree; fails when the fast tests miss one.
+.PHONY: mutate
+mutate: .venv/.synced ## apply each curated planted bug to a copy of the tree; fail if one survives
+	$(RUN) python tests/mutation/run.py
