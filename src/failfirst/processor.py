@@ -25,6 +25,8 @@ MAX_PAYLOAD_BYTES = 16 * 1024
 MAX_TYPE_CHARS = 100
 MAX_KEY_CHARS = 200
 MAX_REASON_CHARS = 500
+#: Calls a handler may defer to the end of its work (bounded, like every queue).
+MAX_DEFERRED_CALLS = 8
 
 
 class WorkerCrash(BaseException):
@@ -89,6 +91,15 @@ class HandlerContext:
     guard: Guardrails = field(default_factory=Guardrails)
     #: Downstream calls this attempt has sent (the downstream client counts them).
     calls: int = 0
+    #: The worker running the handler, and the fault points of its external calls.
+    worker: str = ""
+    hooks: Hooks | None = None
+    #: The lease's fencing token: a handler passes it with every write to a fenced
+    #: downstream resource (see :class:`failfirst.downstream.VersionedResource`).
+    token: int | None = None
+    #: Calls to make when the work is done, before the commit, one step each (a write
+    #: to another system happens at the end of the work, as the lease may have moved on).
+    deferred: list[Callable[[], None]] = field(default_factory=list)
     _rng: random.Random | None = None
 
     @property
@@ -103,6 +114,16 @@ class HandlerContext:
     def sleep(self, seconds: float) -> None:
         assert seconds >= 0
         self.elapsed_s += seconds
+
+    def call_fault(self, point: str) -> str | None:
+        """The fault, if any, that strikes the external call at ``point`` (the simulator
+        decides; a real run has none): see :data:`failfirst.scenario.CALL_FAULTS`."""
+        return None if self.hooks is None else self.hooks.call_fault(self.worker, point)
+    def at_end(self, call: Callable[[], None]) -> None:
+        """Make ``call`` when the work is done, in its own step before the commit; if it
+        raises, the attempt fails as if the handler had raised."""
+        assert len(self.deferred) < MAX_DEFERRED_CALLS, "a handler defers a few calls at most"
+        self.deferred.append(call)
 
     def inner_retries(self, wanted: int) -> int:
         """Retries an inner layer (a client library, the handler's own loop) may make:
@@ -121,6 +142,10 @@ class Hooks:
     to raise WorkerCrash or LostAck; real runs use this no-op."""
 
     def in_transaction(self, actor: str, point: str) -> None:
+        return None
+
+    def call_fault(self, actor: str, point: str) -> str | None:
+        """The fault striking ``actor``'s external call at ``point``; None: it goes through."""
         return None
 
 
