@@ -102,3 +102,10 @@ stress: .venv/.synced ## 10,000 jobs, 2 worker processes, >= 20 SIGKILLs: lost 0
 
 bench: .venv/.synced ## jobs/s on a SQLite file, 1 and 2 workers: failfirst beside huey
 	$(RUN) python bench/throughput.py --out _build/bench/throughput.json
+
+# ---------------------------------------------------------------- FM_008 backoff
+# The contention model behind FM_008's table: 5 policies x N = 10..50 x 100 seeds.
+# The chapter writes the same file at build time.
+.PHONY: fm008-backoff
+fm008-backoff: .venv/.synced ## FM_008: calls and completion per backoff policy -> _build/fm008/backoff.json
+	$(RUN) python -m failure_modes.FM_008_thundering_herd.contention --out _build/fm008/backoff.json
