@@ -24,6 +24,7 @@ from typing import Any
 
 from failfirst import transitions
 from failfirst.processor import HandlerContext, JobQueue, Lease, LostAck
+from failfirst.store import Clock
 from failfirst.worker import MAX_LOOP_ITERATIONS, ActorLoop, Idle, Point, WorkerConfig, worker_loop
 
 #: Upper bound on jobs per batch: a transaction must stay short (the others wait for it).
@@ -123,11 +124,12 @@ class _AlreadyApplied(Exception):
 
 def batch_worker_loop(
     name: str, queue: BatchQueue, config: WorkerConfig, batch: int, seed: str = "",
+    *, clock: Clock | None = None,
 ) -> ActorLoop:
     """:func:`failfirst.worker.worker_loop`, claiming and committing ``batch`` jobs at a time."""
     assert 1 <= batch <= MAX_BATCH
     if batch == 1:
-        yield from worker_loop(name, queue, config, seed)
+        yield from worker_loop(name, queue, config, seed, clock=clock)
         return
     done = 0
     for _ in range(MAX_LOOP_ITERATIONS):
@@ -159,6 +161,7 @@ def _work_batch(
             continue
         # Handlers that publish (FM_009) run unbatched: their outbox rows are not batched.
         assert not ctx.messages, "a handler that publishes messages runs with batch == 1"
+        assert not ctx.deferred, "deferred calls run in the one-job loop (batch 1)"
         ready.append((lease, effects))
         elapsed_s += ctx.elapsed_s
     if not ready:

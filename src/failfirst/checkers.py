@@ -173,10 +173,29 @@ def check_inv003_transitions(events: list[Event], store: Store) -> list[Violatio
     out = []
     state: dict[int, str] = {}
     token: dict[int, int] = {}
+    newest_write: dict[str, int] = {}  # downstream row -> newest token that wrote it
     for e in events:
         job, kind = e["job"], e["kind"]
         if kind == "enqueue":
             state[job], token[job] = INITIAL_STATE, e["token"] or 0
+            continue
+        if kind == "write":  # a fenced downstream resource (FM_006): never back in time
+            newest = newest_write.get(e["key"], 0)
+            if e["token"] < newest:
+                out.append(Violation(
+                    "INV_003", job, (e["seq"],),
+                    f"{e['actor']} accepted a write to {e['key']!r} with lease {e['token']} after "
+                    f"one with lease {newest}: a stale write, the newer value is lost",
+                ))
+            newest_write[e["key"]] = max(newest, e["token"])
+            continue
+        if kind == "heartbeat" and job in state and (
+                state[job] != "leased" or e["token"] != token[job]):
+            out.append(Violation(
+                "INV_003", job, (e["seq"],),
+                f"{e['actor']} extended the lease with lease {e['token']} while the job was "
+                f"{state[job]} under lease {token[job]}: a zombie's heartbeat was accepted",
+            ))
             continue
         if kind not in _TRANSITION_EVENTS and kind != "effect":
             continue
@@ -347,6 +366,7 @@ def check_inv006_recovered(events: list[Event], store: Store) -> list[Violation]
         if states.get(job) == "succeeded" and not parts and job not in charged:
             out.append(Violation("INV_006", job, where,
                                  "after recovery, the job is succeeded but no effect stands"))
+    out.extend(_downstream_not_newest(events))
     stored: dict[tuple[int, str], int] = defaultdict(int)
     for job_id, part, _token, _amount in store.effects():
         stored[(job_id, part)] += 1
@@ -362,6 +382,21 @@ def check_inv006_recovered(events: list[Event], store: Store) -> list[Violation]
             out.append(Violation("INV_006", job, (),
                                  f"after recovery, the provider holds {n} live charges for the job"))
     return out
+
+
+def _downstream_not_newest(events: list[Event]) -> list[Violation]:
+    """After recovery, every downstream row holds the value of the newest lease that
+    wrote it: its last ``write`` or ``restore`` carries the newest token ever written."""
+    last: dict[str, Event] = {}
+    newest: dict[str, int] = {}
+    for e in events:
+        if e["kind"] in ("write", "restore"):
+            last[e["key"]] = e
+            newest[e["key"]] = max(newest.get(e["key"], 0), e["token"])
+    return [Violation("INV_006", e["job"], (e["seq"],),
+                      f"after recovery, row {key!r} holds the value of lease {e['token']}, "
+                      f"not of the newest, {newest[key]}: the lost update stands")
+            for key, e in sorted(last.items()) if e["token"] < newest[key]]
 
 
 CHECKERS: dict[str, Callable[[list[Event], Store], list[Violation]]] = {

@@ -32,6 +32,8 @@ BROKER_SERVICE = "broker"
 #: Without the transactional outbox, when a handler's messages go to the broker: right
 #: after the commit (an on-commit hook), or before it (publish, then commit).
 DUAL_WRITE_ORDERS = ("commit_first", "publish_first")
+#: Calls a handler may defer to the end of its work (bounded, like every queue).
+MAX_DEFERRED_CALLS = 8
 
 
 class WorkerCrash(BaseException):
@@ -104,6 +106,12 @@ class HandlerContext:
     hooks: Hooks | None = None
     #: Messages the handler published, as (topic, body): sent when its change commits.
     messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: The lease's fencing token: a handler passes it with every write to a fenced
+    #: downstream resource (see :class:`failfirst.downstream.VersionedResource`).
+    token: int | None = None
+    #: Calls to make when the work is done, before the commit, one step each (a write
+    #: to another system happens at the end of the work, as the lease may have moved on).
+    deferred: list[Callable[[], None]] = field(default_factory=list)
     _rng: random.Random | None = None
 
     @property
@@ -131,6 +139,11 @@ class HandlerContext:
         """The fault, if any, that strikes the external call at ``point`` (the simulator
         decides; a real run has none): see :data:`failfirst.scenario.CALL_FAULTS`."""
         return None if self.hooks is None else self.hooks.call_fault(self.worker, point)
+    def at_end(self, call: Callable[[], None]) -> None:
+        """Make ``call`` when the work is done, in its own step before the commit; if it
+        raises, the attempt fails as if the handler had raised."""
+        assert len(self.deferred) < MAX_DEFERRED_CALLS, "a handler defers a few calls at most"
+        self.deferred.append(call)
 
     def inner_retries(self, wanted: int) -> int:
         """Retries an inner layer (a client library, the handler's own loop) may make:

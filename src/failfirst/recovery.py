@@ -18,9 +18,10 @@ Running recovery twice equals running it once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from failfirst import transitions
-from failfirst.downstream import PaymentProvider, payment_reference
+from failfirst.downstream import PaymentProvider, VersionedResource, payment_reference
 from failfirst.processor import BROKER_SERVICE, JobQueue
 
 
@@ -179,3 +180,25 @@ def republish_outbox(queue: JobQueue, actor: str = "recovery") -> tuple[str, ...
         queue.mark_published(message, actor)
         sent.append(message["id"])
     return tuple(sent)
+
+
+def restore_newest(resource: VersionedResource, actor: str = "recovery") -> tuple[str, ...]:
+    """FM_006: find the stale writes in the history of a downstream resource and put back
+    the newest value. For every row, the newest write is the one with the highest lease
+    token (a later write of that same lease wins a tie); if the row now holds an older
+    lease's value — a zombie's write landed after it — the newest value is restored and a
+    ``restore`` event recorded. A row already at its newest value is left alone, so
+    running this twice equals running it once. Returns the keys restored."""
+    newest: dict[str, dict[str, Any]] = {}
+    for e in resource.store.events():
+        if e["kind"] == "write" and e["actor"] == resource.name:
+            best = newest.get(e["key"])
+            if best is None or e["token"] >= best["token"]:
+                newest[e["key"]] = e
+    restored = []
+    for key, e in sorted(newest.items()):
+        current_token, current_value = resource.rows[key]
+        if (current_token, current_value) != (e["token"], e["value"]):
+            resource.restore(e["job"], key, e["token"], e["value"], actor)
+            restored.append(key)
+    return tuple(restored)

@@ -156,6 +156,10 @@ class _Command:
         self.groups.append(self.proc.pid)
 
     def kill(self) -> None:
+        # Children that left our process group first (RQ's work horse), then the groups.
+        for pid in _descendants(set(self.groups)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         for group in self.groups:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGKILL)
@@ -172,18 +176,50 @@ def _tail(path: str, chars: int = 1500) -> str:
         return ""
 
 
-def _ours(pid: int, commands: list[_Command]) -> bool:
-    """Only a process in one of our own process groups is ever signalled."""
+def _parent(pid: int) -> int | None:
     try:
-        return os.getpgid(pid) in {g for c in commands for g in c.groups}
-    except ProcessLookupError:
-        return False
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _ours(pid: int, commands: list[_Command]) -> bool:
+    """Only a descendant of a worker command we started is ever signalled (some systems,
+    RQ's work horse for one, move their children to a process group of their own)."""
+    roots = {g for c in commands for g in c.groups}
+    for _ in range(32):  # bounded: process trees here are a few levels deep
+        if pid in roots:
+            return True
+        parent = _parent(pid)
+        if parent is None or parent <= 1:
+            return False
+        pid = parent
+    return False
+
+
+def _descendants(roots: set[int]) -> list[int]:
+    """Every live process below ``roots`` (one scan of /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            parent = _parent(int(entry))
+            if parent is not None:
+                children.setdefault(parent, []).append(int(entry))
+    found, todo = [], list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def run_one(adapter: Adapter, settings: Settings, *, keep: str | None = None) -> dict[str, Any]:
     """Run ``adapter`` once; return the result row. ``keep``: a folder for the ledger and logs."""
     folder = keep or tempfile.mkdtemp(prefix="failfirst-peers-")
     os.makedirs(folder, exist_ok=True)
+    if os.path.exists(os.path.join(folder, "ledger.db")):
+        raise PeersError(f"{folder}: holds a ledger already; give a new folder")
     run = RunContext(settings, folder, f"ffp{os.getpid()}s{settings.seed}{random.Random().randrange(10**6)}")
     ledger.create(run.ledger)
     commands: list[_Command] = []

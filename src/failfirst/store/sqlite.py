@@ -1,8 +1,8 @@
 """The SQLite store: the schema and every SQL statement of failfirst.
 
-All SQL lives here behind a narrow interface so that another backend (say
-PostgreSQL, for workers on many machines) can replace this module without
-touching the processor, the simulator or the checkers. ``:memory:`` serves
+All SQL of the SQLite backend lives here behind the interface of
+:mod:`failfirst.store.interface`; :mod:`failfirst.store.postgresql` implements the
+same interface for workers on many machines. ``:memory:`` serves
 simulation; a file in WAL mode serves real runs. Write transactions start with
 ``BEGIN IMMEDIATE`` so that two workers never both read a job as claimable.
 """
@@ -15,9 +15,10 @@ import pathlib
 import sqlite3
 import stat
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from functools import cache
-from typing import Any, Protocol
+from typing import Any
+
+from failfirst.store.interface import Clock, Job, StoreError
 
 #: Bump when the schema changes; a database of a newer version is refused.
 SCHEMA_VERSION = 2
@@ -116,30 +117,6 @@ _WAKE_TIMES_SQL = (
 EVENT_COLUMNS = ("seq", "t", "actor", "job", "kind", "from", "to", "token")
 #: One reusable encoder: json.dumps with options builds a new one per call.
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
-
-
-class Clock(Protocol):
-    def now_s(self) -> float: ...
-
-
-class StoreError(Exception):
-    """The store cannot be opened or used: a one-line reason for the user."""
-
-
-@dataclass(frozen=True)
-class Job:
-    id: int
-    type: str
-    payload: dict[str, Any]
-    idempotency_key: str | None
-    state: str
-    run_at_s: float
-    attempts: int
-    max_attempts: int
-    token: int
-    lease_owner: str | None
-    lease_expires_s: float | None
-    last_error: str | None
 
 
 _JOB_COLUMNS = (
