@@ -125,9 +125,11 @@ def _work(
         else:
             batches = queue.effect_transactions(effects)
             for i, batch in enumerate(batches):
-                queue.write_effects(lease, batch, name, parts=len(effects), messages=messages)
-                yield Point("effect_written" if i == len(batches) - 1 else "part_written",
-                            lease.job_id)
+                last = i == len(batches) - 1
+                # The outbox rows go with the transaction that completes the effect.
+                queue.write_effects(lease, batch, name, parts=len(effects),
+                                    messages=messages if last else ())
+                yield Point("effect_written" if last else "part_written", lease.job_id)
             committed = queue.complete(lease, name)
     except LostAck:
         pass  # the worker believes it is done; the queue never heard
