@@ -74,6 +74,8 @@ class Scenario:
     jobs: tuple[JobSpec, ...]
     workers: int = 2
     reaper: bool = True
+    #: Run the transactional outbox's relay as an actor (FM_009).
+    relay: bool = False
     faults: FaultPlan = field(default_factory=FaultPlan)
     queue: QueueConfig = field(default_factory=QueueConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)

@@ -21,7 +21,7 @@ from failfirst.policies import Guardrails
 from failfirst.processor import Hooks, LostAck, WorkerCrash
 from failfirst.scenario import CALL_FAULTS, IN_TRANSACTION_FAULTS, Scenario
 from failfirst.store import Store
-from failfirst.worker import ActorLoop, Idle, Point, reaper_loop
+from failfirst.worker import ActorLoop, Idle, Point, reaper_loop, relay_loop
 
 # Events from decisions, not transactions: they are written after the step.
 _FAULT_EVENT = {"crash": "crash", "pause": "pause", "lost_ack": "lost_ack", "skew": "skew"}
@@ -123,6 +123,11 @@ class Simulation:
             # find nothing and only multiply the interleavings to explore.
             self.actors.append(Actor("reaper", lambda: reaper_loop("reaper", self.queue),
                                      ready_at_s=None, wake=self.store.next_lease_expiry_s))
+
+        if scenario.relay:
+            # The outbox relay (FM_009) sleeps until a commit writes an outbox row.
+            self.actors.append(Actor("relay", lambda: relay_loop("relay", self.queue),
+                                     ready_at_s=None, wake=self.store.next_outbox_s))
 
     def _worker(self, name: str) -> Actor:
         config, seed = self.scenario.worker, self.scenario.id
