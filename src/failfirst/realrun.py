@@ -34,7 +34,7 @@ from failfirst.batch import MAX_BATCH, BatchQueue, batch_worker_loop
 from failfirst.clock import RealClock
 from failfirst.policies import Guardrails
 from failfirst.processor import HandlerContext, QueueConfig
-from failfirst.store import Store
+from failfirst.store import open_store
 from failfirst.worker import ActorLoop, Idle, Point, WorkerConfig, reaper_loop
 
 #: The job type of real runs (stress and the benchmark).
@@ -88,8 +88,16 @@ def guardrails(guard: bool) -> Guardrails:
     return Guardrails() if guard else Guardrails().without("idempotent_commit")
 
 
+#: A store URL may carry a password: children read it from here, never from their argv.
+STORE_URL_ENV = "FAILFIRST_STORE_URL"
+
+
 def open_queue(db: str, guard: bool, config: RealConfig, *, create: bool = False) -> BatchQueue:
-    store = Store.open_file(db, RealClock(), create=create)
+    """``db``: a SQLite path, a store URL, or ``env`` (the URL in $FAILFIRST_STORE_URL).
+    The clock is the store's own: the wall clock for a file, the server's for PostgreSQL."""
+    if db == "env":
+        db = os.environ[STORE_URL_ENV]
+    store = open_store(db, None, create=create)
     # Jitter only spreads retries: each process draws its own.
     return BatchQueue(store, HANDLERS, guardrails=guardrails(guard), config=config.queue_config(),
                     jitter_seed=f"jitter:{os.getpid()}")
