@@ -96,3 +96,14 @@ stress: .venv/.synced ## 10,000 jobs, 2 worker processes, >= 20 SIGKILLs: lost 0
 
 bench: .venv/.synced ## jobs/s on a SQLite file, 1 and 2 workers: failfirst beside huey
 	$(RUN) python bench/throughput.py --out _build/bench/throughput.json
+
+# ---------------------------------------------------------------- peers (#13)
+# The crash experiment against the queues people run (book/peers.md). Needs Redis,
+# RabbitMQ and PostgreSQL on 127.0.0.1 (.ci/run starts those that are not running).
+# Bigger: make peers PEERS_JOBS=100 PEERS_SEEDS=5
+PEERS_JOBS ?= 12
+PEERS_SEEDS ?= 2
+PEERS_PARALLEL ?= 2
+.PHONY: peers
+peers: .venv/.synced ## kill workers of Celery, RQ, huey, Dramatiq, procrastinate, pgqueuer, failfirst: _build/peers/results.json
+	$(RUN) failfirst peers --jobs $(PEERS_JOBS) --seeds $(PEERS_SEEDS) --parallel $(PEERS_PARALLEL) --out _build/peers/results.json
