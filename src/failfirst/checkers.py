@@ -82,8 +82,18 @@ def check_inv001_effect_once(events: list[Event], store: Store) -> list[Violatio
                     "INV_001", job, tuple(e["seq"] for e in applied),
                     f"effect {part!r} was applied {len(applied)} times, by leases {tokens}",
                 ))
+    # An external effect (FM_010): the provider's own ledger of `charge` events. A
+    # refund does not undo a double charge: the customer saw it (recovery: INV_006).
+    charges = _by_job(events, {"charge"})
+    for job, applied in sorted(charges.items()):
+        if len(applied) > 1:
+            out.append(Violation(
+                "INV_001", job, tuple(e["seq"] for e in applied),
+                f"the provider charged the job {len(applied)} times "
+                f"({', '.join(e['charge'] for e in applied)}): an external effect applied twice",
+            ))
     for job, state in sorted(_replayed_states(events).items()):
-        if state == "succeeded" and job not in effects:
+        if state == "succeeded" and job not in effects and job not in charges:
             done = [e["seq"] for e in events if e["job"] == job and e["kind"] == "complete"]
             out.append(Violation("INV_001", job, tuple(done),
                                  "the job succeeded but no effect was ever applied"))
@@ -117,10 +127,29 @@ def check_inv003_transitions(events: list[Event], store: Store) -> list[Violatio
     out = []
     state: dict[int, str] = {}
     token: dict[int, int] = {}
+    newest_write: dict[str, int] = {}  # downstream row -> newest token that wrote it
     for e in events:
         job, kind = e["job"], e["kind"]
         if kind == "enqueue":
             state[job], token[job] = INITIAL_STATE, e["token"] or 0
+            continue
+        if kind == "write":  # a fenced downstream resource (FM_006): never back in time
+            newest = newest_write.get(e["key"], 0)
+            if e["token"] < newest:
+                out.append(Violation(
+                    "INV_003", job, (e["seq"],),
+                    f"{e['actor']} accepted a write to {e['key']!r} with lease {e['token']} after "
+                    f"one with lease {newest}: a stale write, the newer value is lost",
+                ))
+            newest_write[e["key"]] = max(newest, e["token"])
+            continue
+        if kind == "heartbeat" and job in state and (
+                state[job] != "leased" or e["token"] != token[job]):
+            out.append(Violation(
+                "INV_003", job, (e["seq"],),
+                f"{e['actor']} extended the lease with lease {e['token']} while the job was "
+                f"{state[job]} under lease {token[job]}: a zombie's heartbeat was accepted",
+            ))
             continue
         if kind not in _TRANSITION_EVENTS and kind != "effect":
             continue
@@ -270,6 +299,12 @@ def check_inv006_recovered(events: list[Event], store: Store) -> list[Violation]
             seqs[e["job"]].append(e["seq"])
             if e["kind"] == "effect":
                 expected[e["job"]] = max(expected.get(e["job"], 0), e["parts"])
+    # External charges (FM_010): net of refunds, at most one per job, and one for a
+    # succeeded job that was ever charged (the provider's charge is then its effect).
+    charged: dict[int, int] = defaultdict(int)
+    for e in events:
+        if e["kind"] in ("charge", "refund"):
+            charged[e["job"]] += 1 if e["kind"] == "charge" else -1
     states = _replayed_states(events)
     for job in sorted(set(states) | set(net)):
         parts = {part: n for part, n in net[job].items() if n}
@@ -282,9 +317,10 @@ def check_inv006_recovered(events: list[Event], store: Store) -> list[Violation]
             out.append(Violation("INV_006", job, where,
                                  f"after recovery, {len(parts)} of {expected[job]} effect parts "
                                  "stand: the effect is still torn"))
-        if states.get(job) == "succeeded" and not parts:
+        if states.get(job) == "succeeded" and not parts and job not in charged:
             out.append(Violation("INV_006", job, where,
                                  "after recovery, the job is succeeded but no effect stands"))
+    out.extend(_downstream_not_newest(events))
     stored: dict[tuple[int, str], int] = defaultdict(int)
     for job_id, part, _token, _amount in store.effects():
         stored[(job_id, part)] += 1
@@ -295,7 +331,26 @@ def check_inv006_recovered(events: list[Event], store: Store) -> list[Violation]
                                      f"effect {part!r}: the store and the history disagree"))
     for (job, part), n in sorted(stored.items()):
         out.append(Violation("INV_006", job, (), f"effect {part!r}: {n} rows with no history"))
+    for job, n in sorted(charged.items()):
+        if n > 1 or n < 0 or (n == 0 and states.get(job) == "succeeded"):
+            out.append(Violation("INV_006", job, (),
+                                 f"after recovery, the provider holds {n} live charges for the job"))
     return out
+
+
+def _downstream_not_newest(events: list[Event]) -> list[Violation]:
+    """After recovery, every downstream row holds the value of the newest lease that
+    wrote it: its last ``write`` or ``restore`` carries the newest token ever written."""
+    last: dict[str, Event] = {}
+    newest: dict[str, int] = {}
+    for e in events:
+        if e["kind"] in ("write", "restore"):
+            last[e["key"]] = e
+            newest[e["key"]] = max(newest.get(e["key"], 0), e["token"])
+    return [Violation("INV_006", e["job"], (e["seq"],),
+                      f"after recovery, row {key!r} holds the value of lease {e['token']}, "
+                      f"not of the newest, {newest[key]}: the lost update stands")
+            for key, e in sorted(last.items()) if e["token"] < newest[key]]
 
 
 CHECKERS: dict[str, Callable[[list[Event], Store], list[Violation]]] = {

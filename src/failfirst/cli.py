@@ -62,6 +62,22 @@ def _guard(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--guard", choices=("on", "off"), default="on", help=help_text)
 
 
+def _store_url(text: str) -> str:
+    """--store: checked here (a malformed URL is bad input); reached when the command runs."""
+    from failfirst.store import parse_store_url
+
+    parse_store_url(text)
+    return text
+
+
+def _store(parser: argparse.ArgumentParser, help_text: str, **kwargs: Any) -> None:
+    parser.add_argument("--store", metavar="URL", type=_store_url, help=help_text, **kwargs)
+
+
+_SIM_STORE_HELP = ("the store to simulate on: sqlite::memory: (default) or postgresql://... "
+                   "(a private schema, dropped afterwards)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="failfirst", description="Deterministic failure experiments for job processing.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -74,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     _guard(p, "the guardrail this failure mode studies (default: on)")
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--history", metavar="FILE", help="write the history as JSON Lines")
+    _store(p, _SIM_STORE_HELP)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("replay", help="re-run one schedule exactly")
@@ -81,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", required=True, metavar="S")
     _guard(p, "the guardrail this failure mode studies (default: on)")
     p.add_argument("--history", metavar="FILE", help="write the history as JSON Lines")
+    _store(p, _SIM_STORE_HELP)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("explore", help="explore fault schedules: exhaustive or random")
@@ -96,10 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true",
                    help="go on past the first violation and count every violating schedule "
                         "(by default exploration stops at the first, as model checkers do)")
+    _store(p, _SIM_STORE_HELP)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("stress", help="real worker processes on a SQLite file, killed with SIGKILL")
-    p.add_argument("--db", required=True, metavar="PATH")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", metavar="PATH", help="a SQLite file")
+    _store(where, "a store URL: sqlite:PATH or postgresql://... (every lease decision "
+                  "then uses the server's clock)")
     p.add_argument("--jobs", type=_positive_int, required=True)
     p.add_argument("--workers", type=_positive_int, required=True)
     p.add_argument("--kill-rate", type=_non_negative_float, default=0.0, help="SIGKILLs per second")
@@ -164,13 +186,17 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    result = run_scenario(catalogue.load(args.fm), guard=args.guard == "on", seed=args.seed)
+    result = run_scenario(catalogue.load(args.fm), guard=args.guard == "on", seed=args.seed,
+                          store_url=args.store)
+    result.store.close()  # a PostgreSQL simulation schema is dropped here
     _write_history(args.history, result)
     _emit(args, result.to_json(), _describe_run(result))
 
 
 def cmd_replay(args: argparse.Namespace) -> None:
-    result = replay(catalogue.load(args.fm), args.schedule, guard=args.guard == "on")
+    result = replay(catalogue.load(args.fm), args.schedule, guard=args.guard == "on",
+                    store_url=args.store)
+    result.store.close()
     _write_history(args.history, result)
     _emit(args, result.to_json(), _describe_run(result))
 
@@ -181,14 +207,14 @@ def cmd_explore(args: argparse.Namespace) -> None:
     result = explore_cli(catalogue.load(args.fm), guard=args.guard == "on", mode=args.mode,
                          runs=args.runs, seed=args.seed, max_faults=args.max_faults,
                          stop_at_first=not args.all, workers=args.workers,
-                         progress=not args.json and sys.stderr.isatty())
+                         progress=not args.json and sys.stderr.isatty(), store_url=args.store)
     _emit(args, result.to_json(), describe(result))
 
 
 def cmd_stress(args: argparse.Namespace) -> None:
     from failfirst.stress import describe, stress
 
-    result = stress(db=args.db, jobs=args.jobs, workers=args.workers, kill_rate=args.kill_rate,
+    result = stress(db=args.db or args.store, jobs=args.jobs, workers=args.workers, kill_rate=args.kill_rate,
                     guard=args.guard == "on", seed=args.seed)
     _emit(args, result, describe(result))
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from failfirst import transitions
+from failfirst import backoff, transitions
 from failfirst.policies import Guardrails
 from failfirst.store import Store
 
@@ -25,6 +25,8 @@ MAX_PAYLOAD_BYTES = 16 * 1024
 MAX_TYPE_CHARS = 100
 MAX_KEY_CHARS = 200
 MAX_REASON_CHARS = 500
+#: Calls a handler may defer to the end of its work (bounded, like every queue).
+MAX_DEFERRED_CALLS = 8
 
 
 class WorkerCrash(BaseException):
@@ -45,6 +47,9 @@ class QueueConfig:
     heartbeat_s: float = 3.0
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 60.0
+    #: The backoff policy between attempts (see :mod:`failfirst.backoff`); with the
+    #: ``backoff_jitter`` guardrail off, its jitter is taken out.
+    backoff: str = backoff.FULL_JITTER
     default_max_attempts: int = 5
     #: The reaper expires at most this many leases per transaction (bounded work).
     reap_batch: int = 100
@@ -52,6 +57,7 @@ class QueueConfig:
     def __post_init__(self) -> None:
         assert 0 < self.heartbeat_s < self.lease_s, "a heartbeat must come before the lease ends"
         assert 0 < self.backoff_base_s <= self.backoff_cap_s
+        backoff.check_policy(self.backoff)
         assert self.default_max_attempts >= 1 and self.reap_batch >= 1
 
 
@@ -85,6 +91,15 @@ class HandlerContext:
     guard: Guardrails = field(default_factory=Guardrails)
     #: Downstream calls this attempt has sent (the downstream client counts them).
     calls: int = 0
+    #: The worker running the handler, and the fault points of its external calls.
+    worker: str = ""
+    hooks: Hooks | None = None
+    #: The lease's fencing token: a handler passes it with every write to a fenced
+    #: downstream resource (see :class:`failfirst.downstream.VersionedResource`).
+    token: int | None = None
+    #: Calls to make when the work is done, before the commit, one step each (a write
+    #: to another system happens at the end of the work, as the lease may have moved on).
+    deferred: list[Callable[[], None]] = field(default_factory=list)
     _rng: random.Random | None = None
 
     @property
@@ -99,6 +114,16 @@ class HandlerContext:
     def sleep(self, seconds: float) -> None:
         assert seconds >= 0
         self.elapsed_s += seconds
+
+    def call_fault(self, point: str) -> str | None:
+        """The fault, if any, that strikes the external call at ``point`` (the simulator
+        decides; a real run has none): see :data:`failfirst.scenario.CALL_FAULTS`."""
+        return None if self.hooks is None else self.hooks.call_fault(self.worker, point)
+    def at_end(self, call: Callable[[], None]) -> None:
+        """Make ``call`` when the work is done, in its own step before the commit; if it
+        raises, the attempt fails as if the handler had raised."""
+        assert len(self.deferred) < MAX_DEFERRED_CALLS, "a handler defers a few calls at most"
+        self.deferred.append(call)
 
     def inner_retries(self, wanted: int) -> int:
         """Retries an inner layer (a client library, the handler's own loop) may make:
@@ -117,6 +142,10 @@ class Hooks:
     to raise WorkerCrash or LostAck; real runs use this no-op."""
 
     def in_transaction(self, actor: str, point: str) -> None:
+        return None
+
+    def call_fault(self, actor: str, point: str) -> str | None:
+        """The fault striking ``actor``'s external call at ``point``; None: it goes through."""
         return None
 
 
@@ -142,6 +171,8 @@ class JobQueue:
         self.config = config or QueueConfig()
         self._jitter_seed = jitter_seed
         self._jitter: random.Random | None = None  # made on first use: most runs never back off
+        #: decorrelated_jitter's memory: each job's previous wait (this queue's, bounded).
+        self._previous_wait_s: dict[int, float] = {}
         self.hooks = hooks or Hooks()
 
     # -- producers ------------------------------------------------------------
@@ -340,7 +371,7 @@ class JobQueue:
                     )
                     self.store.insert_dead_letter(job.id, reason, now_s)
                 else:
-                    delay_s = self.backoff_s(attempts)
+                    delay_s = self.backoff_s(attempts, job.id)
                     state, _ = transitions.apply(
                         self.store, job.id, "retry", actor=worker, token=lease.token,
                         fencing=self.guard.fencing, columns={**lease_cols, "run_at_s": now_s + delay_s},
@@ -353,16 +384,37 @@ class JobQueue:
             return "refused"
         return state
 
-    def backoff_s(self, attempts: int) -> float:
-        """Capped exponential backoff; with full jitter, a uniform draw below the cap
-        (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015)."""
-        exponent = min(max(attempts - 1, 0), 30)  # bounded: 2**30 s is beyond any cap
-        ceiling_s = min(self.config.backoff_cap_s, self.config.backoff_base_s * 2**exponent)
-        if not self.guard.backoff_jitter:
-            return ceiling_s
-        if self._jitter is None:
+    #: Jobs whose previous wait a queue remembers (decorrelated_jitter); beyond, it forgets.
+    MAX_REMEMBERED_WAITS = 10_000
+
+    @property
+    def backoff_policy(self) -> str:
+        """The policy in force: the configured one, without its jitter when the
+        ``backoff_jitter`` guardrail is off."""
+        policy = self.config.backoff
+        return policy if self.guard.backoff_jitter else backoff.without_jitter(policy)
+
+    def backoff_s(self, attempts: int, job_id: int | None = None) -> float:
+        """The wait before the next attempt, after ``attempts`` attempts: capped exponential,
+        the first retry's ceiling ``backoff_base_s``, with the jitter of the policy in force
+        (:mod:`failfirst.backoff`; full jitter by default, AWS Architecture Blog,
+        "Exponential Backoff And Jitter", 2015). Draws come from the queue's seeded source.
+        ``decorrelated_jitter`` grows from ``job_id``'s previous wait, if this queue saw it."""
+        policy = self.backoff_policy
+        if policy in backoff.JITTERED and self._jitter is None:
             self._jitter = random.Random(self._jitter_seed)
-        return round(self._jitter.uniform(0.0, ceiling_s), 6)
+        previous_s = self._previous_wait_s.get(job_id) if job_id is not None else None
+        wait_s = backoff.delay(
+            policy, base=self.config.backoff_base_s, cap=self.config.backoff_cap_s,
+            exponent=max(attempts - 1, 0), previous=previous_s, rng=self._jitter,
+        )
+        if policy in backoff.JITTERED:
+            wait_s = round(wait_s, 6)
+        if policy == backoff.DECORRELATED_JITTER and job_id is not None:
+            if len(self._previous_wait_s) >= self.MAX_REMEMBERED_WAITS:
+                self._previous_wait_s.clear()  # bounded memory: forgotten jobs restart from base
+            self._previous_wait_s[job_id] = max(wait_s, self.config.backoff_base_s)
+        return wait_s
 
     def _refused(self, lease: Lease, worker: str, what: str, exc: Exception) -> None:
         with self.store.transaction():

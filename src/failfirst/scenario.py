@@ -17,9 +17,13 @@ from failfirst.worker import WorkerConfig
 if TYPE_CHECKING:
     from failfirst.store import Store
 
-FAULT_KINDS = ("crash", "pause", "lost_ack")
+FAULT_KINDS = ("crash", "pause", "lost_ack", "skew", "request_lost", "response_lost", "slow_response")
 #: Faults that fire inside a transaction (before its commit) rather than between steps.
 IN_TRANSACTION_FAULTS = frozenset({"crash", "lost_ack"})
+#: Faults that fire at an external call (FM_010): the request never reaches the
+#: provider; the provider acts but its response is lost; the provider acts only after
+#: the client's timeout. In each the client sees a timeout and cannot tell which.
+CALL_FAULTS = frozenset({"request_lost", "response_lost", "slow_response"})
 
 
 @dataclass(frozen=True)
@@ -39,19 +43,24 @@ class FaultPlan:
     Step-boundary points are the names a worker yields (``claimed``, ``working``,
     ``part_written`` between the parts of an effect written without atomic_effect,
     ``effect_written``, ``committed``); in-transaction points are ``commit``,
-    ``effect`` and ``fail``, where a crash rolls the open transaction back.
+    ``effect`` and ``fail``, where a crash rolls the open transaction back; call points
+    (``charge``) are external calls, where the request or its response can be lost.
+    ``skew`` sets a worker's own clock to run at ``skew_rate`` of true speed from then on
+    (0.25: four simulated seconds pass while it counts one); the store's clock is untouched.
     """
 
     points: dict[str, tuple[str, ...]] = field(default_factory=dict)
     max_faults: int = 1
     pause_s: float = 30.0
     restart_s: float = 1.0
+    skew_rate: float = 0.25
 
     def __post_init__(self) -> None:
         for point, kinds in self.points.items():
             unknown = set(kinds) - set(FAULT_KINDS)
             assert not unknown, f"fault point {point}: unknown fault kinds {unknown}"
         assert self.max_faults >= 0 and self.pause_s > 0 and self.restart_s > 0
+        assert self.skew_rate > 0
 
 
 @dataclass(frozen=True)

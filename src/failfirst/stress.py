@@ -43,6 +43,7 @@ from failfirst import checkers
 from failfirst.clock import RealClock
 from failfirst.realrun import JOB_TYPE, RealConfig, open_queue
 from failfirst.store import Store, StoreError
+from failfirst.store.sqlite import shown_path
 from failfirst.transitions import TERMINAL_STATES
 from failfirst.worker import ActorLoop, Point, reaper_loop
 
@@ -198,7 +199,7 @@ def stress(
         held = sum(probe.counts_by_state().values())
         probe.close()
         if held:
-            raise StoreError(f"{db}: already holds {held} jobs; stress needs a new or empty "
+            raise StoreError(f"{shown_path(db)}: already holds {held} jobs; stress needs a new or empty "
                              "database (remove the file first)")
     queue = open_queue(db, guard, config, create=True)
     store = queue.store
@@ -251,7 +252,7 @@ def _run(queue: Any, store: Store, rng: random.Random, *, db: str, jobs: int, wo
             if now > deadline:
                 raise StressError(
                     f"stress timed out after {timeout_s:g} s with {open_jobs} jobs not terminal "
-                    f"({counts}); {kills} kills; the file {db} is left for inspection")
+                    f"({counts}); {kills} kills; the file {shown_path(db)} is left for inspection")
             run.check_alive()
             reaper.step(RealClock().now_s())
             terminal = sum(n for s, n in counts.items() if s in TERMINAL_STATES)

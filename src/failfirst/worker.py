@@ -12,6 +12,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from failfirst.processor import HandlerContext, JobQueue, Lease, LostAck
+from failfirst.store import Clock
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,13 @@ class WorkerConfig:
 
 
 def worker_loop(
-    name: str, queue: JobQueue, config: WorkerConfig, seed: str = "",
+    name: str, queue: JobQueue, config: WorkerConfig, seed: str = "", *, clock: Clock | None = None,
 ) -> ActorLoop:
-    """Claim, run the handler, commit; a handled failure becomes a retry or a dead letter."""
+    """Claim, run the handler, commit; a handled failure becomes a retry or a dead letter.
+
+    ``clock`` is the worker's own clock (default: the store's): the time its handler
+    sees. Its waits are in its own seconds; the simulator turns them into simulated
+    seconds (see :class:`failfirst.clock.SkewedClock`). Leases are the store's business."""
     done = 0
     for _ in range(MAX_LOOP_ITERATIONS):
         if config.max_jobs is not None and done >= config.max_jobs:
@@ -63,16 +68,17 @@ def worker_loop(
         if lease is None:
             yield Idle(queue.store.next_run_at_s)
             continue
-        yield from _work(name, queue, lease, config, seed)
+        yield from _work(name, queue, lease, config, seed, clock or queue.store.clock)
         done += 1
 
 
 def _work(
-    name: str, queue: JobQueue, lease: Lease, config: WorkerConfig, seed: str,
+    name: str, queue: JobQueue, lease: Lease, config: WorkerConfig, seed: str, clock: Clock,
 ) -> ActorLoop:
     # The handler computes in the claim's step; WorkerCrash (a poison payload) ends the actor.
-    ctx = HandlerContext(lease.job_id, lease.attempt, queue.store.clock.now_s, seed,
-                         services=queue.services, guard=queue.guard)
+    ctx = HandlerContext(lease.job_id, lease.attempt, clock.now_s, seed,
+                         services=queue.services, guard=queue.guard, token=lease.token,
+                         worker=name, hooks=queue.hooks)
     try:
         effects = queue.run_handler(lease, ctx)
     except Exception as exc:  # a handler's failure is data, never a crashed loop
@@ -95,6 +101,16 @@ def _work(
             yield Point("lease_lost", lease.job_id, holding=False)
             return  # another worker owns the job now: drop the work
     yield Point(point, lease.job_id, remaining_s)
+    # Deferred calls (writes to another system) happen now, after the work, each a step;
+    # the lease may have expired meanwhile: a fenced resource judges the token they carry.
+    for call in ctx.deferred:  # bounded: MAX_DEFERRED_CALLS
+        try:
+            call()
+        except Exception as exc:  # a failed write is a handled failure, as in the handler
+            queue.fail(lease, f"{type(exc).__name__}: {exc}", name)
+            yield Point("failed", lease.job_id, holding=False)
+            return
+        yield Point("called", lease.job_id)
     try:
         if queue.commit_boundary:
             queue.commit(lease, effects, name)
