@@ -109,3 +109,13 @@ bench: .venv/.synced ## jobs/s on a SQLite file, 1 and 2 workers: failfirst besi
 .PHONY: fm008-backoff
 fm008-backoff: .venv/.synced ## FM_008: calls and completion per backoff policy -> _build/fm008/backoff.json
 	$(RUN) python -m failure_modes.FM_008_thundering_herd.contention --out _build/fm008/backoff.json
+# ---------------------------------------------------------------- peers (#13)
+# The crash experiment against the queues people run (book/peers.md). Needs Redis,
+# RabbitMQ and PostgreSQL on 127.0.0.1 (.ci/run starts those that are not running).
+# Bigger: make peers PEERS_JOBS=100 PEERS_SEEDS=5
+PEERS_JOBS ?= 12
+PEERS_SEEDS ?= 2
+PEERS_PARALLEL ?= 2
+.PHONY: peers
+peers: .venv/.synced ## kill workers of Celery, RQ, huey, Dramatiq, procrastinate, pgqueuer, failfirst: _build/peers/results.json
+	$(RUN) failfirst peers --jobs $(PEERS_JOBS) --seeds $(PEERS_SEEDS) --parallel $(PEERS_PARALLEL) --out _build/peers/results.json
