@@ -151,13 +151,16 @@ def _work_batch(
     elapsed_s = 0.0
     for lease in leases:
         ctx = HandlerContext(lease.job_id, lease.attempt, queue.store.clock.now_s, seed,
-                             services=queue.services, guard=queue.guard)
+                             services=queue.services, guard=queue.guard,
+                         worker=name, hooks=queue.hooks)
         try:
             effects = queue.run_handler(lease, ctx)
         except Exception as exc:  # a handler's failure is data: that job retries or dies
             queue.fail(lease, f"{type(exc).__name__}: {exc}", name)
             yield Point("failed", lease.job_id)
             continue
+        # Handlers that publish (FM_009) run unbatched: their outbox rows are not batched.
+        assert not ctx.messages, "a handler that publishes messages runs with batch == 1"
         assert not ctx.deferred, "deferred calls run in the one-job loop (batch 1)"
         ready.append((lease, effects))
         elapsed_s += ctx.elapsed_s

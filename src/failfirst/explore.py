@@ -20,8 +20,8 @@ from typing import Any
 from failfirst.choices import ChoiceSource, RandomChoices, ReplayChoices
 from failfirst.clock import SimClock
 from failfirst.runner import RunResult, simulate
-from failfirst.scenario import Scenario
-from failfirst.store import Store
+from failfirst.scenario import FAULT_KINDS, Scenario
+from failfirst.store import simulation_store
 
 #: An exhaustive exploration refuses to start past this many schedules' worth of bound.
 MAX_EXHAUSTIVE_SCHEDULES = 2_000_000
@@ -142,23 +142,22 @@ class Exploration:
 
 def find_run(
     scenario: Scenario, guard: bool, predicate: Callable[[RunResult], bool], *,
-    max_faults: int | None = None, limit: int = MAX_EXHAUSTIVE_SCHEDULES,
+    max_faults: int | None = None, limit: int = MAX_EXHAUSTIVE_SCHEDULES, store_url: str | None = None,
 ) -> RunResult | None:
     """The first schedule, in depth-first order, whose run satisfies ``predicate`` —
     say, one where a paused worker's commit is refused — re-run on a fresh store so the
     result stays valid; None when no schedule within the bounds does."""
     scenario = with_bounds(scenario, max_faults)
-    shared = Store.memory(SimClock())
+    shared = simulation_store(store_url, SimClock())
     runs = depth_first(lambda source: simulate(scenario, guard, source, store=shared), limit)
     for result in runs:
         if predicate(result):
-            return simulate(scenario, guard, ReplayChoices(result.choices))
+            return simulate(scenario, guard, ReplayChoices(result.choices), store=_fresh(store_url))
     return None
 
 
 def _faults(result: RunResult) -> int:
-    return sum(1 for e in result.events if e["kind"] in ("crash", "pause", "lost_ack", "skew")
-               and e.get("point") != "handler")
+    return sum(1 for e in result.events if e["kind"] in FAULT_KINDS and e.get("point") != "handler")
 
 
 def _complexity(result: RunResult) -> tuple[int, int, int, list[int]]:
@@ -166,8 +165,14 @@ def _complexity(result: RunResult) -> tuple[int, int, int, list[int]]:
     return (_faults(result), len(result.events), len(result.choices), result.choices)
 
 
+def _fresh(store_url: str | None) -> Any:
+    """A store for a result that must stay valid: None (a new in-memory SQLite store,
+    made by the simulator) or a new private schema on the server the URL names."""
+    return None if store_url is None else simulation_store(store_url, SimClock())
+
+
 def shrink(scenario: Scenario, guard: bool, result: RunResult,
-           max_runs: int = MAX_SHRINK_RUNS,
+           max_runs: int = MAX_SHRINK_RUNS, store_url: str | None = None,
            keep: Callable[[RunResult], bool] | None = None) -> RunResult:
     """Delta-debug a violating schedule to a minimal one that still violates one of the
     same invariants (and, with ``keep``, still satisfies it: say, the same kind of
@@ -177,7 +182,7 @@ def shrink(scenario: Scenario, guard: bool, result: RunResult,
     assert keep is None or keep(result), "the run to shrink must satisfy keep"
     best = result
     budget = [max_runs]
-    shared = Store.memory(SimClock())
+    shared = simulation_store(store_url, SimClock())
 
     def attempt(choices: list[int]) -> bool:
         nonlocal best
@@ -210,7 +215,7 @@ def shrink(scenario: Scenario, guard: bool, result: RunResult,
         if not improved or budget[0] <= 0:
             break
     # Re-record exactly: the minimal schedule replays strictly, as users will replay it.
-    return simulate(scenario, guard, ReplayChoices(best.choices, strict=True))
+    return simulate(scenario, guard, ReplayChoices(best.choices, strict=True), store=_fresh(store_url))
 
 
 def _bounds(scenario: Scenario) -> dict[str, Any]:
@@ -239,17 +244,21 @@ def explore(
     progress: Callable[[int], None] | None = None,
     keep_digests: bool = False,
     workers: int = 1,
+    store_url: str | None = None,
 ) -> Exploration:
     """Explore ``scenario``'s schedules; see the module docstring. With ``workers`` > 1,
     an exhaustive exploration splits the choice tree into subtrees explored by that many
-    processes; the counts and the counterexample are the same as with one."""
+    processes; the counts and the counterexample are the same as with one. ``store_url``:
+    the store every schedule runs on (default SQLite in memory; ``postgresql://...``
+    runs each on PostgreSQL, in a private schema per process)."""
     if mode not in ("exhaustive", "random"):
         raise BoundError(f"unknown mode {mode!r}")
     if mode == "exhaustive" and runs is not None:
         raise BoundError("--runs applies to random mode; exhaustive mode runs every schedule")
     started = time.perf_counter()  # real-time: elapsed_s is a measurement, not an input
 
-    shared = Store.memory(SimClock())  # one connection, emptied per run: statements stay prepared
+    # One connection, emptied per run: statements stay prepared.
+    shared = simulation_store(store_url, SimClock())
 
     def run(source: ChoiceSource) -> RunResult:
         return simulate(scenario, guard, source, reduce=reduce, store=shared)
@@ -257,7 +266,8 @@ def explore(
     tally = _Tally(keep_digests)
     first_violation_s = None
     if mode == "exhaustive" and workers > 1 and not stop_at_first and _can_fork():
-        for part in _explore_in_parallel(run, (scenario, guard, reduce, keep_digests), workers):
+        job = (scenario, guard, reduce, keep_digests, store_url)
+        for part in _explore_in_parallel(run, job, workers):
             tally.merge(part)
             if progress is not None:
                 progress(tally.schedules)
@@ -278,11 +288,12 @@ def explore(
     schedules, reached, violating = tally.schedules, tally.reached, tally.violating
     digests, violating_digests = tally.digests, tally.violating_digests
     first = None if tally.first_choices is None else simulate(
-        scenario, guard, ReplayChoices(tally.first_choices), reduce=reduce)
+        scenario, guard, ReplayChoices(tally.first_choices), reduce=reduce, store=_fresh(store_url))
     exhaustive = mode == "exhaustive" and not (stop_at_first and first is not None)
     counterexample = None
     if first is not None:
-        minimal = shrink(scenario, guard, first) if shrink_counterexample else first
+        minimal = (shrink(scenario, guard, first, store_url=store_url) if shrink_counterexample
+                   else first)
         counterexample = Counterexample(
             minimal.schedule, [v.to_json() for v in minimal.violations], minimal.digest,
             _faults(minimal), len(minimal.events), minimal,
@@ -329,8 +340,10 @@ class _Tally:
             self.first_choices = other.first_choices
 
 
-#: Set in the parent just before forking: (scenario, guard, reduce, keep_digests).
-_FORKED_JOB: tuple[Scenario, bool, bool, bool] | None = None
+#: Set in the parent just before forking: (scenario, guard, reduce, keep_digests, store_url).
+_FORKED_JOB: tuple[Scenario, bool, bool, bool, str | None] | None = None
+#: A forked process's own store (pid, store): made once, used for every subtree it explores.
+_PROCESS_STORE: tuple[int, Any] | None = None
 
 
 def _can_fork() -> bool:
@@ -343,9 +356,15 @@ def _explore_subtree(task: tuple[list[tuple[int, int]], int]) -> _Tally:
     """In a worker process: every schedule of a subtree after its first (which the parent
     already ran), given that first schedule's trail and the subtree's floor."""
     assert _FORKED_JOB is not None
-    scenario, guard, reduce, keep_digests = _FORKED_JOB
+    global _PROCESS_STORE
+    import os
+
+    scenario, guard, reduce, keep_digests, store_url = _FORKED_JOB
     trail, floor = task
-    shared = Store.memory(SimClock())
+    if _PROCESS_STORE is None or _PROCESS_STORE[0] != os.getpid():
+        # Never the parent's connection (a forked socket is shared): a store of its own.
+        _PROCESS_STORE = (os.getpid(), simulation_store(store_url, SimClock(), owner_pid=os.getppid()))
+    shared = _PROCESS_STORE[1]
     tally = _Tally(keep_digests)
     nxt = _next_prefix(trail, floor)
     for _ in range(MAX_EXHAUSTIVE_SCHEDULES):
@@ -358,7 +377,8 @@ def _explore_subtree(task: tuple[list[tuple[int, int]], int]) -> _Tally:
 
 
 def _explore_in_parallel(
-    run: Callable[[ChoiceSource], RunResult], job: tuple[Scenario, bool, bool, bool], workers: int,
+    run: Callable[[ChoiceSource], RunResult], job: tuple[Scenario, bool, bool, bool, str | None],
+    workers: int,
 ) -> Iterator[_Tally]:
     """Split the tree at the shallowest depth that gives each worker many subtrees (the
     subtrees differ in size by orders of magnitude), run the first schedule of each here,
@@ -372,6 +392,7 @@ def _explore_in_parallel(
         if len(firsts) >= 64 * workers or all(len(trail) <= depth for trail, _ in firsts):
             break
     _FORKED_JOB = job
+    store_url = job[4]
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             tasks = [(trail, min(depth, len(trail))) for trail, _ in firsts]
@@ -382,6 +403,12 @@ def _explore_in_parallel(
                 yield head
     finally:
         _FORKED_JOB = None
+        if store_url is not None and store_url.startswith("postgres"):
+            import os
+
+            from failfirst.store.postgresql import drop_simulation_schemas
+
+            drop_simulation_schemas(store_url, os.getpid())  # the forked explorers' schemas
 
 
 def canonical_digest(result: RunResult) -> str:
@@ -400,12 +427,12 @@ def _is_worker(actor: str) -> bool:
 
 def explore_cli(scenario: Scenario, guard: bool, mode: str, runs: int | None, seed: int,
                 max_faults: int | None, stop_at_first: bool, workers: int,
-                progress: bool) -> Exploration:
+                progress: bool, store_url: str | None = None) -> Exploration:
     """The ``failfirst explore`` command: a progress bar on a terminal, quiet otherwise."""
     scenario = with_bounds(scenario, max_faults)
     if not progress:
         return explore(scenario, guard, mode, runs, seed, stop_at_first=stop_at_first,
-                       workers=workers)
+                       workers=workers, store_url=store_url)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     total = runs or 1000 if mode == "random" else None
@@ -413,7 +440,7 @@ def explore_cli(scenario: Scenario, guard: bool, mode: str, runs: int | None, se
                   TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task(f"{scenario.id} {mode}", total=total)
         return explore(scenario, guard, mode, runs, seed, stop_at_first=stop_at_first,
-                       workers=workers,
+                       workers=workers, store_url=store_url,
                        progress=lambda n: bar.update(task, completed=n) if n % 64 == 0 else None)
 
 

@@ -20,9 +20,9 @@ from failfirst.clock import SimClock, SkewedClock
 from failfirst.policies import Guardrails
 from failfirst.processor import Hooks, LostAck, WorkerCrash
 from failfirst.recovery import recovery_loop
-from failfirst.scenario import IN_TRANSACTION_FAULTS, Scenario
+from failfirst.scenario import CALL_FAULTS, IN_TRANSACTION_FAULTS, Scenario
 from failfirst.store import Store
-from failfirst.worker import ActorLoop, Idle, Point, reaper_loop
+from failfirst.worker import ActorLoop, Idle, Point, reaper_loop, relay_loop
 
 # Events from decisions, not transactions: they are written after the step.
 _FAULT_EVENT = {"crash": "crash", "pause": "pause", "lost_ack": "lost_ack", "skew": "skew"}
@@ -83,6 +83,10 @@ class _SimHooks(Hooks):
             raise WorkerCrash(f"{actor} crashed inside the {point} transaction")
         raise LostAck(point)
 
+    def call_fault(self, actor: str, point: str) -> str | None:
+        # The caller (the client library) records what the fault did, where it happened.
+        return self.sim.decide_fault([k for k in self.sim.fault_kinds(point) if k in CALL_FAULTS])
+
 
 class Simulation:
     """One run of a scenario under a choice source."""
@@ -111,7 +115,7 @@ class Simulation:
         # alone describes a run, and enumeration does not branch on jitter.
         self.queue = BatchQueue(
             self.store, scenario.handlers, guardrails=guardrails, config=scenario.queue,
-            jitter_seed=f"{scenario.id}:jitter", hooks=hooks,
+            jitter_seed=scenario.jitter_seed or f"{scenario.id}:jitter", hooks=hooks,
             services=scenario.services(self.store, guardrails) if scenario.services else None,
         )
         self.actors = [self._worker(f"w{i + 1}") for i in range(scenario.workers)]
@@ -123,6 +127,11 @@ class Simulation:
         if scenario.recovery_at_s is not None:
             # A restart's recovery, beside the workers; after a crash it starts over.
             self.actors.append(Actor("recovery", self._recovery, ready_at_s=scenario.recovery_at_s))
+
+        if scenario.relay:
+            # The outbox relay (FM_009) sleeps until a commit writes an outbox row.
+            self.actors.append(Actor("relay", lambda: relay_loop("relay", self.queue),
+                                     ready_at_s=None, wake=self.store.next_outbox_s))
 
     def _worker(self, name: str) -> Actor:
         config, seed = self.scenario.worker, self.scenario.id
@@ -166,6 +175,8 @@ class Simulation:
             progress_bound_s=sc.progress_bound_s, max_steps=sc.max_steps,
             max_calls_per_job=sc.max_calls_per_job,
             **({"max_calls_total": sc.max_calls_total} if sc.max_calls_total is not None else {}),
+            **({"max_retries_per_window": sc.max_retries_per_window,
+                "retry_window_s": sc.retry_window_s} if sc.max_retries_per_window is not None else {}),
         )
         self.queue.enqueue_many([
             {"type": spec.type, "payload": spec.payload, "idempotency_key": spec.idempotency_key,
