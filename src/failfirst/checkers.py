@@ -258,18 +258,22 @@ def check_inv004_progress(events: list[Event], store: Store) -> list[Violation]:
 
 def check_inv005_bounded_work(events: list[Event], store: Store) -> list[Violation]:
     """INV_005: claims per job within max_attempts, downstream calls per job within the
-    declared bound (both counted afresh after a redrive), and all downstream calls of
-    the run within the declared total."""
+    declared bound (both counted afresh after a redrive), all downstream calls of the
+    run within the declared total, and the retries that reach the dependency within any
+    window of ``retry_window_s`` seconds within the declared peak."""
     out = []
     start = next((e for e in events if e["kind"] == "start"), {})
     max_attempts: dict[int, int] = {}
     claims: dict[int, list[int]] = defaultdict(list)
     calls: dict[int, list[int]] = defaultdict(list)
     all_calls: list[int] = []
+    retries: list[tuple[float, int]] = []  # (arrival time, seq) of every retried call
     for e in events:
         job, kind = e["job"], e["kind"]
         if kind == "call":
             all_calls.append(e["seq"])
+            if e.get("retry"):
+                retries.append((e["at_s"], e["seq"]))
         if kind == "enqueue":
             max_attempts[job] = e["max_attempts"]
         elif kind == "redrive":
@@ -296,7 +300,29 @@ def check_inv005_bounded_work(events: list[Event], store: Store) -> list[Violati
         out.append(Violation("INV_005", None, tuple(all_calls[:3]) + tuple(all_calls[-3:]),
                              f"the run made {len(all_calls)} downstream calls in all; the bound "
                              f"is {total}"))
+    peak = start.get("max_retries_per_window")
+    if peak is not None:
+        out.extend(_retry_peak(retries, peak, start["retry_window_s"]))
     return out
+
+
+def _retry_peak(retries: list[tuple[float, int]], bound: int, window_s: float) -> list[Violation]:
+    """The busiest window of ``window_s`` seconds: one violation when more than ``bound``
+    retries arrived in it (a herd), naming the window's calls."""
+    retries = sorted(retries)
+    most, first = 0, 0
+    lo = 0
+    for hi, (at_s, _) in enumerate(retries):  # two pointers: each call enters and leaves once
+        while retries[lo][0] <= at_s - window_s:
+            lo += 1
+        if hi - lo + 1 > most:
+            most, first = hi - lo + 1, lo
+    if most <= bound:
+        return []
+    herd = retries[first:first + most]
+    return [Violation("INV_005", None, tuple(seq for _, seq in herd[:3] + herd[-3:]),
+                      f"{most} retries reached the dependency within {window_s:g} s "
+                      f"(from t={herd[0][0]:g} s); the bound is {bound}")]
 
 
 def check_inv007_records_agree(events: list[Event], store: Store) -> list[Violation]:

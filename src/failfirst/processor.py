@@ -523,15 +523,19 @@ class JobQueue:
                 self.store.end_attempt(job_id, token, "expired")
         return len(expired)
 
-    def redrive(self, job_id: int, actor: str = "operator", *, max_attempts: int | None = None) -> None:
-        """Send a dead-lettered job back to the queue with a fresh attempt budget."""
+    def redrive(self, job_id: int, actor: str = "operator", *, max_attempts: int | None = None,
+                delay_s: float = 0.0) -> None:
+        """Send a dead-lettered job back to the queue with a fresh attempt budget, to run
+        ``delay_s`` from now (a redrive of many jobs spreads them out, see FM_008)."""
+        if isinstance(delay_s, bool) or not isinstance(delay_s, int | float) or not delay_s >= 0:
+            raise ValueError(f"delay_s: must be a number >= 0, got {delay_s!r}")
         with self.store.transaction():
             job = self.store.job(job_id)
             if job is None:
                 raise ValueError(f"job_id: no job {job_id}")
             transitions.apply(
                 self.store, job_id, "redrive", actor=actor, token=None,
-                columns={"attempts": 0, "run_at_s": self.store.clock.now_s(),
+                columns={"attempts": 0, "run_at_s": self.store.clock.now_s() + delay_s,
                          "max_attempts": max_attempts or job.max_attempts, "last_error": None},
             )
             self.store.delete_dead_letter(job_id)

@@ -202,3 +202,16 @@ def restore_newest(resource: VersionedResource, actor: str = "recovery") -> tupl
             resource.restore(e["job"], key, e["token"], e["value"], actor)
             restored.append(key)
     return tuple(restored)
+
+
+def redrive_spread(queue: JobQueue, per_window: int, window_s: float,
+                   actor: str = "recovery") -> tuple[int, ...]:
+    """Redrive every dead-lettered job, at most ``per_window`` of them per ``window_s``
+    (FM_008): after an outage, the jobs it shed go back no faster than the recovering
+    dependency can take them, instead of as one more herd. Returns the jobs redriven,
+    in order; running it again finds no dead letter and redrives nothing."""
+    assert per_window >= 1 and window_s > 0
+    dead = sorted(job_id for job_id, _, _ in queue.store.dead_letters())
+    for i, job_id in enumerate(dead):
+        queue.redrive(job_id, actor, delay_s=round((i // per_window) * window_s, 6))
+    return tuple(dead)

@@ -114,7 +114,7 @@ class Simulation:
         # alone describes a run, and enumeration does not branch on jitter.
         self.queue = BatchQueue(
             self.store, scenario.handlers, guardrails=guardrails, config=scenario.queue,
-            jitter_seed=f"{scenario.id}:jitter", hooks=hooks,
+            jitter_seed=scenario.jitter_seed or f"{scenario.id}:jitter", hooks=hooks,
             services=scenario.services(self.store, guardrails) if scenario.services else None,
         )
         self.actors = [self._worker(f"w{i + 1}") for i in range(scenario.workers)]
@@ -163,6 +163,8 @@ class Simulation:
             progress_bound_s=sc.progress_bound_s, max_steps=sc.max_steps,
             max_calls_per_job=sc.max_calls_per_job,
             **({"max_calls_total": sc.max_calls_total} if sc.max_calls_total is not None else {}),
+            **({"max_retries_per_window": sc.max_retries_per_window,
+                "retry_window_s": sc.retry_window_s} if sc.max_retries_per_window is not None else {}),
         )
         self.queue.enqueue_many([
             {"type": spec.type, "payload": spec.payload, "idempotency_key": spec.idempotency_key,

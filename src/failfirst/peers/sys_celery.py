@@ -26,7 +26,18 @@ ENV = "FAILFIRST_PEERS_CELERY"
 VISIBILITY_TIMEOUT_S = 3
 
 
+_apps: dict[str, Any] = {}
+
+
 def make_app(settings: dict[str, Any]):  # noqa: ANN201 - celery is an optional group
+    """One app per settings in a process (Celery's task registry is process-wide)."""
+    key = json.dumps(settings, sort_keys=True)
+    if key not in _apps:
+        _apps[key] = _make_app(settings)
+    return _apps[key]
+
+
+def _make_app(settings: dict[str, Any]):  # noqa: ANN202
     from celery import Celery
 
     app = Celery("failfirst_peers", broker=settings["broker"], backend=services.redis_url())
