@@ -132,9 +132,12 @@ class PrivateServer:
             shutil.chown(self.root, "postgres")
         self._run(["initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "--no-sync"])
         with open(os.path.join(self.data, "postgresql.conf"), "a") as conf:
-            conf.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+            # '*': a worker in a network namespace reaches it over a veth (see pgstress).
+            conf.write(f"port = {self.port}\nlisten_addresses = '*'\n"
                        f"unix_socket_directories = '{self.root}'\nfsync = on\n"
                        "synchronous_commit = on\nmax_connections = 60\n")
+        with open(os.path.join(self.data, "pg_hba.conf"), "a") as hba:
+            hba.write("host all all 10.231.0.0/16 trust\n")
         return self
 
     def start(self) -> None:
