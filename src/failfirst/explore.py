@@ -20,7 +20,7 @@ from typing import Any
 from failfirst.choices import ChoiceSource, RandomChoices, ReplayChoices
 from failfirst.clock import SimClock
 from failfirst.runner import RunResult, simulate
-from failfirst.scenario import Scenario
+from failfirst.scenario import FAULT_KINDS, Scenario
 from failfirst.store import simulation_store
 
 #: An exhaustive exploration refuses to start past this many schedules' worth of bound.
@@ -157,8 +157,7 @@ def find_run(
 
 
 def _faults(result: RunResult) -> int:
-    return sum(1 for e in result.events if e["kind"] in ("crash", "pause", "lost_ack")
-               and e.get("point") != "handler")
+    return sum(1 for e in result.events if e["kind"] in FAULT_KINDS and e.get("point") != "handler")
 
 
 def _complexity(result: RunResult) -> tuple[int, int, int, list[int]]:
@@ -173,11 +172,14 @@ def _fresh(store_url: str | None) -> Any:
 
 
 def shrink(scenario: Scenario, guard: bool, result: RunResult,
-           max_runs: int = MAX_SHRINK_RUNS, store_url: str | None = None) -> RunResult:
+           max_runs: int = MAX_SHRINK_RUNS, store_url: str | None = None,
+           keep: Callable[[RunResult], bool] | None = None) -> RunResult:
     """Delta-debug a violating schedule to a minimal one that still violates one of the
-    same invariants: delete chunks of choices, then lower each choice towards 0."""
+    same invariants (and, with ``keep``, still satisfies it: say, the same kind of
+    violation): delete chunks of choices, then lower each choice towards 0."""
     target = set(result.invariants_violated)
     assert target, "only a violating run can be shrunk"
+    assert keep is None or keep(result), "the run to shrink must satisfy keep"
     best = result
     budget = [max_runs]
     shared = simulation_store(store_url, SimClock())
@@ -188,7 +190,8 @@ def shrink(scenario: Scenario, guard: bool, result: RunResult,
             return False
         budget[0] -= 1
         candidate = simulate(scenario, guard, ReplayChoices(choices, strict=False), store=shared)
-        if target & set(candidate.invariants_violated) and _complexity(candidate) < _complexity(best):
+        if (target & set(candidate.invariants_violated) and (keep is None or keep(candidate))
+                and _complexity(candidate) < _complexity(best)):
             best = candidate
             return True
         return False
