@@ -114,10 +114,10 @@ class PrivateServer:
     and restart. Never the machine's shared server. Runs as the current user, or as
     ``postgres`` when we are root (the server refuses to run as root)."""
 
-    def __init__(self, root: str | None = None) -> None:
+    def __init__(self, root: str | None = None, port: int | None = None) -> None:
         self.root = root or tempfile.mkdtemp(prefix="failfirst-pg-")
         self.data = os.path.join(self.root, "data")
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         self._as_root = os.geteuid() == 0
         self.log = os.path.join(self.root, "server.log")
@@ -132,9 +132,12 @@ class PrivateServer:
             shutil.chown(self.root, "postgres")
         self._run(["initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "--no-sync"])
         with open(os.path.join(self.data, "postgresql.conf"), "a") as conf:
-            conf.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+            # '*': a worker in a network namespace reaches it over a veth (see pgstress).
+            conf.write(f"port = {self.port}\nlisten_addresses = '*'\n"
                        f"unix_socket_directories = '{self.root}'\nfsync = on\n"
                        "synchronous_commit = on\nmax_connections = 60\n")
+        with open(os.path.join(self.data, "pg_hba.conf"), "a") as hba:
+            hba.write("host all all 10.231.0.0/16 trust\n")
         return self
 
     def start(self) -> None:
@@ -171,3 +174,36 @@ class PrivateServer:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m failfirst.store.pgtools serve FOLDER [PORT]``: a throwaway server
+    (``make pg-server``); ``... stop FOLDER`` stops it."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 2 or args[0] not in ("serve", "stop"):
+        print("usage: python -m failfirst.store.pgtools serve|stop FOLDER [PORT]", file=sys.stderr)
+        return 2
+    if not binaries_available():
+        print("initdb, pg_ctl and postgres must be on PATH (Debian: apt-get install postgresql)",
+              file=sys.stderr)
+        return 2
+    folder = os.path.abspath(args[1])
+    port = int(args[2]) if len(args) > 2 else 55432
+    server = PrivateServer(folder, port)
+    if args[0] == "stop":
+        server.stop()
+        return 0
+    os.makedirs(folder, exist_ok=True)
+    if not os.path.exists(os.path.join(server.data, "PG_VERSION")):
+        server.init()
+    server.start()
+    print(f"PostgreSQL running in {folder}; try:\n"
+          f"  failfirst explore FM_001 --store {server.url}\n"
+          f"stop it with: python -m failfirst.store.pgtools stop {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
