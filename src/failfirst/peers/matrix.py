@@ -19,6 +19,7 @@ from multiprocessing import get_context
 from typing import Any
 
 from failfirst.peers import (
+    services,
     sys_celery,
     sys_dramatiq,
     sys_failfirst,
@@ -48,6 +49,12 @@ def select(only: str | None = None) -> list[type[Adapter]]:
     if not chosen:
         raise ValueError(f"--only: no configuration matches {only!r}")
     return chosen
+
+
+def runnable(adapters: Sequence[type[Adapter]]) -> list[type[Adapter]]:
+    """The configurations whose servers accept connections now."""
+    up = {name: services.reachable(name) for name in services.PORTS}
+    return [a for a in adapters if all(up[s] for s in a.services)]
 
 
 def check_row(row: dict[str, Any]) -> None:
