@@ -54,6 +54,12 @@ def test_failfirst_runs_a_killed_job_again_once() -> None:
 
 
 @pytest.mark.services
+def test_failfirst_on_postgresql_runs_a_killed_job_again_once() -> None:
+    need("postgresql")
+    assert killed_job_category(sys_failfirst.FailfirstPostgres()) == "completed"
+
+
+@pytest.mark.services
 def test_celery_acks_early_on_rabbitmq_reports_the_killed_task_failed() -> None:
     need("rabbitmq", "redis")
     assert killed_job_category(sys_celery.CeleryRabbit()) == "failed"
