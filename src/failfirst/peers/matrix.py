@@ -72,10 +72,12 @@ def run_matrix(
     out: str, *, jobs: int = 12, seeds: int = 2, workers: int = 2, work_s: float = 0.3,
     kills: int = 2, only: str | None = None, parallel: int = 1,
     progress: Callable[[str], None] | None = None,
+    adapters: Sequence[type[Adapter]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every selected configuration with seeds 0..seeds-1; write and return the rows.
 
-    ``parallel`` runs that many at once (each in its own process, with its own names).
+    ``parallel`` runs that many at once (each in its own process, with its own names);
+    ``adapters`` replaces the selection by ``only`` with a list of configurations.
     """
     if not 1 <= seeds <= MAX_SEEDS:
         raise ValueError(f"--seeds: must be in 1..{MAX_SEEDS}, got {seeds}")
@@ -87,7 +89,7 @@ def run_matrix(
         raise ValueError(f"--workers: must be in 1..8, got {workers}")
     if not 0.05 <= work_s <= 5:
         raise ValueError(f"--work-s: must be in 0.05..5, got {work_s}")
-    adapters = select(only)
+    adapters = select(only) if adapters is None else list(adapters)
     if not 1 <= parallel <= 4:
         raise ValueError(f"--parallel: must be in 1..4, got {parallel}")
     folder = os.path.dirname(os.path.abspath(out))
