@@ -116,9 +116,16 @@ def run_matrix(
         with ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("fork")) as pool:
             futures = {pool.submit(_timed_run, adapter_class, settings): i
                        for i, adapter_class, settings in plan}
-            for future in as_completed(futures):
-                row, took_s = future.result()
-                record(futures[future], row, took_s)
+            try:
+                for future in as_completed(futures):
+                    row, took_s = future.result()
+                    record(futures[future], row, took_s)
+            except BaseException:
+                # Ctrl-C (or a broken run): start nothing more; the runs in progress clean up
+                # after themselves (run_one kills its workers whatever happens).
+                for future in futures:
+                    future.cancel()
+                raise
     return [d[2] for d in done]
 
 
