@@ -13,6 +13,10 @@ PYTEST := $(RUN) python -m pytest
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+	@# The per-failure-mode targets are generated (fm_targets below): list the ones that exist.
+	@$(foreach n,$(FM_NUMBERS),printf '  %-20s %s\n' test-fm$(n) 'FM_$(FM_PAD_$(n)): reproduce it (repro tests)' \
+	  test-fm$(n)-fix 'FM_$(FM_PAD_$(n)): prove its guardrail (prevent tests)' \
+	  test-fm$(n)-recover 'FM_$(FM_PAD_$(n)): its recovery (recover tests)';)
 
 $(UV_BOOT)/bin/uv:
 	python3 -m venv $(UV_BOOT)
@@ -79,7 +83,9 @@ lab: .venv/.synced ## JupyterLab on book/, .md chapters opening as notebooks (ju
 	cp conf/lab-overrides.json .venv/share/jupyter/lab/settings/overrides.json
 	$(UV) run --locked --no-sync jupyter lab --notebook-dir=book $(if $(filter 0,$(shell id -u)),--allow-root)
 
+# First the checker's own tests (a planted defect per check), then the site.
 test-site: .venv/.synced ## check _build/html in headless Chromium, offline (after make html)
+	$(PYTEST) -q -p no:cacheprovider book/_tools/check_site_test.py
 	$(RUN) python book/_tools/check_site.py _build/html
 
 # ---------------------------------------------------------------- the explorer
@@ -97,6 +103,12 @@ stress: .venv/.synced ## 10,000 jobs, 2 worker processes, >= 20 SIGKILLs: lost 0
 bench: .venv/.synced ## jobs/s on a SQLite file, 1 and 2 workers: failfirst beside huey
 	$(RUN) python bench/throughput.py --out _build/bench/throughput.json
 
+# ---------------------------------------------------------------- FM_008 backoff
+# The contention model behind FM_008's table: 5 policies x N = 10..50 x 100 seeds.
+# The chapter writes the same file at build time.
+.PHONY: fm008-backoff
+fm008-backoff: .venv/.synced ## FM_008: calls and completion per backoff policy -> _build/fm008/backoff.json
+	$(RUN) python -m failure_modes.FM_008_thundering_herd.contention --out _build/fm008/backoff.json
 # ---------------------------------------------------------------- peers (#13)
 # The crash experiment against the queues people run (book/peers.md). Needs Redis,
 # RabbitMQ and PostgreSQL on 127.0.0.1 (.ci/run starts those that are not running).

@@ -22,7 +22,7 @@ from typing import Any
 
 from failfirst import transitions
 from failfirst.downstream import PaymentProvider, VersionedResource, payment_reference
-from failfirst.processor import JobQueue
+from failfirst.processor import BROKER_SERVICE, JobQueue
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,26 @@ def reconcile_charges(queue: JobQueue, provider: PaymentProvider,
                                   charge=live[0].id)
             completed.append(job.id)
     return ChargeReport(tuple(refunded), tuple(completed))
+
+
+def republish_outbox(queue: JobQueue, actor: str = "recovery") -> tuple[str, ...]:
+    """FM_009: the sweep. Publish every outbox row not marked published, then mark it,
+    as the relay does — for a relay that died or was never run. A row that was
+    published but not marked (the relay died between its two steps) is published
+    again, and the consumer drops the repeat by its message id. Safe to run twice: the
+    second run finds every row marked. Returns the ids of the messages it published."""
+    broker = queue.services[BROKER_SERVICE]
+    sent: list[str] = []
+    for _ in range(1 + len(queue.store.outbox())):  # bounded: each pass marks one row
+        message = queue.next_outbox_message()
+        if message is None:
+            break
+        broker.publish(actor, message)
+        queue.mark_published(message, actor)
+        sent.append(message["id"])
+    return tuple(sent)
+
+
 def restore_newest(resource: VersionedResource, actor: str = "recovery") -> tuple[str, ...]:
     """FM_006: find the stale writes in the history of a downstream resource and put back
     the newest value. For every row, the newest write is the one with the highest lease
@@ -182,3 +202,16 @@ def restore_newest(resource: VersionedResource, actor: str = "recovery") -> tupl
             resource.restore(e["job"], key, e["token"], e["value"], actor)
             restored.append(key)
     return tuple(restored)
+
+
+def redrive_spread(queue: JobQueue, per_window: int, window_s: float,
+                   actor: str = "recovery") -> tuple[int, ...]:
+    """Redrive every dead-lettered job, at most ``per_window`` of them per ``window_s``
+    (FM_008): after an outage, the jobs it shed go back no faster than the recovering
+    dependency can take them, instead of as one more herd. Returns the jobs redriven,
+    in order; running it again finds no dead letter and redrives nothing."""
+    assert per_window >= 1 and window_s > 0
+    dead = sorted(job_id for job_id, _, _ in queue.store.dead_letters())
+    for i, job_id in enumerate(dead):
+        queue.redrive(job_id, actor, delay_s=round((i // per_window) * window_s, 6))
+    return tuple(dead)

@@ -21,7 +21,7 @@ from failfirst.policies import Guardrails
 from failfirst.processor import Hooks, LostAck, WorkerCrash
 from failfirst.scenario import CALL_FAULTS, IN_TRANSACTION_FAULTS, Scenario
 from failfirst.store import Store
-from failfirst.worker import ActorLoop, Idle, Point, reaper_loop
+from failfirst.worker import ActorLoop, Idle, Point, reaper_loop, relay_loop
 
 # Events from decisions, not transactions: they are written after the step.
 _FAULT_EVENT = {"crash": "crash", "pause": "pause", "lost_ack": "lost_ack", "skew": "skew"}
@@ -114,7 +114,7 @@ class Simulation:
         # alone describes a run, and enumeration does not branch on jitter.
         self.queue = BatchQueue(
             self.store, scenario.handlers, guardrails=guardrails, config=scenario.queue,
-            jitter_seed=f"{scenario.id}:jitter", hooks=hooks,
+            jitter_seed=scenario.jitter_seed or f"{scenario.id}:jitter", hooks=hooks,
             services=scenario.services(self.store, guardrails) if scenario.services else None,
         )
         self.actors = [self._worker(f"w{i + 1}") for i in range(scenario.workers)]
@@ -123,6 +123,11 @@ class Simulation:
             # find nothing and only multiply the interleavings to explore.
             self.actors.append(Actor("reaper", lambda: reaper_loop("reaper", self.queue),
                                      ready_at_s=None, wake=self.store.next_lease_expiry_s))
+
+        if scenario.relay:
+            # The outbox relay (FM_009) sleeps until a commit writes an outbox row.
+            self.actors.append(Actor("relay", lambda: relay_loop("relay", self.queue),
+                                     ready_at_s=None, wake=self.store.next_outbox_s))
 
     def _worker(self, name: str) -> Actor:
         config, seed = self.scenario.worker, self.scenario.id
@@ -158,6 +163,8 @@ class Simulation:
             progress_bound_s=sc.progress_bound_s, max_steps=sc.max_steps,
             max_calls_per_job=sc.max_calls_per_job,
             **({"max_calls_total": sc.max_calls_total} if sc.max_calls_total is not None else {}),
+            **({"max_retries_per_window": sc.max_retries_per_window,
+                "retry_window_s": sc.retry_window_s} if sc.max_retries_per_window is not None else {}),
         )
         self.queue.enqueue_many([
             {"type": spec.type, "payload": spec.payload, "idempotency_key": spec.idempotency_key,
