@@ -99,11 +99,47 @@ def check_inv001_effect_once(events: list[Event], store: Store) -> list[Violatio
                 f"the provider charged the job {len(applied)} times "
                 f"({', '.join(e['charge'] for e in applied)}): an external effect applied twice",
             ))
+    out.extend(_deliveries_once(events))
     for job, state in sorted(_replayed_states(events).items()):
         if state == "succeeded" and job not in effects and job not in charges:
             done = [e["seq"] for e in events if e["job"] == job and e["kind"] == "complete"]
             out.append(Violation("INV_001", job, tuple(done),
                                  "the job succeeded but no effect was ever applied"))
+    return out
+
+
+def _announced(events: list[Event]) -> dict[tuple[int, int], int]:
+    """(job, lease token) of every committed change that announces messages -> how many
+    (FM_009: an ``effect`` event carries ``messages`` when its change has some)."""
+    out: dict[tuple[int, int], int] = {}
+    for e in events:
+        if e["kind"] == "effect" and e.get("messages"):
+            out[(e["job"], e["token"])] = e["messages"]
+    return out
+
+
+def _deliveries_once(events: list[Event]) -> list[Violation]:
+    """INV_001 for messages (FM_009): every committed change that announces messages
+    has exactly that many processed by the consumer (``consume`` events) — more is a
+    duplicate; fewer, once the run has ended, a lost message."""
+    announced = _announced(events)
+    ended = any(e["kind"] == "end" for e in events)
+    consumed: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for e in events:
+        if e["kind"] == "consume":
+            consumed[(e["job"], e["token"])].append(e["seq"])
+    out = []
+    for (job, token), n in sorted(announced.items()):
+        got = consumed.get((job, token), [])
+        if len(got) > n or (ended and len(got) < n):
+            effect = [e["seq"] for e in events if e["kind"] == "effect" and e["job"] == job
+                      and e["token"] == token]
+            out.append(Violation(
+                "INV_001", job, tuple(effect[:1] + got),
+                f"the change committed under lease {token} announced {n} message(s); the "
+                f"consumer processed {len(got)}" + (": a message was lost" if len(got) < n
+                                                    else ": a message was delivered twice"),
+            ))
     return out
 
 
@@ -126,6 +162,16 @@ def check_inv002_all_or_nothing(events: list[Event], store: Store) -> list[Viola
             out.append(Violation("INV_002", job, seqs,
                                  f"lease {token}'s effect parts committed in {len(transactions)} "
                                  "transactions, so a partial effect was visible between them"))
+    # A message is part of the change it announces (FM_009): one the consumer processed
+    # for a change that never committed is half of an effect, visible without the rest.
+    announced = _announced(events)
+    for e in events:
+        if e["kind"] == "consume" and (e["job"], e["token"]) not in announced:
+            out.append(Violation(
+                "INV_002", e["job"], (e["seq"],),
+                f"the consumer processed {e['message']}, announcing a change under lease "
+                f"{e['token']} that never committed",
+            ))
     return out
 
 
@@ -219,18 +265,22 @@ def check_inv004_progress(events: list[Event], store: Store) -> list[Violation]:
 
 def check_inv005_bounded_work(events: list[Event], store: Store) -> list[Violation]:
     """INV_005: claims per job within max_attempts, downstream calls per job within the
-    declared bound (both counted afresh after a redrive), and all downstream calls of
-    the run within the declared total."""
+    declared bound (both counted afresh after a redrive), all downstream calls of the
+    run within the declared total, and the retries that reach the dependency within any
+    window of ``retry_window_s`` seconds within the declared peak."""
     out = []
     start = next((e for e in events if e["kind"] == "start"), {})
     max_attempts: dict[int, int] = {}
     claims: dict[int, list[int]] = defaultdict(list)
     calls: dict[int, list[int]] = defaultdict(list)
     all_calls: list[int] = []
+    retries: list[tuple[float, int]] = []  # (arrival time, seq) of every retried call
     for e in events:
         job, kind = e["job"], e["kind"]
         if kind == "call":
             all_calls.append(e["seq"])
+            if e.get("retry"):
+                retries.append((e["at_s"], e["seq"]))
         if kind == "enqueue":
             max_attempts[job] = e["max_attempts"]
         elif kind == "redrive":
@@ -257,7 +307,29 @@ def check_inv005_bounded_work(events: list[Event], store: Store) -> list[Violati
         out.append(Violation("INV_005", None, tuple(all_calls[:3]) + tuple(all_calls[-3:]),
                              f"the run made {len(all_calls)} downstream calls in all; the bound "
                              f"is {total}"))
+    peak = start.get("max_retries_per_window")
+    if peak is not None:
+        out.extend(_retry_peak(retries, peak, start["retry_window_s"]))
     return out
+
+
+def _retry_peak(retries: list[tuple[float, int]], bound: int, window_s: float) -> list[Violation]:
+    """The busiest window of ``window_s`` seconds: one violation when more than ``bound``
+    retries arrived in it (a herd), naming the window's calls."""
+    retries = sorted(retries)
+    most, first = 0, 0
+    lo = 0
+    for hi, (at_s, _) in enumerate(retries):  # two pointers: each call enters and leaves once
+        while retries[lo][0] <= at_s - window_s:
+            lo += 1
+        if hi - lo + 1 > most:
+            most, first = hi - lo + 1, lo
+    if most <= bound:
+        return []
+    herd = retries[first:first + most]
+    return [Violation("INV_005", None, tuple(seq for _, seq in herd[:3] + herd[-3:]),
+                      f"{most} retries reached the dependency within {window_s:g} s "
+                      f"(from t={herd[0][0]:g} s); the bound is {bound}")]
 
 
 def check_inv007_records_agree(events: list[Event], store: Store) -> list[Violation]:

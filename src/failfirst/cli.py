@@ -176,6 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the kill schedule (which worker, when); default: 0")
     p.add_argument("--json", action="store_true", help=json_help)
 
+    # peers (#13): the crash experiment against the queues people run.
+    p = sub.add_parser("peers", help="the crash experiment against Celery, RQ, huey, Dramatiq, "
+                                     "procrastinate, pgqueuer and failfirst (servers must run)")
+    p.add_argument("--jobs", type=_positive_int, default=12, help="jobs per run (default: 12)")
+    p.add_argument("--seeds", type=_positive_int, default=2,
+                   help="runs per configuration, seeds 0..N-1 (default: 2)")
+    p.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default: 2)")
+    p.add_argument("--work-s", type=_non_negative_float, default=0.3,
+                   help="seconds each job works (default: 0.3)")
+    p.add_argument("--kills", type=_positive_int, default=2, help="SIGKILLs per run (default: 2)")
+    p.add_argument("--only", metavar="TEXT", help="only configurations whose name contains TEXT")
+    p.add_argument("--parallel", type=_positive_int, default=1,
+                   help="runs side by side, each with its own names (default: 1)")
+    p.add_argument("--out", default="_build/peers/results.json", metavar="PATH",
+                   help="the results file (default: _build/peers/results.json)")
+    p.add_argument("--json", action="store_true", help=json_help)
+
     p = sub.add_parser("resume", help="finish an interrupted stress run: reap its leases, then "
                                       "work off what is left, exactly once")
     p.add_argument("--db", required=True, metavar="PATH", help="the SQLite file of an earlier stress run")
@@ -273,6 +290,19 @@ def cmd_stress(args: argparse.Namespace) -> None:
     _emit(args, result, describe(result))
 
 
+def cmd_peers(args: argparse.Namespace) -> None:
+    from failfirst.peers.matrix import run_matrix
+
+    say = None if args.json else (lambda line: print(line, flush=True))
+    rows = run_matrix(args.out, jobs=args.jobs, seeds=args.seeds, workers=args.workers,
+                      work_s=args.work_s, kills=args.kills, only=args.only,
+                      parallel=args.parallel, progress=say)
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+    else:
+        print(f"{len(rows)} runs written to {args.out}")
+
+
 def cmd_resume(args: argparse.Namespace) -> None:
     from failfirst.stress import describe_check, resume
 
@@ -288,7 +318,7 @@ def cmd_check(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "replay": cmd_replay, "explore": cmd_explore,
-            "stress": cmd_stress, "resume": cmd_resume, "check": cmd_check}
+            "stress": cmd_stress, "resume": cmd_resume, "check": cmd_check, "peers": cmd_peers}
 
 
 def _bad_input_types() -> tuple[type[BaseException], ...]:

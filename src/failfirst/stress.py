@@ -43,8 +43,8 @@ from typing import IO, Any
 
 from failfirst import checkers
 from failfirst.clock import RealClock
-from failfirst.realrun import JOB_TYPE, RealConfig, open_queue, queue_on
-from failfirst.store import Store, StoreError
+from failfirst.realrun import JOB_TYPE, STORE_URL_ENV, RealConfig, open_queue, queue_on
+from failfirst.store import Store, StoreError, open_store, parse_store_url
 from failfirst.store.sqlite import shown_path
 from failfirst.transitions import TERMINAL_STATES
 from failfirst.worker import ActorLoop, Point, reaper_loop
@@ -105,12 +105,16 @@ class _Run:
     def spawn(self, slot: str, role: str, incarnation: int = 1) -> _Child:
         name = _actor_name(slot, incarnation)
         log = tempfile.TemporaryFile(prefix="failfirst-stress-")  # unlinked at once
+        # A store URL goes through the environment: it may hold a password.
+        is_url = _is_store_url(self.db)
+        env = {**os.environ, STORE_URL_ENV: self.db} if is_url else None
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "failfirst.realrun", role, "--db", self.db, "--name", name,
+                [sys.executable, "-m", "failfirst.realrun", role, "--db",
+                 "env" if is_url else self.db, "--name", name,
                  "--guard", "on" if self.guard else "off", "--parent-pid", str(os.getpid()),
                  *self.config.argv()],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             )
         except BaseException:
             log.close()
@@ -207,27 +211,46 @@ def stress(
     """
     _validate(jobs, workers, kill_rate, batch, timeout_s)
     timeout_s = default_timeout_s(jobs) if timeout_s is None else timeout_s
-    db = os.path.abspath(db)
     config = RealConfig(lease_s=lease_s, heartbeat_s=heartbeat_s, batch=batch,
                         max_runtime_s=timeout_s + 30.0)
-    if os.path.exists(db) and os.path.getsize(db) > 0:
-        probe = Store.open_file(db, RealClock(), create=False)  # refuses foreign or newer files
+    if _is_store_url(db):  # sqlite:PATH or postgresql://...: opened (and refused) by the store
+        shown = parse_store_url(db).redacted
+        probe = open_store(db, None, create=True)  # refuses foreign or newer databases
         held = sum(probe.counts_by_state().values())
         probe.close()
         if held:
-            raise StoreError(f"{shown_path(db)}: already holds {held} jobs; stress needs a new or empty "
-                             "database (remove the file first)")
+            raise StoreError(f"{shown}: already holds {held} jobs; stress needs a new or empty "
+                             "database")
+    else:
+        db = os.path.abspath(db)
+        shown = shown_path(db)
+        if os.path.exists(db) and os.path.getsize(db) > 0:
+            probe = Store.open_file(db, RealClock(), create=False)  # refuses foreign or newer files
+            held = sum(probe.counts_by_state().values())
+            probe.close()
+            if held:
+                raise StoreError(f"{shown}: already holds {held} jobs; stress needs a new or empty "
+                                 "database (remove the file first)")
     queue = open_queue(db, guard, config, create=True)
     store = queue.store
     rng = random.Random(seed)
     try:
-        return _run(queue, store, rng, db=db, jobs=jobs, workers=workers, kill_rate=kill_rate,
+        return _run(queue, store, rng, db=db, shown=shown, jobs=jobs, workers=workers, kill_rate=kill_rate,
                     guard=guard, seed=seed, config=config, timeout_s=timeout_s)
     finally:
         store.close()
 
 
-def _run(queue: Any, store: Store, rng: random.Random, *, db: str, jobs: int, workers: int,
+def _is_store_url(db: str) -> bool:
+    return db.startswith(("sqlite:", "postgresql://", "postgres://"))
+
+
+def _shown(db: str) -> str:
+    """How a store is named in messages: a URL without its password, a path escaped."""
+    return parse_store_url(db).redacted if _is_store_url(db) else shown_path(db)
+
+
+def _run(queue: Any, store: Store, rng: random.Random, *, db: str, shown: str, jobs: int, workers: int,
          kill_rate: float, guard: bool, seed: int, config: RealConfig,
          timeout_s: float) -> dict[str, Any]:
     with store.transaction():
@@ -243,7 +266,7 @@ def _run(queue: Any, store: Store, rng: random.Random, *, db: str, jobs: int, wo
     with store.transaction():
         store.append_event(actor="stress", job=None, kind="end", reason="every job terminal",
                            last_fault_s=last_kill_t, faults=kills)
-    return _judge(store, enqueued, db=db, guard=guard, seed=seed, workers=workers,
+    return _judge(store, enqueued, db=shown, guard=guard, seed=seed, workers=workers,
                   kill_rate=kill_rate, kills=kills, restarts=restarts, elapsed_s=elapsed_s,
                   config=config)
 
@@ -285,7 +308,7 @@ def _work_off(queue: Any, store: Store, rng: random.Random, *, db: str, guard: b
             if now > deadline:
                 raise StressError(
                     f"stress timed out after {timeout_s:g} s with {open_jobs} jobs not terminal "
-                    f"({counts}); {kills} kills; the file {shown_path(db)} is left for inspection")
+                    f"({counts}); {kills} kills; the database {_shown(db)} is left for inspection")
             run.check_alive()
             reaper.step(RealClock().now_s())
             terminal = sum(n for s, n in counts.items() if s in TERMINAL_STATES)
