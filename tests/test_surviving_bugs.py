@@ -27,9 +27,9 @@ def _queue(cls=JobQueue) -> JobQueue:
     return cls(Store.memory(SimClock()), {"deliver": deliver}, config=CONFIG)
 
 
-def _taken_over(queue: JobQueue):
+def _taken_over(queue: JobQueue, max_attempts: int | None = None):
     """w1's lease expires and the reaper hands the job to w2: (w1's lease, w2's lease)."""
-    queue.enqueue("deliver", {})
+    queue.enqueue("deliver", {}, max_attempts=max_attempts)
     old = queue.claim("w1")
     queue.store.clock.advance_to(queue.store.clock.now_s() + CONFIG.lease_s + 0.1)
     assert queue.reap() == 1
@@ -50,9 +50,11 @@ def test_a_zombie_heartbeat_does_not_push_the_new_holders_lease():
 
 
 def test_a_zombie_handled_failure_cannot_retry_the_new_holders_job():
-    """Bug: fencing removed from a lease holder's ``retry`` transition."""
+    """Bug: fencing removed from a lease holder's ``retry`` transition (attempts are left:
+    the zombie's failure would send the job back to pending under the new holder)."""
     queue = _queue()
-    old, new = _taken_over(queue)
+    old, new = _taken_over(queue, max_attempts=3)
+    assert new.attempt < 3
     assert queue.fail(old, "late failure", "w1") == "refused"
     job = queue.store.job(new.job_id)
     assert (job.state, job.token, job.lease_owner) == ("leased", new.token, "w2")
