@@ -140,10 +140,10 @@ def fmt_violation(v: Any) -> str:
 
 
 def violation_table(violations: Iterable[Any]) -> Table:
-    """Violations as a table: invariant, job (or "the run"), what, events."""
-    rows = [[v.invariant, "the run" if v.job is None else v.job, v.detail,
-             ", ".join(str(e) for e in v.events)] for v in violations]
-    return Table(["invariant", "job", "what the checker found", "events"], rows,
+    """Violations as a table: invariant, job (or "the run"), events, what the checker found."""
+    rows = [[v.invariant, "the run" if v.job is None else v.job,
+             ", ".join(str(e) for e in v.events), v.detail] for v in violations]
+    return Table(["invariant", "job", "events", "what the checker found"], rows,
                  caption=f"{len(rows)} violation{'s' if len(rows) != 1 else ''}")
 
 
