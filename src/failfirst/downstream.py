@@ -4,6 +4,10 @@
   window and records every call it receives as a ``call`` event (job, attempt, the
   handler's simulated time ``at_s``, ``ok``), so the INV_005 checker can count the
   load from the history alone.
+  A dependency can also have a capacity (``capacity`` calls per ``window_s``): a call
+  that arrives when the window already holds that many is refused with 503, as an
+  overloaded service sheds load — so a herd of retries can keep a dependency that
+  is back from its outage failing (FM_008).
 - :class:`Client` is the library a handler uses, with its own retry loop — built on
   tenacity, as real client code is. Its sleeps advance the handler's simulated time
   (``HandlerContext.sleep``): nothing really sleeps.
@@ -19,6 +23,7 @@ layers that each try four times, one job can send 4 x 4 x 4 = 64 of them.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -52,21 +57,44 @@ class Outage:
 
 
 class Downstream:
-    """A dependency with outage windows; every call it receives is a ``call`` event."""
+    """A dependency with outage windows and, optionally, a capacity; every call it
+    receives is a ``call`` event."""
 
-    def __init__(self, store: Store, name: str = "downstream", outages: Iterable[Outage] = ()) -> None:
+    def __init__(self, store: Store, name: str = "downstream", outages: Iterable[Outage] = (),
+                 *, capacity: int | None = None, window_s: float = 1.0) -> None:
+        assert capacity is None or capacity >= 1
+        assert window_s > 0
         self.store = store
         self.name = name
         self.outages = tuple(outages)
+        self.capacity = capacity
+        self.window_s = window_s
+        #: Arrival times inside the current window (bounded by the capacity's check).
+        self._recent_s: deque[float] = deque()
+
+    def _overloaded(self, at_s: float) -> bool:
+        """Record an arrival; True when the window already held ``capacity`` arrivals."""
+        if self.capacity is None:
+            return False
+        while self._recent_s and self._recent_s[0] <= at_s - self.window_s:
+            self._recent_s.popleft()
+        overloaded = len(self._recent_s) >= self.capacity
+        self._recent_s.append(at_s)
+        return overloaded
 
     def handle(self, ctx: HandlerContext, *, retry: bool) -> dict[str, Any]:
-        """Receive one call from job ``ctx.job_id``; raise DownstreamError in an outage."""
+        """Receive one call from job ``ctx.job_id``; raise DownstreamError in an outage
+        or past the capacity."""
         at_s = round(ctx.now_s(), 6)
-        ok = not any(outage.covers(at_s) for outage in self.outages)
+        down = any(outage.covers(at_s) for outage in self.outages)
+        overloaded = self._overloaded(at_s)
+        ok = not down and not overloaded
+        extra = {"overloaded": True} if overloaded and not down else {}
         self.store.append_event(actor=self.name, job=ctx.job_id, kind="call", attempt=ctx.attempt,
-                                at_s=at_s, ok=ok, retry=retry)
+                                at_s=at_s, ok=ok, retry=retry, **extra)
         if not ok:
-            raise DownstreamError(f"{self.name} answered 503 at t={at_s:g} s")
+            why = "" if down else " (overloaded)"
+            raise DownstreamError(f"{self.name} answered 503{why} at t={at_s:g} s")
         return {"status": 200}
 
 
@@ -297,6 +325,51 @@ class PaymentClient:
         self.provider.store.append_event(actor=ctx.worker or "client", job=ctx.job_id, kind=fault,
                                          point="charge", attempt=ctx.attempt,
                                          at_s=round(ctx.now_s(), 6))
+
+
+# -- FM_009: a message broker and the consumer behind it ------------------------------------
+
+
+class Consumer:
+    """The service that reads the messages (say, the one that emails the customer).
+    Each message it processes is a ``consume`` event; under ``idempotent_consumer`` it
+    keeps the ids it has processed and drops a repeat (a ``duplicate`` event)."""
+
+    def __init__(self, store: Store, *, dedup: bool, name: str = "consumer") -> None:
+        self.store = store
+        self.dedup = dedup
+        self.name = name
+        self.seen: set[str] = set()
+
+    def receive(self, message: dict[str, Any]) -> None:
+        fields = {"message": message["id"], "topic": message["topic"]}
+        if self.dedup and message["id"] in self.seen:
+            self.store.append_event(actor=self.name, job=message["job"], kind="duplicate",
+                                    token=message["token"], **fields)
+            return
+        self.seen.add(message["id"])
+        self.store.append_event(actor=self.name, job=message["job"], kind="consume",
+                                token=message["token"], **fields)
+
+
+class Broker:
+    """A message broker that delivers every message it is handed to its consumer (a
+    ``publish`` event, then the consumer's). Publishing is one external call: it
+    happens outside any store transaction, and a rollback cannot take it back."""
+
+    def __init__(self, store: Store, consumer: Consumer, name: str = "broker") -> None:
+        self.store = store
+        self.consumer = consumer
+        self.name = name
+
+    def publish(self, actor: str, message: dict[str, Any]) -> None:
+        assert not self.store.in_transaction, "a publish is its own step, never inside a transaction"
+        self.store.append_event(actor=self.name, job=message["job"], kind="publish",
+                                token=message["token"], message=message["id"],
+                                topic=message["topic"], by=actor)
+        self.consumer.receive(message)
+
+
 class StaleWrite(Exception):
     """A fenced resource refused a write: its token is older than one it has already seen."""
 

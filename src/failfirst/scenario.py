@@ -74,6 +74,8 @@ class Scenario:
     jobs: tuple[JobSpec, ...]
     workers: int = 2
     reaper: bool = True
+    #: Run the transactional outbox's relay as an actor (FM_009).
+    relay: bool = False
     faults: FaultPlan = field(default_factory=FaultPlan)
     queue: QueueConfig = field(default_factory=QueueConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
@@ -87,6 +89,13 @@ class Scenario:
     max_calls_per_job: int | None = None
     #: ... and downstream calls in the whole run (the load on the dependency).
     max_calls_total: int | None = None
+    #: ... and retried calls that reach the dependency within any ``retry_window_s``
+    #: seconds (FM_008: a herd of retries arriving together).
+    max_retries_per_window: int | None = None
+    retry_window_s: float = 1.0
+    #: Seeds the queue's backoff jitter (default ``"<id>:jitter"``): a sampled proof
+    #: varies it, because the explorer's choices never branch on jitter.
+    jitter_seed: str | None = None
     #: Guardrails that form one defence with ``guardrail``: ``--guard off`` switches
     #: them off together (FM_003: retry at one layer, a retry budget, jittered backoff).
     companions: tuple[str, ...] = ()
@@ -95,6 +104,13 @@ class Scenario:
     #: Makes the per-run services handlers call (say, a downstream dependency), from
     #: the run's store and policies; a fresh set per run, so runs share no state.
     services: Callable[[Store, Guardrails], dict[str, Any]] | None = None
+    #: When set, a recovery actor (:func:`failfirst.recovery.recovery_loop`) starts at
+    #: this simulated second, beside the workers: a restart's recovery, which can crash at
+    #: its ``recovering`` steps and then runs again from the top (FM_007).
+    recovery_at_s: float | None = None
+    #: Judges beyond the invariant checkers, each (events, store) -> violations; say, the
+    #: refinement check of :mod:`failfirst.refinement` (FM_007).
+    checks: tuple[Callable[[list[dict[str, Any]], Store], list[Any]], ...] = ()
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -102,6 +118,7 @@ class Scenario:
             assert name in GUARDRAIL_NAMES, f"unknown guardrail {name}"
             assert getattr(self.baseline, name), f"guardrail {name} is off in the baseline"
         assert self.workers >= 1 and self.jobs and self.max_steps >= 1
+        assert self.retry_window_s > 0
         for spec in self.jobs:
             assert spec.type in self.handlers, f"no handler for job type {spec.type}"
             assert spec.delay_s >= 0

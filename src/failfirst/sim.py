@@ -19,9 +19,10 @@ from failfirst.choices import ChoiceSource, Recorder
 from failfirst.clock import SimClock, SkewedClock
 from failfirst.policies import Guardrails
 from failfirst.processor import Hooks, LostAck, WorkerCrash
+from failfirst.recovery import recovery_loop
 from failfirst.scenario import CALL_FAULTS, IN_TRANSACTION_FAULTS, Scenario
 from failfirst.store import Store
-from failfirst.worker import ActorLoop, Idle, Point, reaper_loop
+from failfirst.worker import ActorLoop, Idle, Point, reaper_loop, relay_loop
 
 # Events from decisions, not transactions: they are written after the step.
 _FAULT_EVENT = {"crash": "crash", "pause": "pause", "lost_ack": "lost_ack", "skew": "skew"}
@@ -114,7 +115,7 @@ class Simulation:
         # alone describes a run, and enumeration does not branch on jitter.
         self.queue = BatchQueue(
             self.store, scenario.handlers, guardrails=guardrails, config=scenario.queue,
-            jitter_seed=f"{scenario.id}:jitter", hooks=hooks,
+            jitter_seed=scenario.jitter_seed or f"{scenario.id}:jitter", hooks=hooks,
             services=scenario.services(self.store, guardrails) if scenario.services else None,
         )
         self.actors = [self._worker(f"w{i + 1}") for i in range(scenario.workers)]
@@ -123,6 +124,14 @@ class Simulation:
             # find nothing and only multiply the interleavings to explore.
             self.actors.append(Actor("reaper", lambda: reaper_loop("reaper", self.queue),
                                      ready_at_s=None, wake=self.store.next_lease_expiry_s))
+        if scenario.recovery_at_s is not None:
+            # A restart's recovery, beside the workers; after a crash it starts over.
+            self.actors.append(Actor("recovery", self._recovery, ready_at_s=scenario.recovery_at_s))
+
+        if scenario.relay:
+            # The outbox relay (FM_009) sleeps until a commit writes an outbox row.
+            self.actors.append(Actor("relay", lambda: relay_loop("relay", self.queue),
+                                     ready_at_s=None, wake=self.store.next_outbox_s))
 
     def _worker(self, name: str) -> Actor:
         config, seed = self.scenario.worker, self.scenario.id
@@ -130,6 +139,14 @@ class Simulation:
         return Actor(name, lambda: batch_worker_loop(name, self.queue, config, config.batch, seed,
                                                      clock=clock),
                      is_worker=True, clock=clock)
+
+    def _recovery(self) -> ActorLoop:
+        """The recovery actor: one pass of recovery, its start and end in the history (so a
+        reader sees what happened during it); after a crash, the next pass starts over."""
+        self.store.append_event(actor="recovery", job=None, kind="recovery_start")
+        report = yield from recovery_loop(self.queue, "recovery")
+        self.store.append_event(actor="recovery", job=None, kind="recovery_end",
+                                expired=report.expired, reconciled=list(report.reconciled))
 
     # -- faults -----------------------------------------------------------------
 
@@ -158,6 +175,8 @@ class Simulation:
             progress_bound_s=sc.progress_bound_s, max_steps=sc.max_steps,
             max_calls_per_job=sc.max_calls_per_job,
             **({"max_calls_total": sc.max_calls_total} if sc.max_calls_total is not None else {}),
+            **({"max_retries_per_window": sc.max_retries_per_window,
+                "retry_window_s": sc.retry_window_s} if sc.max_retries_per_window is not None else {}),
         )
         self.queue.enqueue_many([
             {"type": spec.type, "payload": spec.payload, "idempotency_key": spec.idempotency_key,
