@@ -21,6 +21,7 @@ from typing import Any
 __all__ = [
     "Evidence",
     "Table",
+    "build_path",
     "fmt_bounds",
     "fmt_mapping",
     "fmt_schedule",
@@ -101,6 +102,24 @@ class Table:
         return "\n".join(line.rstrip() for line in lines)
 
     __repr__ = __str__
+
+
+# --------------------------------------------------------------------------- files
+
+
+def build_path(*parts: str) -> Any:
+    """A file under the repository's ``_build/`` (say, a benchmark's results), from any folder.
+
+    A chapter runs in ``book/`` under Sphinx and pytest, but in ``_build/notebooks/``
+    under ``make notebooks`` and wherever a reader opens it: never ``Path.cwd()``.
+    The repository is found from the installed ``failure_modes`` package (the
+    editable install ``make sync`` makes).
+    """
+    from pathlib import Path
+
+    import failure_modes
+
+    return Path(failure_modes.__file__).resolve().parent.parent.joinpath("_build", *parts)
 
 
 # --------------------------------------------------------------------------- words for readers
