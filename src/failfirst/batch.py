@@ -159,6 +159,8 @@ def _work_batch(
             queue.fail(lease, f"{type(exc).__name__}: {exc}", name)
             yield Point("failed", lease.job_id)
             continue
+        # Handlers that publish (FM_009) run unbatched: their outbox rows are not batched.
+        assert not ctx.messages, "a handler that publishes messages runs with batch == 1"
         assert not ctx.deferred, "deferred calls run in the one-job loop (batch 1)"
         ready.append((lease, effects))
         elapsed_s += ctx.elapsed_s

@@ -325,6 +325,51 @@ class PaymentClient:
         self.provider.store.append_event(actor=ctx.worker or "client", job=ctx.job_id, kind=fault,
                                          point="charge", attempt=ctx.attempt,
                                          at_s=round(ctx.now_s(), 6))
+
+
+# -- FM_009: a message broker and the consumer behind it ------------------------------------
+
+
+class Consumer:
+    """The service that reads the messages (say, the one that emails the customer).
+    Each message it processes is a ``consume`` event; under ``idempotent_consumer`` it
+    keeps the ids it has processed and drops a repeat (a ``duplicate`` event)."""
+
+    def __init__(self, store: Store, *, dedup: bool, name: str = "consumer") -> None:
+        self.store = store
+        self.dedup = dedup
+        self.name = name
+        self.seen: set[str] = set()
+
+    def receive(self, message: dict[str, Any]) -> None:
+        fields = {"message": message["id"], "topic": message["topic"]}
+        if self.dedup and message["id"] in self.seen:
+            self.store.append_event(actor=self.name, job=message["job"], kind="duplicate",
+                                    token=message["token"], **fields)
+            return
+        self.seen.add(message["id"])
+        self.store.append_event(actor=self.name, job=message["job"], kind="consume",
+                                token=message["token"], **fields)
+
+
+class Broker:
+    """A message broker that delivers every message it is handed to its consumer (a
+    ``publish`` event, then the consumer's). Publishing is one external call: it
+    happens outside any store transaction, and a rollback cannot take it back."""
+
+    def __init__(self, store: Store, consumer: Consumer, name: str = "broker") -> None:
+        self.store = store
+        self.consumer = consumer
+        self.name = name
+
+    def publish(self, actor: str, message: dict[str, Any]) -> None:
+        assert not self.store.in_transaction, "a publish is its own step, never inside a transaction"
+        self.store.append_event(actor=self.name, job=message["job"], kind="publish",
+                                token=message["token"], message=message["id"],
+                                topic=message["topic"], by=actor)
+        self.consumer.receive(message)
+
+
 class StaleWrite(Exception):
     """A fenced resource refused a write: its token is older than one it has already seen."""
 

@@ -25,6 +25,13 @@ MAX_PAYLOAD_BYTES = 16 * 1024
 MAX_TYPE_CHARS = 100
 MAX_KEY_CHARS = 200
 MAX_REASON_CHARS = 500
+#: Messages one handler run may publish (bounded work; each is one outbox row).
+MAX_MESSAGES_PER_RUN = 10
+#: The name of the message broker among a queue's services (FM_009).
+BROKER_SERVICE = "broker"
+#: Without the transactional outbox, when a handler's messages go to the broker: right
+#: after the commit (an on-commit hook), or before it (publish, then commit).
+DUAL_WRITE_ORDERS = ("commit_first", "publish_first")
 #: Calls a handler may defer to the end of its work (bounded, like every queue).
 MAX_DEFERRED_CALLS = 8
 
@@ -53,8 +60,11 @@ class QueueConfig:
     default_max_attempts: int = 5
     #: The reaper expires at most this many leases per transaction (bounded work).
     reap_batch: int = 100
+    #: FM_009, with the transactional outbox off: see :data:`DUAL_WRITE_ORDERS`.
+    dual_write: str = "commit_first"
 
     def __post_init__(self) -> None:
+        assert self.dual_write in DUAL_WRITE_ORDERS, f"dual_write: one of {DUAL_WRITE_ORDERS}"
         assert 0 < self.heartbeat_s < self.lease_s, "a heartbeat must come before the lease ends"
         assert 0 < self.backoff_base_s <= self.backoff_cap_s
         backoff.check_policy(self.backoff)
@@ -94,6 +104,8 @@ class HandlerContext:
     #: The worker running the handler, and the fault points of its external calls.
     worker: str = ""
     hooks: Hooks | None = None
+    #: Messages the handler published, as (topic, body): sent when its change commits.
+    messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     #: The lease's fencing token: a handler passes it with every write to a fenced
     #: downstream resource (see :class:`failfirst.downstream.VersionedResource`).
     token: int | None = None
@@ -115,6 +127,14 @@ class HandlerContext:
         assert seconds >= 0
         self.elapsed_s += seconds
 
+    def publish(self, topic: str, body: dict[str, Any]) -> None:
+        """Announce the handler's change to other systems. The message is sent only with
+        the change: under ``transactional_outbox`` as an outbox row in the commit's
+        transaction, else by the worker around the commit (see ``QueueConfig.dual_write``)."""
+        assert len(self.messages) < MAX_MESSAGES_PER_RUN, "too many messages for one run"
+        assert isinstance(topic, str) and topic and isinstance(body, dict)
+        self.messages.append((topic, body))
+
     def call_fault(self, point: str) -> str | None:
         """The fault, if any, that strikes the external call at ``point`` (the simulator
         decides; a real run has none): see :data:`failfirst.scenario.CALL_FAULTS`."""
@@ -131,6 +151,9 @@ class HandlerContext:
         assert wanted >= 0
         return 0 if self.guard.single_layer_retry else wanted
 
+
+#: Messages a handler published: (topic, body) pairs.
+Messages = Sequence[tuple[str, dict[str, Any]]]
 
 #: A handler takes the payload and its context and returns the effect parts to
 #: commit, as (part, amount) pairs. It raises to fail; WorkerCrash to die.
@@ -299,10 +322,12 @@ class JobQueue:
         with the effect split into parts, each part commits on its own before it."""
         return self.guard.idempotent_commit and self.guard.atomic_effect
 
-    def commit(self, lease: Lease, effects: list[tuple[str, int]], worker: str) -> bool:
+    def commit(self, lease: Lease, effects: list[tuple[str, int]], worker: str,
+               messages: Messages = ()) -> bool:
         """The idempotent commit boundary: every effect part and the completion in one
-        transaction, keyed by the job, fenced by the token. False when refused."""
-        return self._complete(lease, worker, effects)
+        transaction, keyed by the job, fenced by the token — and under
+        ``transactional_outbox`` the handler's messages, as outbox rows. False when refused."""
+        return self._complete(lease, worker, effects, messages)
 
     def effect_transactions(self, effects: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
         """The transactions an effect is written in outside the commit boundary: one, or
@@ -312,32 +337,84 @@ class JobQueue:
 
     def write_effects(
         self, lease: Lease, effects: list[tuple[str, int]], worker: str, *, parts: int | None = None,
+        messages: Messages = (),
     ) -> None:
         """Without the idempotent commit boundary: effect parts commit on their own, in one
         transaction, unfenced and unkeyed (as a handler that writes directly to another
         system). ``parts`` is how many parts the whole effect has (default: these)."""
         with self.store.transaction():
-            self._write_effects(lease, effects, worker, once=False, parts=parts or len(effects))
+            self._write_effects(lease, effects, worker, once=False, parts=parts or len(effects),
+                                messages=messages)
             self.hooks.in_transaction(worker, "effect")
 
     def _write_effects(
         self, lease: Lease, effects: list[tuple[str, int]], worker: str, *, once: bool, parts: int,
+        messages: Messages = (),
     ) -> None:
+        # An effect that announces messages says how many (the checkers expect exactly
+        # that many deliveries of this change); the outbox rows commit with it.
+        announce = {"messages": len(messages)} if messages else {}
+        written = False
         for part, amount in effects:
             if self.store.insert_effect(lease.job_id, part, lease.token, amount, parts, once=once):
+                written = True
                 self.store.append_event(
                     actor=worker, job=lease.job_id, kind="effect", token=lease.token,
-                    part=part, amount=amount, parts=parts, tx=self.store.tx_count,
+                    part=part, amount=amount, parts=parts, tx=self.store.tx_count, **announce,
                 )
+        if written and messages and self.guard.transactional_outbox:
+            now_s = self.store.clock.now_s()
+            for message in self.messages_of(lease, messages):
+                self.store.insert_outbox_message(
+                    message["id"], lease.job_id, lease.token, message["topic"],
+                    json.dumps(message["body"], sort_keys=True, separators=(",", ":")), now_s)
+                self.store.append_event(actor=worker, job=lease.job_id, kind="outbox",
+                                        token=lease.token, message=message["id"],
+                                        topic=message["topic"])
+
+    @staticmethod
+    def messages_of(lease: Lease, messages: Messages) -> list[dict[str, Any]]:
+        """The messages of one attempt's change, each with an id stable for that change
+        (job, lease token, position): the id a consumer de-duplicates by."""
+        return [{"id": f"m{lease.job_id}.{lease.token}.{i}", "job": lease.job_id,
+                 "token": lease.token, "topic": topic, "body": body}
+                for i, (topic, body) in enumerate(messages)]
+
+    def publish_now(self, lease: Lease, messages: Messages, worker: str) -> None:
+        """The dual write, outbox off: hand the messages to the broker directly, a step
+        apart from the commit (before or after it, as ``QueueConfig.dual_write`` says)."""
+        broker = self.services[BROKER_SERVICE]
+        for message in self.messages_of(lease, messages):
+            broker.publish(worker, message)
+
+    # -- the outbox relay (FM_009) ------------------------------------------------
+
+    def next_outbox_message(self) -> dict[str, Any] | None:
+        """The oldest outbox row not yet marked published, as a message; None if none."""
+        rows = self.store.unpublished_outbox(1)
+        return rows[0] if rows else None
+
+    def mark_published(self, message: dict[str, Any], actor: str) -> bool:
+        """Mark an outbox row published, after the broker took it. False when it already
+        was (another relay, or a recovery sweep, got there first)."""
+        with self.store.transaction():
+            marked = self.store.mark_outbox_published(message["id"], self.store.clock.now_s())
+            if marked:
+                self.store.append_event(actor=actor, job=message["job"], kind="marked",
+                                        token=message["token"], message=message["id"])
+            self.hooks.in_transaction(actor, "mark")
+        return marked
 
     def complete(self, lease: Lease, worker: str) -> bool:
         """Mark the job succeeded (after :meth:`write_effects`, guardrail off)."""
         return self._complete(lease, worker, [])
 
-    def _complete(self, lease: Lease, worker: str, effects: list[tuple[str, int]]) -> bool:
+    def _complete(self, lease: Lease, worker: str, effects: list[tuple[str, int]],
+                  messages: Messages = ()) -> bool:
         try:
             with self.store.transaction():
-                self._write_effects(lease, effects, worker, once=True, parts=len(effects))
+                self._write_effects(lease, effects, worker, once=True, parts=len(effects),
+                                    messages=messages)
                 transitions.apply(
                     self.store, lease.job_id, "complete", actor=worker, token=lease.token,
                     fencing=self.guard.fencing, columns={"lease_owner": None, "lease_expires_s": None},

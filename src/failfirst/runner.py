@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from failfirst import catalogue, checkers, history
-from failfirst.choices import ChoiceSource, RandomChoices, ReplayChoices, decode, encode
+from failfirst.choices import ChoiceSource, RandomChoices, ReplayChoices, ScheduleError, decode, encode
 from failfirst.clock import SimClock
 from failfirst.scenario import Scenario
 from failfirst.sim import Simulation
@@ -65,9 +65,12 @@ def simulate(
     sim = Simulation(scenario, scenario.guardrails(guard), source, reduce=reduce, store=store)
     outcome = sim.run()
     events = outcome.store.events()
+    violations = checkers.check(events, outcome.store)
+    for judge in scenario.checks:  # a scenario's further judges (FM_007: refinement)
+        violations.extend(judge(events, outcome.store))
     return RunResult(
         scenario=scenario, guard=guard, events=events,
-        violations=checkers.check(events, outcome.store), digest=history.digest(events),
+        violations=violations, digest=history.digest(events),
         choices=outcome.choices, store=outcome.store, end_reason=outcome.end_reason, seed=seed,
         # The run's services (a downstream resource, say): recovery repairs them too.
         extras={"services": sim.queue.services},
@@ -96,12 +99,24 @@ def run_scenario(fm: str | Scenario, guard: bool = True, seed: int = 0, *,
 
 def replay(fm: str | Scenario, schedule: str, guard: bool = True, *,
            store_url: str | None = None) -> RunResult:
-    """Re-run one recorded schedule exactly, under the fault bound it was drawn with."""
+    """Re-run one recorded schedule exactly, under the fault bound it was drawn with.
+
+    Every choice must be used: a schedule with choices left over when the run ends
+    was not made by this scenario (or was cut from a longer one), and replaying a
+    prefix of it silently would report a different schedule than the one given."""
     choices, max_faults = decode(schedule)
     scenario = _scenario(fm)
     if max_faults != scenario.faults.max_faults:
         scenario = replace(scenario, faults=replace(scenario.faults, max_faults=max_faults))
-    return simulate(scenario, guard, ReplayChoices(choices), store=_store(store_url))
+    source = ReplayChoices(choices)
+    result = simulate(scenario, guard, source, store=_store(store_url))
+    if not source.exhausted:
+        used = len(result.choices)
+        raise ScheduleError(
+            f"schedule {schedule.strip()!r} has {len(choices) - used} choice(s) left over: "
+            f"{scenario.id} made only {used} decision(s) with it"
+        )
+    return result
 
 
 def run_happy_path(jobs: int = 20, workers: int = 3, seed: int = 0) -> RunResult:

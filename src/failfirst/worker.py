@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
-from failfirst.processor import HandlerContext, JobQueue, Lease, LostAck
+from failfirst.processor import BROKER_SERVICE, HandlerContext, JobQueue, Lease, LostAck
 from failfirst.store import Clock
 
 
@@ -111,19 +111,51 @@ def _work(
             yield Point("failed", lease.job_id, holding=False)
             return
         yield Point("called", lease.job_id)
+    messages = ctx.messages
+    # The dual write (FM_009): without the outbox, the messages go to the broker a step
+    # apart from the commit — before it, or after it as an on-commit hook would.
+    direct = bool(messages) and not queue.guard.transactional_outbox
+    if direct and queue.config.dual_write == "publish_first":
+        queue.publish_now(lease, messages, name)
+        yield Point("message_sent", lease.job_id)
+    committed = True
     try:
         if queue.commit_boundary:
-            queue.commit(lease, effects, name)
+            committed = queue.commit(lease, effects, name, messages)
         else:
             batches = queue.effect_transactions(effects)
             for i, batch in enumerate(batches):
-                queue.write_effects(lease, batch, name, parts=len(effects))
-                yield Point("effect_written" if i == len(batches) - 1 else "part_written",
-                            lease.job_id)
-            queue.complete(lease, name)
+                last = i == len(batches) - 1
+                # The outbox rows go with the transaction that completes the effect.
+                queue.write_effects(lease, batch, name, parts=len(effects),
+                                    messages=messages if last else ())
+                yield Point("effect_written" if last else "part_written", lease.job_id)
+            committed = queue.complete(lease, name)
     except LostAck:
         pass  # the worker believes it is done; the queue never heard
+    if direct and queue.config.dual_write == "commit_first" and committed:
+        yield Point("committed", lease.job_id, holding=False)
+        queue.publish_now(lease, messages, name)
+        yield Point("message_sent", lease.job_id, holding=False)
+        return
     yield Point("committed", lease.job_id, holding=False)
+
+
+def relay_loop(name: str, queue: JobQueue) -> ActorLoop:
+    """The transactional outbox's relay (FM_009): hand the oldest unmarked outbox row to
+    the broker, then mark it — two steps, so a crash between them publishes the row
+    again after the restart: at least once, never zero times. The consumer drops the
+    repeat by its message id."""
+    broker = queue.services[BROKER_SERVICE]
+    for _ in range(MAX_LOOP_ITERATIONS):
+        message = queue.next_outbox_message()
+        if message is None:
+            yield Idle(queue.store.next_outbox_s)
+            continue
+        broker.publish(name, message)
+        yield Point("relayed", message["job"], holding=False)
+        queue.mark_published(message, name)
+        yield Point("marked", message["job"], holding=False)
 
 
 def reaper_loop(name: str, queue: JobQueue) -> ActorLoop:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 
@@ -44,12 +45,13 @@ class Row:
     t_s: float
 
 
-_connections: dict[tuple[int, str], sqlite3.Connection] = {}
+_connections: dict[tuple[int, int, str], sqlite3.Connection] = {}
 
 
 def _connect(path: str) -> sqlite3.Connection:
-    # One connection per process and file: a prefork child must not reuse its parent's.
-    key = (os.getpid(), path)
+    # One connection per process, thread and file: a prefork child must not reuse its
+    # parent's, and a handler run in a thread pool must not share another thread's.
+    key = (os.getpid(), threading.get_ident(), path)
     conn = _connections.get(key)
     if conn is None:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)

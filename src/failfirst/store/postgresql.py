@@ -43,6 +43,8 @@ from failfirst.store.url import StoreURL, parse_store_url
 #: A failfirst schema is marked by this table (the PostgreSQL twin of PRAGMA application_id).
 META_TABLE = "failfirst_meta"
 DEFAULT_SCHEMA = "failfirst"
+#: The name of the actor a process runs (set by the processes that start workers).
+ACTOR_ENV = "FAILFIRST_ACTOR"
 #: Seconds to wait for a server before calling it unreachable.
 CONNECT_TIMEOUT_S = 5
 
@@ -624,8 +626,11 @@ def _first_line(exc: BaseException) -> str:
 
 def _connect(url: StoreURL) -> psycopg.Connection:
     try:
+        # The actor's name shows in pg_stat_activity: an operator (or a fault injector)
+        # can tell the workers' connections apart.
+        actor = os.environ.get(ACTOR_ENV, "")
         return psycopg.connect(url.conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                               application_name="failfirst")
+                               application_name=f"failfirst:{actor}"[:63] if actor else "failfirst")
     except psycopg.Error as exc:
         # libpq's messages name host and port, never the password; still, say it our way.
         raise StoreError(f"{url.redacted}: cannot connect: {_redact(_first_line(exc), url)}") from None

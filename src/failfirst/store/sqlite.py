@@ -21,7 +21,7 @@ from typing import Any
 from failfirst.store.interface import Clock, Job, StoreError
 
 #: Bump when the schema changes; a database of a newer version is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: PRAGMA application_id marks a file as a failfirst database ("FFST").
 APPLICATION_ID = 0x46465354
 
@@ -70,6 +70,20 @@ CREATE TABLE dead_letters (
     t       REAL    NOT NULL
 );
 
+-- The transactional outbox (FM_009, schema version 2): a handler's messages, written
+-- in the transaction of its change. The relay publishes each row, then marks it.
+CREATE TABLE outbox (
+    id            INTEGER PRIMARY KEY,
+    message_id    TEXT    NOT NULL UNIQUE,        -- what consumers de-duplicate by
+    job_id        INTEGER NOT NULL REFERENCES jobs (id),
+    token         INTEGER NOT NULL,               -- the lease whose change it announces
+    topic         TEXT    NOT NULL,
+    body          TEXT    NOT NULL,               -- a JSON object
+    created_s     REAL    NOT NULL,
+    published_s   REAL                            -- NULL until the relay marks it
+);
+CREATE INDEX outbox_unpublished ON outbox (published_s, id);
+
 -- The event log: the history that the checkers judge.
 CREATE TABLE events (
     seq    INTEGER PRIMARY KEY,
@@ -84,7 +98,16 @@ CREATE TABLE events (
 );
 """
 
-_TABLES = ("events", "dead_letters", "effects", "attempts", "jobs")
+_TABLES = ("events", "outbox", "dead_letters", "effects", "attempts", "jobs")
+#: Upgrades in place: from version N, the statements that make version N + 1. Opening
+#: an older file runs them in one transaction, so a crash leaves it as it was.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: tuple(s.strip() for s in SCHEMA_SQL[SCHEMA_SQL.index("CREATE TABLE outbox"):
+                                           SCHEMA_SQL.index("-- The event log")].split(";")
+             if s.strip()),
+}
+#: Tables and indexes each migration adds: an older file must have all but these.
+_ADDED_BY = {1: ("outbox", "outbox_unpublished")}
 _NEXT_RUN_AT_SQL = "SELECT min(run_at_s) FROM jobs WHERE state = 'pending'"
 _NEXT_EXPIRY_SQL = "SELECT min(lease_expires_s) FROM jobs WHERE state = 'leased'"
 _WAKE_TIMES_SQL = (
@@ -143,8 +166,9 @@ class Store:
         return cls(conn, clock, log_in_memory=True)
 
     @classmethod
-    def open_file(cls, path: str, clock: Clock, *, create: bool = True) -> Store:
+    def open_file(cls, path: str, clock: Clock, *, create: bool = True, read_only: bool = False) -> Store:
         """Open (or create) a database file in WAL mode; refuse foreign or newer files.
+        ``read_only``: open an existing failfirst database for reading only (to judge it).
 
         Everything is checked before anything is written (the switch to WAL included):
         a path that is not a regular file, a file that is not SQLite, another
@@ -155,6 +179,7 @@ class Store:
         """
         shown = shown_path(path)
         full = os.path.abspath(path)  # starts with "/": SQLite never reads it as a URI
+        create = create and not read_only
         try:
             st = os.stat(full)
         except FileNotFoundError:
@@ -174,10 +199,24 @@ class Store:
                 raise StoreError(f"{shown}: is a directory, not a database file")
             if not stat.S_ISREG(st.st_mode):  # /dev/null, a FIFO, a socket
                 raise StoreError(f"{shown}: not a regular file")
-            if not os.access(full, os.R_OK | os.W_OK) or not os.access(os.path.dirname(full), os.W_OK):
+            if not os.access(full, os.R_OK):
+                raise StoreError(f"{shown}: not readable")
+            if not read_only and not (os.access(full, os.W_OK)
+                                      and os.access(os.path.dirname(full), os.W_OK)):
                 raise StoreError(f"{shown}: not writable")
-            if st.st_size > 0 or _sidecar_size(full, "-wal") > 0:
+            # Not to be created: it must already be a failfirst database, even when empty.
+            if not create or st.st_size > 0 or _sidecar_size(full, "-wal") > 0:
                 _check_foreign_file(full, shown)
+        if read_only:
+            # A file at rest (no -wal: nobody has it open in WAL mode) is read as immutable,
+            # so the look makes no -wal or -shm beside it; a file in use is read through
+            # its WAL, as any reader would.
+            at_rest = not os.path.lexists(full + "-wal")
+            try:
+                return cls(sqlite3.connect(readonly_uri(full, immutable=at_rest), uri=True,
+                                           isolation_level=None, timeout=30.0), clock)
+            except sqlite3.Error as exc:
+                raise _sqlite_problem(shown, exc) from None
         created = st is None
         conn = None
         try:
@@ -190,6 +229,7 @@ class Store:
                 if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
                     _initialise(conn, in_transaction=True)
                 conn.execute("COMMIT")
+            _migrate(conn)
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
@@ -458,6 +498,40 @@ class Store:
     def delete_dead_letter(self, job_id: int) -> None:
         self._write("DELETE FROM dead_letters WHERE job_id = ?", (job_id,))
 
+    # -- the transactional outbox (FM_009) -----------------------------------------
+
+    def insert_outbox_message(
+        self, message_id: str, job_id: int, token: int, topic: str, body_json: str, created_s: float,
+    ) -> None:
+        """One outbox row, inside the transaction that commits the change it announces."""
+        self._write(
+            "INSERT INTO outbox (message_id, job_id, token, topic, body, created_s) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (message_id, job_id, token, topic, body_json, created_s))
+
+    def unpublished_outbox(self, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` outbox rows the relay has not marked, oldest first, as messages."""
+        rows = self._conn.execute(
+            "SELECT message_id, job_id, token, topic, body FROM outbox "
+            "WHERE published_s IS NULL ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [{"id": r[0], "job": r[1], "token": r[2], "topic": r[3], "body": json.loads(r[4])}
+                for r in rows]
+
+    def next_outbox_s(self) -> float | None:
+        """When the oldest unmarked outbox row was written (the relay's wake-up), or None."""
+        return self._conn.execute(
+            "SELECT min(created_s) FROM outbox WHERE published_s IS NULL").fetchone()[0]
+
+    def mark_outbox_published(self, message_id: str, published_s: float) -> bool:
+        """Mark a row published; False when it already was."""
+        return self._write(
+            "UPDATE outbox SET published_s = ? WHERE message_id = ? AND published_s IS NULL",
+            (published_s, message_id)).rowcount == 1
+
+    def outbox(self) -> list[tuple[str, int, int, str, float | None]]:
+        """Every outbox row: (message id, job, token, topic, published_s)."""
+        return self._conn.execute(
+            "SELECT message_id, job_id, token, topic, published_s FROM outbox ORDER BY id").fetchall()
+
     # -- the event log --------------------------------------------------------
 
     def append_event(
@@ -629,15 +703,39 @@ def _remove_quietly(path: str) -> None:
 
 
 @cache
-def _expected_schema() -> dict[str, tuple[str, ...]]:
+def _expected_schema(version: int = SCHEMA_VERSION) -> dict[str, tuple[str, ...]]:
     """Table or index name -> its columns (an index: ``("index", table)``), as
-    :data:`SCHEMA_SQL` makes them."""
+    :data:`SCHEMA_SQL` makes them — for an older ``version``, without what the
+    migrations since added."""
     conn = sqlite3.connect(":memory:")
     try:
         _initialise(conn)
-        return _schema_of(conn)
+        schema = _schema_of(conn)
     finally:
         conn.close()
+    for since in range(version, SCHEMA_VERSION):
+        for name in _ADDED_BY[since]:
+            del schema[name]
+    return schema
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a file of an older schema version to :data:`SCHEMA_VERSION`, in place, one
+    transaction per version step (``_check_foreign_file`` has checked its tables)."""
+    for _ in range(SCHEMA_VERSION):  # bounded: one pass per version step
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version >= SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] == version:  # not raced
+                for statement in MIGRATIONS[version]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
 
 def _schema_of(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
@@ -697,7 +795,7 @@ def _check_foreign_file(path: str, shown: str | None = None) -> None:
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{shown}: schema version {version} is newer than this failfirst ({SCHEMA_VERSION})")
-            if version != SCHEMA_VERSION or _schema_of(probe) != _expected_schema():
+            if version < 1 or _schema_of(probe) != _expected_schema(version):
                 raise StoreError(f"{shown}: not a failfirst database (failfirst's application id, "
                                  f"but not its schema version {SCHEMA_VERSION} tables)")
             verdict = probe.execute("PRAGMA quick_check(1)").fetchone()[0]
