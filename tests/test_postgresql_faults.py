@@ -67,7 +67,7 @@ def test_connection_terminated_mid_transaction(shared_db, guard):
 @pytest.mark.parametrize("guard", [True, False], ids=["guard-on", "guard-off"])
 def test_server_crash_and_restart(private_server, guard):
     with pgtools.throwaway_database(private_server.url, tag="ff_crash") as url:
-        result, verdict = _run(url, "crash", "server_crash", guard, jobs=400)
+        result, verdict = _run(url, "crash", "server_crash", guard, jobs=400, server=private_server)
     assert result["faults"] > 0 and verdict.lost == 0 and verdict.terminal == verdict.jobs
     if guard:
         assert verdict.ok, verdict
