@@ -202,7 +202,11 @@ class PostgresStore:
         except BaseException:
             conn.close()
             raise
-        conn.execute(pgsql.SQL("SET search_path TO {}").format(pgsql.Identifier(schema)))
+        try:
+            conn.execute(pgsql.SQL("SET search_path TO {}").format(pgsql.Identifier(schema)))
+        except psycopg.OperationalError as exc:
+            conn.close()
+            raise ConnectionLost(f"{parsed.redacted}: connection lost: {_first_line(exc)}") from None
         return cls(conn, clock, schema=schema, url=parsed, log_in_memory=False, owns_schema=False)
 
     @classmethod
