@@ -192,6 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="_build/peers/results.json", metavar="PATH",
                    help="the results file (default: _build/peers/results.json)")
     p.add_argument("--json", action="store_true", help=json_help)
+
+    p = sub.add_parser("resume", help="finish an interrupted stress run: reap its leases, then "
+                                      "work off what is left, exactly once")
+    p.add_argument("--db", required=True, metavar="PATH", help="the SQLite file of an earlier stress run")
+    p.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default: 2)")
+    p.add_argument("--json", action="store_true", help=json_help)
+
+    p = sub.add_parser("check", help="judge a failfirst database file with the checkers (read-only)")
+    p.add_argument("--db", required=True, metavar="PATH", help="a failfirst SQLite file")
+    p.add_argument("--json", action="store_true", help=json_help)
     return parser
 
 
@@ -293,8 +303,22 @@ def cmd_peers(args: argparse.Namespace) -> None:
         print(f"{len(rows)} runs written to {args.out}")
 
 
+def cmd_resume(args: argparse.Namespace) -> None:
+    from failfirst.stress import describe_check, resume
+
+    result = resume(args.db, workers=args.workers)
+    _emit(args, result, describe_check(result, "resume"))
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    from failfirst.stress import check, describe_check
+
+    result = check(args.db)
+    _emit(args, result, describe_check(result, "check"))
+
+
 COMMANDS = {"list": cmd_list, "run": cmd_run, "replay": cmd_replay, "explore": cmd_explore,
-            "stress": cmd_stress, "peers": cmd_peers}
+            "stress": cmd_stress, "resume": cmd_resume, "check": cmd_check, "peers": cmd_peers}
 
 
 def _bad_input_types() -> tuple[type[BaseException], ...]:

@@ -34,7 +34,7 @@ from failfirst.batch import MAX_BATCH, BatchQueue, batch_worker_loop
 from failfirst.clock import RealClock
 from failfirst.policies import Guardrails
 from failfirst.processor import HandlerContext, QueueConfig
-from failfirst.store import StoreError, open_store
+from failfirst.store import Store, StoreError, open_store
 from failfirst.worker import ActorLoop, Idle, Point, WorkerConfig, reaper_loop
 
 #: The job type of real runs (stress and the benchmark).
@@ -102,10 +102,14 @@ def open_queue(db: str, guard: bool, config: RealConfig, *, create: bool = False
     The clock is the store's own: the wall clock for a file, the server's for PostgreSQL."""
     if db == "env":
         db = os.environ[STORE_URL_ENV]
-    store = open_store(db, None, create=create)
+    return queue_on(open_store(db, None, create=create), guard, config)
+
+
+def queue_on(store: Store, guard: bool, config: RealConfig) -> BatchQueue:
+    """The queue of a real run over an open store."""
     # Jitter only spreads retries: each process draws its own.
     return BatchQueue(store, HANDLERS, guardrails=guardrails(guard), config=config.queue_config(),
-                    jitter_seed=f"jitter:{os.getpid()}")
+                      jitter_seed=f"jitter:{os.getpid()}")
 
 
 def drive(

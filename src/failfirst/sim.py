@@ -19,6 +19,7 @@ from failfirst.choices import ChoiceSource, Recorder
 from failfirst.clock import SimClock, SkewedClock
 from failfirst.policies import Guardrails
 from failfirst.processor import Hooks, LostAck, WorkerCrash
+from failfirst.recovery import recovery_loop
 from failfirst.scenario import CALL_FAULTS, IN_TRANSACTION_FAULTS, Scenario
 from failfirst.store import Store
 from failfirst.worker import ActorLoop, Idle, Point, reaper_loop, relay_loop
@@ -123,6 +124,9 @@ class Simulation:
             # find nothing and only multiply the interleavings to explore.
             self.actors.append(Actor("reaper", lambda: reaper_loop("reaper", self.queue),
                                      ready_at_s=None, wake=self.store.next_lease_expiry_s))
+        if scenario.recovery_at_s is not None:
+            # A restart's recovery, beside the workers; after a crash it starts over.
+            self.actors.append(Actor("recovery", self._recovery, ready_at_s=scenario.recovery_at_s))
 
         if scenario.relay:
             # The outbox relay (FM_009) sleeps until a commit writes an outbox row.
@@ -135,6 +139,14 @@ class Simulation:
         return Actor(name, lambda: batch_worker_loop(name, self.queue, config, config.batch, seed,
                                                      clock=clock),
                      is_worker=True, clock=clock)
+
+    def _recovery(self) -> ActorLoop:
+        """The recovery actor: one pass of recovery, its start and end in the history (so a
+        reader sees what happened during it); after a crash, the next pass starts over."""
+        self.store.append_event(actor="recovery", job=None, kind="recovery_start")
+        report = yield from recovery_loop(self.queue, "recovery")
+        self.store.append_event(actor="recovery", job=None, kind="recovery_end",
+                                expired=report.expired, reconciled=list(report.reconciled))
 
     # -- faults -----------------------------------------------------------------
 

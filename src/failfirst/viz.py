@@ -231,6 +231,13 @@ _MARKERS = {  # kind -> (marker, colour, label)
     "expire": ("D", "#ff7f0e", "lease expired"),
     "expire_dead": ("D", "#8c564b", "expired, dead"),
     "recover": ("*", "#17becf", "recover"),
+    # Other systems' own records (FM_009, FM_010) and the faults of an external call.
+    "charge": ("s", "#9467bd", "charge at the provider"),
+    "consume": ("v", "#9467bd", "message consumed"),
+    "duplicate": ("v", "#bbbbbb", "duplicate dropped"),
+    "request_lost": ("x", "#d62728", "request lost"),
+    "response_lost": ("x", "#ff7f0e", "response lost"),
+    "slow_response": ("x", "#8c564b", "provider slow"),
 }
 # Effects are drawn below the bars, everything else above, so that an effect and
 # a refused write or a completion at the same instant do not hide each other.

@@ -19,6 +19,7 @@ from multiprocessing import get_context
 from typing import Any
 
 from failfirst.peers import (
+    services,
     sys_celery,
     sys_dramatiq,
     sys_failfirst,
@@ -50,6 +51,12 @@ def select(only: str | None = None) -> list[type[Adapter]]:
     return chosen
 
 
+def runnable(adapters: Sequence[type[Adapter]]) -> list[type[Adapter]]:
+    """The configurations whose servers accept connections now."""
+    up = {name: services.reachable(name) for name in services.PORTS}
+    return [a for a in adapters if all(up[s] for s in a.services)]
+
+
 def check_row(row: dict[str, Any]) -> None:
     """The contract of a results row: every key, a kill, each job in one category."""
     missing = [k for k in REQUIRED_KEYS if k not in row]
@@ -65,10 +72,12 @@ def run_matrix(
     out: str, *, jobs: int = 12, seeds: int = 2, workers: int = 2, work_s: float = 0.3,
     kills: int = 2, only: str | None = None, parallel: int = 1,
     progress: Callable[[str], None] | None = None,
+    adapters: Sequence[type[Adapter]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every selected configuration with seeds 0..seeds-1; write and return the rows.
 
-    ``parallel`` runs that many at once (each in its own process, with its own names).
+    ``parallel`` runs that many at once (each in its own process, with its own names);
+    ``adapters`` replaces the selection by ``only`` with a list of configurations.
     """
     if not 1 <= seeds <= MAX_SEEDS:
         raise ValueError(f"--seeds: must be in 1..{MAX_SEEDS}, got {seeds}")
@@ -80,7 +89,7 @@ def run_matrix(
         raise ValueError(f"--workers: must be in 1..8, got {workers}")
     if not 0.05 <= work_s <= 5:
         raise ValueError(f"--work-s: must be in 0.05..5, got {work_s}")
-    adapters = select(only)
+    adapters = select(only) if adapters is None else list(adapters)
     if not 1 <= parallel <= 4:
         raise ValueError(f"--parallel: must be in 1..4, got {parallel}")
     folder = os.path.dirname(os.path.abspath(out))
@@ -107,9 +116,16 @@ def run_matrix(
         with ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("fork")) as pool:
             futures = {pool.submit(_timed_run, adapter_class, settings): i
                        for i, adapter_class, settings in plan}
-            for future in as_completed(futures):
-                row, took_s = future.result()
-                record(futures[future], row, took_s)
+            try:
+                for future in as_completed(futures):
+                    row, took_s = future.result()
+                    record(futures[future], row, took_s)
+            except BaseException:
+                # Ctrl-C (or a broken run): start nothing more; the runs in progress clean up
+                # after themselves (run_one kills its workers whatever happens).
+                for future in futures:
+                    future.cancel()
+                raise
     return [d[2] for d in done]
 
 
