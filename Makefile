@@ -107,7 +107,7 @@ bench: .venv/.synced ## jobs/s on a SQLite file, 1 and 2 workers: failfirst besi
 # The tests find a server at $FAILFIRST_PG_URL (default postgresql://postgres@127.0.0.1:5432/test)
 # and work in a database of their own; without a server they skip (FAILFIRST_REQUIRE_PG=1: fail).
 # The differential proof runs at 1 fault per schedule here; test-pg-full at the catalogue's bounds.
-.PHONY: test-pg test-pg-full stress-pg pg-server pg-server-stop bench-pg
+.PHONY: test-pg test-pg-full stress-pg pg-server pg-server-stop
 test-pg: .venv/.synced ## PostgreSQL: differential proof vs SQLite (every failure mode), isolation, refusals, real faults
 	FAILFIRST_PG_MAX_FAULTS=$${FAILFIRST_PG_MAX_FAULTS:-1} $(PYTEST) -q -m postgresql tests/test_postgresql.py tests/test_postgresql_faults.py
 
