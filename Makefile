@@ -135,7 +135,7 @@ fm008-backoff: .venv/.synced ## FM_008: calls and completion per backoff policy 
 # Bigger: make peers PEERS_JOBS=100 PEERS_SEEDS=5
 PEERS_JOBS ?= 12
 PEERS_SEEDS ?= 2
-PEERS_PARALLEL ?= 2
+PEERS_PARALLEL ?= 3
 .PHONY: peers
 peers: .venv/.synced ## kill workers of Celery, RQ, huey, Dramatiq, procrastinate, pgqueuer, failfirst: _build/peers/results.json
 	$(RUN) failfirst peers --jobs $(PEERS_JOBS) --seeds $(PEERS_SEEDS) --parallel $(PEERS_PARALLEL) --out _build/peers/results.json

@@ -330,11 +330,12 @@ def _bad_input_types() -> tuple[type[BaseException], ...]:
     input is checked, before anything is written. A ValueError from anywhere else is a
     bug and must not be reported as the user's mistake."""
     from failfirst.explore import BoundError
+    from failfirst.peers.matrix import PeersInputError
     from failfirst.store import StoreError
     from failfirst.stress import StressInputError
 
     return (UsageError, catalogue.UnknownFailureMode, ScheduleError, StoreError, BoundError,
-            StressInputError)
+            StressInputError, PeersInputError)
 
 
 def _on_signal(signum: int, frame: object) -> None:
