@@ -13,6 +13,10 @@ PYTEST := $(RUN) python -m pytest
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+	@# The per-failure-mode targets are generated (fm_targets below): list the ones that exist.
+	@$(foreach n,$(FM_NUMBERS),printf '  %-20s %s\n' test-fm$(n) 'FM_$(FM_PAD_$(n)): reproduce it (repro tests)' \
+	  test-fm$(n)-fix 'FM_$(FM_PAD_$(n)): prove its guardrail (prevent tests)' \
+	  test-fm$(n)-recover 'FM_$(FM_PAD_$(n)): its recovery (recover tests)';)
 
 $(UV_BOOT)/bin/uv:
 	python3 -m venv $(UV_BOOT)
@@ -25,8 +29,8 @@ $(UV_BOOT)/bin/uv:
 
 sync: .venv/.synced ## install uv if missing, then the locked environment
 
-test: .venv/.synced ## every test: unit, bundles, and the book's chapters
-	$(PYTEST) -q
+test: .venv/.synced ## every test: unit, bundles, and the book's chapters (PostgreSQL: make test-pg)
+	$(PYTEST) -q -m "not postgresql"
 
 # test-fmN: reproduce FM_0NN; test-fmN-fix: prove its guardrail; test-fmN-recover: its
 # recovery. One set per bundle under failure_modes/, N without leading zeros (test-fm10).
@@ -79,7 +83,9 @@ lab: .venv/.synced ## JupyterLab on book/, .md chapters opening as notebooks (ju
 	cp conf/lab-overrides.json .venv/share/jupyter/lab/settings/overrides.json
 	$(UV) run --locked --no-sync jupyter lab --notebook-dir=book $(if $(filter 0,$(shell id -u)),--allow-root)
 
+# First the checker's own tests (a planted defect per check), then the site.
 test-site: .venv/.synced ## check _build/html in headless Chromium, offline (after make html)
+	$(PYTEST) -q -p no:cacheprovider book/_tools/check_site_test.py
 	$(RUN) python book/_tools/check_site.py _build/html
 
 # ---------------------------------------------------------------- the explorer
@@ -105,3 +111,40 @@ stress: .venv/.synced ## 10,000 jobs, 2 worker processes, >= 20 SIGKILLs: lost 0
 
 bench: .venv/.synced ## jobs/s on a SQLite file, 1 and 2 workers: failfirst beside huey
 	$(RUN) python bench/throughput.py --out _build/bench/throughput.json
+
+# ---------------------------------------------------------------- PostgreSQL (#12)
+# The tests find a server at $FAILFIRST_PG_URL (default postgresql://postgres@127.0.0.1:5432/test)
+# and work in a database of their own; without a server they skip (FAILFIRST_REQUIRE_PG=1: fail).
+# The differential proof runs at 1 fault per schedule here; test-pg-full at the catalogue's bounds.
+.PHONY: test-pg test-pg-full stress-pg pg-server pg-server-stop bench-pg
+test-pg: .venv/.synced ## PostgreSQL: differential proof vs SQLite (every failure mode), isolation, refusals, real faults
+	FAILFIRST_PG_MAX_FAULTS=$${FAILFIRST_PG_MAX_FAULTS:-1} $(PYTEST) -q -m postgresql tests/test_postgresql.py tests/test_postgresql_faults.py
+
+test-pg-full: .venv/.synced ## the PostgreSQL differential proof at the catalogue's default bounds (slow)
+	FAILFIRST_PG_MAX_FAULTS=9 $(PYTEST) -q -m postgresql tests/test_postgresql.py -k differential
+
+stress-pg: .venv/.synced ## 10,000 jobs on a private PostgreSQL server under mixed faults (SIGKILL, terminate, server crash)
+	$(RUN) python -m failfirst.pgstress --jobs 10000 --workers 4 --fault mixed --folder _build/pg-stress
+
+pg-server: .venv/.synced ## start a throwaway PostgreSQL server in _build/pg (port 55432) with initdb and pg_ctl
+	$(RUN) python -m failfirst.store.pgtools serve _build/pg 55432
+
+pg-server-stop: .venv/.synced ## stop the server that make pg-server started
+	$(RUN) python -m failfirst.store.pgtools stop _build/pg
+
+# ---------------------------------------------------------------- FM_008 backoff
+# The contention model behind FM_008's table: 5 policies x N = 10..50 x 100 seeds.
+# The chapter writes the same file at build time.
+.PHONY: fm008-backoff
+fm008-backoff: .venv/.synced ## FM_008: calls and completion per backoff policy -> _build/fm008/backoff.json
+	$(RUN) python -m failure_modes.FM_008_thundering_herd.contention --out _build/fm008/backoff.json
+# ---------------------------------------------------------------- peers (#13)
+# The crash experiment against the queues people run (book/peers.md). Needs Redis,
+# RabbitMQ and PostgreSQL on 127.0.0.1 (.ci/run starts those that are not running).
+# Bigger: make peers PEERS_JOBS=100 PEERS_SEEDS=5
+PEERS_JOBS ?= 12
+PEERS_SEEDS ?= 2
+PEERS_PARALLEL ?= 2
+.PHONY: peers
+peers: .venv/.synced ## kill workers of Celery, RQ, huey, Dramatiq, procrastinate, pgqueuer, failfirst: _build/peers/results.json
+	$(RUN) failfirst peers --jobs $(PEERS_JOBS) --seeds $(PEERS_SEEDS) --parallel $(PEERS_PARALLEL) --out _build/peers/results.json

@@ -4,7 +4,8 @@ Runs ``failfirst stress`` exactly as a user would (a fresh file, ``--json``), th
 judges the file independently with plain ``sqlite3``: every job terminal, each
 succeeded job with exactly one row in ``effects``, no (job, part) twice. Fails
 (exit 1) unless ``lost`` and ``duplicate_effects`` are 0, every invariant checker
-is clean and at least ``--min-kills`` SIGKILLs happened.
+is clean and at least ``--min-kills`` SIGKILLs happened. Writes the result, with
+sqlite3's own counts, to ``--out`` (the Performance chapter publishes it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,17 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+#: Where `make stress` writes its result, and where the Performance chapter reads it.
+RESULT = Path(__file__).resolve().parent.parent / "_build" / "stress" / "result.json"
+
+
+def load_result(path: Path = RESULT) -> dict[str, Any] | None:
+    """The result `make stress` wrote (its JSON plus sqlite3's counts), or None."""
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def main() -> int:
@@ -25,6 +37,7 @@ def main() -> int:
     parser.add_argument("--kill-rate", default="20")
     parser.add_argument("--seed", default="0")
     parser.add_argument("--min-kills", type=int, default=20)
+    parser.add_argument("--out", default=str(RESULT), help="where the result is written (JSON)")
     args = parser.parse_args()
     db = Path(args.db)
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +80,14 @@ def main() -> int:
     if open_jobs or bad_succeeded or doubled:
         failures.append(f"sqlite3 disagrees: {open_jobs} jobs not terminal, {bad_succeeded} "
                         f"succeeded jobs without exactly one effect row, {doubled} doubled parts")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**result, "kill_rate": float(args.kill_rate), "seed": args.seed,
+                               "workers": args.workers, "passed": not failures,
+                               "sqlite3": {"jobs": jobs, "not_terminal": open_jobs,
+                                           "succeeded_without_one_effect": bad_succeeded,
+                                           "doubled_parts": doubled}},
+                              indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if failures:
         print("stress gate FAILED: " + "; ".join(failures), file=sys.stderr)
         return 1

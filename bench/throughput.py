@@ -38,6 +38,10 @@ from failfirst.store import Store
 from failfirst.stress import DEFAULT_BATCH, stress
 
 BENCH = Path(__file__).resolve().parent
+#: Where `make bench` writes its results, and where the Performance chapter reads them.
+RESULTS = BENCH.parent / "_build" / "bench" / "throughput.json"
+#: The benchmark's size: what `make bench` runs and what the book publishes.
+JOBS, RUNS, WORKER_COUNTS = 10_000, 5, (1, 2)
 POLL_S = 0.01
 TIMEOUT_S = 300.0
 
@@ -156,13 +160,20 @@ def measure(
     return results
 
 
+def load_results(path: Path = RESULTS) -> list[dict[str, Any]] | None:
+    """The results `make bench` wrote, or None when there are none."""
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--jobs", type=int, default=JOBS)
+    parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--workers", type=int, nargs="+", default=list(WORKER_COUNTS))
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH)
-    parser.add_argument("--out", default="_build/bench/throughput.json")
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     if args.runs < 3:
         parser.error("--runs: at least 3 (the figures are medians)")

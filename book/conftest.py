@@ -9,6 +9,7 @@ its line in the .md file, the cell's source and the traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "_tools"))
 import chapters  # noqa: E402  (book/_tools is not a package)
+
+# A chapter that measures (the Performance chapter, when `make bench` has not
+# run) measures at a small size under pytest: this tests its code, it does not
+# publish figures. The kernel inherits the variable.
+os.environ["FAILFIRST_BOOK_SMOKE"] = "1"
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path):

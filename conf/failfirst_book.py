@@ -24,6 +24,7 @@ import json
 import os
 import pkgutil
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from sphinx.util.docutils import SphinxDirective
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "book" / "_tools"))  # nbexport: shared with `make notebooks`
 BUNDLES = REPO / "failure_modes"
 BUNDLE_RE = re.compile(r"^(FM_\d{3})_(\w+)$")
 
@@ -77,6 +79,15 @@ class FailureModeIndex(SphinxDirective):
         # A new or removed bundle must rebuild the page that lists them.
         self.env.note_dependency(str(BUNDLES))
         return [generated_table(kind="failure-modes")]
+
+
+class Catalogue(SphinxDirective):
+    """``{catalogue}``: the failure modes at a glance, one row per bundle."""
+
+    def run(self) -> list[nodes.Node]:
+        _track(self.env).add(self.env.docname)
+        self.env.note_dependency(str(BUNDLES))
+        return [generated_table(kind="catalogue")]
 
 
 def purge_doc(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
@@ -129,6 +140,8 @@ def verdict(record: dict[str, Any]) -> str:
         return "violated"
     if record.get("negative_control") == 0:
         return "vacuous"  # the guardrail-off run found nothing: the proof proves nothing
+    if record.get("reached") == 0:
+        return "vacuous"  # no run reached the fault: nothing was tested
     if not record.get("runs"):
         return "unchecked"
     return "holds"
@@ -220,7 +233,87 @@ def _link(app: Sphinx, fromdoc: str, todoc: str) -> nodes.Node:
 
 
 def _n(v: Any) -> str:
-    return "—" if v is None else str(v)
+    return "—" if v is None else f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def _of(record: dict[str, Any], count: str, total: str) -> str:
+    """``"259 of 300"``: every published count with its denominator."""
+    c, t = record.get(count), record.get(total)
+    if c is None:
+        return "—"
+    return f"{c:,} of {t:,}" if t is not None else f"{c:,}"
+
+
+def _fm_title(b: dict[str, str]) -> str:
+    # "FM_001 — Retry duplication: ..." -> "Retry duplication: ..."
+    return re.sub(r"^FM_\d{3}\s*[—:-]*\s*", "", b["title"]) or b["folder"]
+
+
+#: (header, evidence field pairs) of the generated tables' number columns. Each
+#: cell is "count of total"; the header says what is counted, and of what.
+NUMBER_COLUMNS = [
+    ("violating runs, guardrail on (of runs checked)", "violations", "runs"),
+    ("runs that reached the fault (of runs checked)", "reached", "runs"),
+    ("violating runs, guardrail off (negative control)", "negative_control",
+     "negative_control_runs"),
+]
+
+
+def evidence_rows(records: dict[str, dict[str, Any]], kind: str
+                  ) -> tuple[list[str], list[list[tuple[str, str | None, str | None]]]]:
+    """The generated table as data: columns, and rows of (text, link docname, evidence field).
+
+    One description serves the HTML page (docutils nodes) and the downloadable
+    notebook (Markdown), so both show the same numbers.
+    """
+    numbers = [h for h, _, _ in NUMBER_COLUMNS]
+    rows: list[list[tuple[str, str | None, str | None]]] = []
+    if kind == "evidence":
+        cols = ["chapter", "claim", "invariants", *numbers, "verdict"]
+        for doc, r in records.items():
+            rows.append([(doc, doc, None), (r["claim"], None, None),
+                         (", ".join(r["invariants"]), None, None),
+                         *[(_of(r, c, t), None, c) for _, c, t in NUMBER_COLUMNS],
+                         (verdict(r), None, None)])
+        return cols, rows
+    by_fm = {r["fm"]: (doc, r) for doc, r in records.items() if r.get("fm")}
+    if kind == "catalogue":
+        cols = ["failure mode", "what goes wrong", "guardrail", "proved"]
+        for b in bundles():
+            doc, r = by_fm.get(b["fm"], (None, {}))
+            name, _, what = _fm_title(b).partition(":")
+            rows.append([(f"{b['fm']} {name.strip()}", doc, None), (what.strip() or "—", None, None),
+                         ((r.get("guardrail") or "—").replace("_", " "), None, None),
+                         ({"holds": "yes"}.get(verdict(r), verdict(r)) if r else "no chapter yet",
+                          None, None)])
+        return cols, rows
+    cols = ["id", "failure mode (chapter)", "invariants", "guardrail", *numbers, "verdict"]
+    for b in bundles():
+        doc, r = by_fm.get(b["fm"], (None, {}))
+        title = _fm_title(b) if doc else f"{_fm_title(b)} (no chapter yet)"
+        rows.append([(b["fm"], None, None), (title, doc, None),
+                     (", ".join(r.get("invariants", [])) or "—", None, None),
+                     ((r.get("guardrail") or "—").replace("_", " "), None, None),
+                     *[(_of(r, c, t), None, c) for _, c, t in NUMBER_COLUMNS],
+                     (verdict(r) if r else "—", None, None)])
+    return cols, rows
+
+
+def evidence_markdown(app: Sphinx, kind: str) -> str:
+    """The generated table as Markdown, for the downloadable notebook of the page."""
+    cols, rows = evidence_rows(load_evidence(app.env), kind)
+    if not rows:
+        return "No executed chapter has recorded results."
+
+    def cell(text: str, doc: str | None) -> str:
+        if doc:
+            label = app.env.titles[doc].astext() if doc == text and doc in app.env.titles else text
+            text = f"[{label}]({doc}.ipynb)"
+        return text.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(t, d) for t, d, _ in row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def fill_tables(app: Sphinx, doctree: nodes.document, fromdoc: str) -> None:
@@ -229,38 +322,31 @@ def fill_tables(app: Sphinx, doctree: nodes.document, fromdoc: str) -> None:
         return
     records = load_evidence(app.env)
     for node in placeholders:
-        if node["kind"] == "evidence":
-            rows = [
-                [_link(app, fromdoc, doc), r["claim"], ", ".join(r["invariants"]), _n(r["runs"]),
-                 _n(r["violations"]), _n(r.get("negative_control")), verdict(r)]
-                for doc, r in records.items()
-            ]
-            cols = ["chapter", "claim", "invariants", "runs checked", "violations",
-                    "violations, guardrail off", "verdict"]
-            widths = [16, 30, 12, 10, 10, 12, 10]
-        else:
-            by_fm = {r["fm"]: (doc, r) for doc, r in records.items() if r.get("fm")}
-            rows = []
-            for b in bundles():
-                doc, r = by_fm.get(b["fm"], (None, {}))
-                # "FM_001 — Retry duplication: ..." -> "Retry duplication: ..."
-                title = re.sub(r"^FM_\d{3}\s*[—:-]*\s*", "", b["title"]) or b["folder"]
-                name: nodes.Node | str = title
+        kind = node["kind"]
+        cols, rows = evidence_rows(records, kind)
+        fms = [r[0][0] for r in rows] if kind == "failure-modes" else [
+            records[r[0][0]].get("fm") or r[0][0] if r[0][0] in records else "" for r in rows]
+        cells: list[list[nodes.Node | str]] = []
+        for fm, row in zip(fms, rows, strict=True):
+            out: list[nodes.Node | str] = []
+            for text, doc, field in row:
                 if doc:
-                    uri = app.builder.get_relative_uri(fromdoc, doc)
-                    name = nodes.reference("", title, internal=True, refuri=uri)
+                    if doc == text:
+                        out.append(_link(app, fromdoc, doc))
+                    else:
+                        uri = app.builder.get_relative_uri(fromdoc, doc)
+                        out.append(nodes.reference("", text, internal=True, refuri=uri))
+                elif field:  # a published number: the site check compares it with its chapter
+                    # Classes, not data- attributes: the HTML writer keeps only classes.
+                    out.append(nodes.inline(text, text, classes=[
+                        "ff-num", f"ff-fm-{fm}", f"ff-field-{field}"]))
                 else:
-                    name = f"{title} (no chapter yet)"
-                rows.append([
-                    b["fm"], name, ", ".join(r.get("invariants", [])) or "—",
-                    _n(r.get("guardrail")), _n(r.get("negative_control")), _n(r.get("runs")),
-                    _n(r.get("violations")), verdict(r) if r else "—",
-                ])
-            cols = ["id", "failure mode (chapter)", "invariants", "guardrail",
-                    "violations, guardrail off", "runs, guardrail on", "violations", "verdict"]
-            widths = [8, 30, 10, 16, 10, 10, 8, 8]
+                    out.append(text)
+            cells.append(out)
+        widths = {"evidence": [14, 26, 10, 12, 12, 12, 8], "catalogue": [22, 44, 24, 10]}.get(
+            kind, [7, 24, 9, 14, 12, 12, 12, 8])
         if rows:
-            node.replace_self(_table(cols, rows, widths))
+            node.replace_self(_table(cols, cells, widths))
         else:
             node.replace_self(nodes.paragraph(text="No executed chapter has recorded results."))
 
@@ -300,6 +386,45 @@ def add_download_link(app: Sphinx, doctree: nodes.document) -> None:
         section.insert(1, para)
     else:
         doctree.insert(0, para)
+
+
+def render_notebooks(app: Sphinx, env: BuildEnvironment) -> None:
+    """Make every executed notebook read as its page does (book/_tools/nbexport.py).
+
+    Runs after every chapter was read and executed (so the evidence tables are
+    complete) and before the HTML builder copies the notebooks to ``_downloads/``.
+    """
+    import nbexport
+
+    folder = Path(env.mystnb_config.output_folder)
+    blocks = {"evidence-table": evidence_markdown(app, "evidence"),
+              "catalogue": evidence_markdown(app, "catalogue"),
+              "failure-mode-index": evidence_markdown(app, "failure-modes")}
+
+    def title(target: str) -> str:
+        doc = target.lstrip("/")
+        return env.titles[doc].astext() if doc in env.titles else doc
+
+    for docname in sorted(_nb_metadata(env)):
+        if docname not in env.all_docs:
+            continue
+        parts = docname.split("/")
+        path = folder.joinpath(*parts[:-1], parts[-1] + ".ipynb")
+        if not path.is_file():
+            continue
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        glue = nbexport.read_glue_file(path.with_name(parts[-1] + ".glue.json"))
+        source_dir = Path(env.doc2path(docname)).parent
+        try:
+            nbexport.render(nb, source_dir, glue=glue, blocks=blocks, doc_title=title)
+        except (KeyError, OSError, ValueError) as exc:
+            logger.warning("notebook of %s: %s", docname, exc, location=docname)
+            continue
+        left = nbexport.raw_syntax(nb)
+        if left:
+            logger.warning("notebook of %s keeps raw MyST: %s", docname, "; ".join(left[:5]),
+                           location=docname)
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- autodoc
@@ -382,15 +507,67 @@ def check_offline(app: Sphinx, exc: Exception | None) -> None:
                            path.relative_to(out), url)
 
 
+# --------------------------------------------------------------------------- source
+
+
+# A paragraph that is only a {glue:md} role: the glued Markdown is a block (a
+# "Try it yourself" code block), which the inline role would flatten into the
+# paragraph, a literal "bash" first. Written as the block directive instead.
+_GLUE_MD_ALONE = re.compile(r"^\{glue:md\}`([\w:.-]+)`[ \t]*$", re.M)
+
+
+def glue_md_blocks(app: Sphinx, docname: str, source: list[str]) -> None:
+    """``source-read``: a line that is only ``{glue:md}`key``` becomes the block form."""
+    source[0] = _GLUE_MD_ALONE.sub(lambda m: f"```{{glue:md}} {m.group(1)}\n:format: myst\n```",
+                                   source[0])
+
+
+# --------------------------------------------------------------------------- a quiet log
+
+
+def quiet_build() -> None:
+    """Settings that keep the build log to progress and results.
+
+    - Kernels: jupyter_client starts a kernel over plain TCP unless asked to
+      provision CurveZMQ keys, and ipykernel then warns once per chapter that
+      it runs without encryption. ``transport_encryption = "auto"`` provisions
+      the keys whenever the kernelspec declares support (ipykernel's does).
+      myst-nb builds its kernel manager without a traitlets config we could
+      pass, so the setting goes on the trait's default.
+    - accessible-pygments (a furo dependency) calls ``logging.basicConfig(level=INFO)``
+      on import, which makes every library's INFO records print (traitlets'
+      "Executing notebook with kernel"). Import it first, then put the root
+      logger back to Python's default level, WARNING.
+    - myst-parser and myst-nb log their whole configuration at INFO; their own
+      warnings still pass.
+    """
+    import logging
+
+    from jupyter_client.manager import KernelManager
+
+    KernelManager.class_traits()["transport_encryption"].default_value = "auto"
+    try:
+        import a11y_pygments  # noqa: F401  (its basicConfig runs now, once)
+    except ImportError:
+        pass
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in ("myst_parser.sphinx_ext.main", "myst_nb.sphinx_ext"):
+        logging.getLogger("sphinx." + name).setLevel(logging.WARNING)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    quiet_build()
     app.add_node(generated_table, html=(_skip, None), latex=(_skip, None), text=(_skip, None))
     app.add_directive("evidence-table", EvidenceTable)
     app.add_directive("failure-mode-index", FailureModeIndex)
+    app.add_directive("catalogue", Catalogue)
     app.add_directive("failfirst-api", ApiModules)
+    app.connect("source-read", glue_md_blocks)
     app.connect("env-purge-doc", purge_doc)
     app.connect("env-merge-info", merge_info)
     app.connect("env-get-updated", always_rewrite)
     app.connect("env-updated", check_after_read)
+    app.connect("env-updated", render_notebooks)
     app.connect("doctree-read", add_download_link, priority=400)
     app.connect("doctree-resolved", fill_tables)
     app.connect("build-finished", check_offline)

@@ -79,3 +79,74 @@ def test_console_script_same_digest_under_two_hash_seeds():
                               "--json"], env=env, capture_output=True, text=True, check=True)
         digests.add(json.loads(out.stdout)["digest"])
     assert len(digests) == 1
+
+
+# -- hardening: bad input, output that cannot be written, internal errors -------------
+
+
+def test_replay_refuses_a_schedule_with_choices_left_over(capsys):
+    _, out, _ = _run(capsys, "run", "FM_001", "--guard", "off", "--seed", "3", "--json")
+    schedule = json.loads(out)["schedule"]
+    code, out, _ = _run(capsys, "replay", "FM_001", "--guard", "off", "--schedule", schedule, "--json")
+    assert code == 0 and json.loads(out)["schedule"] == schedule
+    code, out, err = _run(capsys, "replay", "FM_001", "--guard", "off", "--schedule", schedule + "1" * 500)
+    assert code == 2 and out == "" and err.count("\n") == 1 and "left over" in err
+
+
+def test_negative_counts_say_must_be_at_least_one(capsys, tmp_path):
+    code, _, err = _run(capsys, "stress", "--db", str(tmp_path / "x.db"), "--jobs", "-5", "--workers", "1")
+    assert code == 2 and "must be >= 1" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["explore", "1", "--workers", "100000"],
+                                  ["explore", "1", "--mode", "random", "--runs", "100000000"]])
+def test_explore_bounds_are_capped_with_a_clear_message(capsys, argv):
+    code, out, err = _run(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and "must be in 1.." in err
+
+
+def test_output_that_cannot_be_written_is_one_line_not_a_traceback():
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "failfirst.cli", "list"], stdout=full,
+                                stderr=subprocess.PIPE, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == "failfirst: error: cannot write the output: No space left on device\n"
+
+
+def test_an_unencodable_result_is_printed_escaped_not_lost(tmp_path):
+    db = tmp_path / "caf\u00e9.db"
+    env = dict(os.environ, PYTHONIOENCODING="ascii")
+    result = subprocess.run([sys.executable, "-m", "failfirst.cli", "stress", "--db", str(db),
+                             "--jobs", "3", "--workers", "1"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "caf\\xe9.db" in result.stdout and "3 succeeded" in result.stdout
+
+
+def test_an_internal_value_error_is_not_reported_as_bad_input(capsys, monkeypatch):
+    import failfirst.cli as cli
+
+    def broken(args):
+        raise ValueError("a bug, not the user's input")
+
+    monkeypatch.setitem(cli.COMMANDS, "list", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["list"])
+
+
+def _options(parser):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from ((f"{name} {opt}", act) for opt, act in _options(sub))
+        elif not isinstance(action, argparse._HelpAction):
+            yield (action.option_strings or [action.dest])[0], action
+
+
+def test_every_option_has_a_help_line():
+    from failfirst.cli import build_parser
+
+    missing = [name for name, action in _options(build_parser()) if not action.help]
+    assert missing == []

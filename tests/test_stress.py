@@ -28,6 +28,15 @@ STRESS_KEYS = {"enqueued", "succeeded", "dead", "lost", "duplicate_effects", "ki
                "elapsed_s", "jobs_per_s", "db"}
 
 
+def _effect_rows_per_job(db: str) -> dict[int, int]:
+    """Straight from the file with sqlite3: effect rows of every job that has any."""
+    conn = sqlite3.connect(db)
+    try:
+        return dict(conn.execute("SELECT job_id, count(*) FROM effects GROUP BY job_id").fetchall())
+    finally:
+        conn.close()
+
+
 def _effect_rows_per_succeeded_job(db: str) -> dict[int, int]:
     """Straight from the file with sqlite3: effect rows of every succeeded job."""
     conn = sqlite3.connect(db)
@@ -80,14 +89,22 @@ def test_guard_off_negative_control_duplicates_effects(tmp_path):
     seeded point in the first half of the work; with batches of 16 such a worker spends
     most of its time between its first effect commit and its last completion; more
     kills follow at 10/s while the work lasts. Measured while writing this test:
-    duplicates in every one of 100 runs (70 with this seed, 30 with seeds 0..29)."""
+    duplicates in every one of 100 runs (70 with this seed, 30 with seeds 0..29).
+
+    What the run cannot promise under CPU load is *which* jobs double, or that a doubled
+    job succeeds (under many kills one may exhaust its attempts and end dead with two
+    rows), so the checker is compared with the table over every job, not only the
+    succeeded ones (the old comparison failed 1 run in 6 under load: 65 == 58)."""
     db = str(tmp_path / "off.db")
     result = stress(db=db, jobs=2000, workers=2, kill_rate=10.0, guard=False, seed=3,
                     batch=16, lease_s=1.0, heartbeat_s=0.25)
     assert result["kills"] > 0 and result["lost"] == 0
     assert result["duplicate_effects"] > 0
-    # The checker names each doubled job once; the table counts every extra row.
-    rows = _effect_rows_per_succeeded_job(db)
+    # The checker names each doubled (job, part) once; the table counts every extra row.
+    rows = _effect_rows_per_job(db)
+    doubled = [e for e in result["violation_examples"]
+               if e["invariant"] == "INV_001" and "applied" in e["detail"]]
+    assert doubled, result["violation_examples"]
     assert result["violations"].get("INV_001") == sum(1 for n in rows.values() if n > 1)
     assert result["duplicate_effects"] == sum(n - 1 for n in rows.values() if n > 1)
 

@@ -49,10 +49,17 @@ def execute(nb, cwd: Path):
     Raises nbclient's CellExecutionError on the first failing cell.
     """
     from nbclient import NotebookClient
+    from traitlets.config import Config
 
+    # CurveZMQ keys for the kernel's sockets (ipykernel's kernelspec supports
+    # them): without, every kernel warns that it runs over TCP unencrypted.
+    config = Config({"KernelManager": {"transport_encryption": "auto"}})
+    # A chapter may ask for more time in its front matter, as Sphinx honours it
+    # (mystnb: execution_timeout: N).
+    timeout_s = (nb.metadata.get("mystnb") or {}).get("execution_timeout", CELL_TIMEOUT_S)
     client = NotebookClient(
-        nb, kernel_name="python3", timeout=CELL_TIMEOUT_S, allow_errors=False,
-        resources={"metadata": {"path": str(cwd)}},
+        nb, kernel_name="python3", timeout=timeout_s, allow_errors=False,
+        resources={"metadata": {"path": str(cwd)}}, config=config,
     )
     client.execute()
     return nb

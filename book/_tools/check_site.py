@@ -11,7 +11,17 @@ aborted and counted as a failure. For each page it checks:
 - no request failed or answered >= 400, and none left loopback;
 - every <img> loaded (naturalWidth > 0), so every diagram rendered;
 - pages that must show a diagram have at least one rendered SVG image;
-- every executed chapter links its notebook, and the link serves a valid .ipynb.
+- every image has alt text;
+- nothing runs past the content column, and no table or cell output is cut at
+  its right edge behind a scrollbar (source listings may scroll);
+- no paragraph starts with a literal code fence or a language name (a code block
+  that was rendered as text);
+- no raw MyST role or directive syntax in the page's text;
+- every executed chapter links its notebook, the link serves a valid .ipynb,
+  and its Markdown holds no raw MyST either (book/_tools/nbexport.py);
+- every number on the landing page and the failure-mode index equals the one
+  its chapter's evidence summary shows, and that number appears in the
+  chapter's own text as well.
 
 Prints one line per failure and ends with "check_site: N passed, M failed".
 """
@@ -21,11 +31,15 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import nbexport  # noqa: E402  (book/_tools is not a package)
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -37,6 +51,10 @@ DIAGRAMS = {"index.html": 1, "02_state_model.html": 1, "04_happy_path.html": 1}
 #: Failure-mode chapters show at least a timeline.
 FM_PREFIX = "FM_"
 PAGE_TIMEOUT_MS = 30_000
+#: furo's desktop layout: the content column is about 46em wide.
+VIEWPORT = {"width": 1280, "height": 900}
+#: Pages whose generated tables publish chapter numbers.
+NUMBER_PAGES = ("index.html", "failure_mode_index.html")
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -72,6 +90,118 @@ async () => {
 """
 
 
+# Layout and text checks, run in the page. Returns a list of problems (strings).
+_PAGE_JS = r"""
+() => {
+  const problems = [];
+  const main = document.querySelector("article[role=main]") || document.body;
+  // furo lets a heading's "¶" link, a signature or a table wrapper reach a few pixels
+  // into the margin by design; content that runs past the column runs much further.
+  const limit = main.getBoundingClientRect().right + 10;
+  const describe = el => {
+    const cls = (el.className && typeof el.className === "string")
+      ? "." + el.className.trim().split(/\s+/).join(".") : "";
+    const text = (el.textContent || "").trim().replace(/\s+/g, " ").slice(0, 60);
+    return el.tagName.toLowerCase() + cls + ' "' + text + '"';
+  };
+  // Source listings (code cells' input, literal includes) may scroll; outputs and tables may not.
+  const isSource = el => !!el.closest(".cell_input, div[class*=highlight-]:not(.cell_output *)");
+  const scrollers = [];
+  for (const el of main.querySelectorAll("*")) {
+    const cs = getComputedStyle(el);
+    if (cs.display === "none" || cs.visibility === "hidden") continue;
+    if (["auto", "scroll", "hidden"].includes(cs.overflowX)) {
+      scrollers.push(el);
+      if (el.scrollWidth > el.clientWidth + 1 && !isSource(el))
+        problems.push("cut at the right edge (" + el.scrollWidth + " px of content in "
+                      + el.clientWidth + " px): " + describe(el));
+    }
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.right > limit && !scrollers.some(s => s !== el && s.contains(el)))
+      problems.push("runs past the content column by " + Math.round(r.right - limit) + " px: "
+                    + describe(el));
+  }
+  for (const p of main.querySelectorAll("p")) {
+    const text = (p.textContent || "").trim();
+    const lang = /^(bash|sh|shell|console|python|ipython3?|pycon|text|json|yaml|sql|md|myst)\s+\S/;
+    if (/^(```|~~~|:::)/.test(text) || lang.test(text))
+      problems.push("a code block rendered as a paragraph: " + describe(p));
+  }
+  const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
+  const raw = /\{[a-zA-Z][\w:.-]*\}`|(^|\n)\s*(```|:::)\{[\w:.-]+\}/;
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (n.parentElement.closest("code, pre, kbd, samp, script, style, .highlight")) continue;
+    const m = raw.exec(n.textContent);
+    if (m) problems.push("raw MyST syntax in the page: " + JSON.stringify(n.textContent.trim().slice(0, 80)));
+  }
+  for (const img of document.images) {
+    if (!(img.getAttribute("alt") || "").trim())
+      problems.push("image without alt text: " + img.getAttribute("src"));
+  }
+  return problems;
+}
+"""
+
+# The numbers a page publishes: generated-table cells (landing page, index) and a
+# chapter's evidence summary, plus the chapter's text outside the summary.
+_NUMBERS_JS = r"""
+() => {
+  const main = document.querySelector("article[role=main]") || document.body;
+  const cells = [];
+  for (const span of main.querySelectorAll("span.ff-num")) {
+    const cls = Array.from(span.classList);
+    const fm = (cls.find(c => c.startsWith("ff-fm-")) || "").slice(6);
+    const field = (cls.find(c => c.startsWith("ff-field-")) || "").slice(9);
+    const row = span.closest("tr");
+    const link = row ? row.querySelector("a.reference.internal") : null;
+    cells.push({fm, field, text: span.textContent.trim(), href: link ? link.href : null});
+  }
+  const summary = {};
+  for (const span of main.querySelectorAll(".ff-evidence [data-ff-field]"))
+    summary[span.dataset.ffField] = span.textContent.trim();
+  const clone = main.cloneNode(true);
+  clone.querySelectorAll(".ff-evidence").forEach(e => e.remove());
+  return {cells, summary, text: clone.textContent};
+}
+"""
+
+
+def compare_numbers(published: dict[str, list[dict]], chapters: dict[str, dict]) -> list[str]:
+    """Every generated-table number against its chapter's evidence summary and text.
+
+    ``published``: page -> cells (fm, field, text "N of M", href of the chapter);
+    ``chapters``: page URL -> {"summary": field -> text, "text": the rest of the page}.
+    """
+    problems = []
+    totals = {"violations": "runs", "reached": "runs", "negative_control": "negative_control_runs"}
+    for page, cells in published.items():
+        for cell in cells:
+            if cell["text"] == "—" or not cell["href"]:
+                continue
+            chapter = chapters.get(cell["href"].split("#")[0])
+            if chapter is None:
+                problems.append(f"{page}: {cell['fm']} {cell['field']}: chapter page not found")
+                continue
+            count, _, total = cell["text"].replace(",", "").partition(" of ")
+            summary = {k: v.replace(",", "") for k, v in chapter["summary"].items()}
+            words = set(re.findall(r"\d+", chapter["text"].replace(",", "")))
+            wanted = [(cell["field"], count.strip())]
+            if total:
+                wanted.append((totals[cell["field"]], total.strip()))
+            for field, value in wanted:
+                shown = summary.get(field)
+                if shown is None and summary:
+                    problems.append(f"{page}: {cell['fm']} {field} is {value}, its chapter's "
+                                    "summary shows none")
+                elif shown is not None and shown != value:
+                    problems.append(f"{page}: {cell['fm']} {field} is {value}, its chapter "
+                                    f"publishes {shown}")
+                elif value not in ("0", "1") and value not in words:
+                    problems.append(f"{page}: {cell['fm']} {field} is {value}, which its chapter's "
+                                    "text never says")
+    return problems
+
+
 def check(root: Path) -> int:
     from playwright.sync_api import sync_playwright
 
@@ -85,7 +215,7 @@ def check(root: Path) -> int:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                          args=CHROMIUM_ARGS)
-            context = browser.new_context()
+            context = browser.new_context(viewport=VIEWPORT)
             outside: list[str] = []
 
             def route(r):  # everything not on loopback is aborted and reported
@@ -96,12 +226,18 @@ def check(root: Path) -> int:
                     r.abort()
 
             context.route("**/*", route)
+            published: dict[str, list[dict]] = {}
+            numbers: dict[str, dict] = {}
             for name in pages(root):
-                problems = check_page(context, base, name, outside)
+                problems = check_page(context, base, name, outside, numbers)
+                if name in NUMBER_PAGES:
+                    published[name] = numbers[base + name]["cells"]
                 if problems:
                     failures += [f"{name}: {p}" for p in problems]
                 else:
                     passed += 1
+            for problem in compare_numbers(published, numbers):
+                failures.append(problem)
             browser.close()
     finally:
         server.shutdown()
@@ -112,7 +248,8 @@ def check(root: Path) -> int:
     return 1 if failures else 0
 
 
-def check_page(context, base: str, name: str, outside: list[str]) -> list[str]:
+def check_page(context, base: str, name: str, outside: list[str],
+               numbers: dict[str, dict] | None = None) -> list[str]:
     problems: list[str] = []
     page = context.new_page()
     page.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text}"))
@@ -131,6 +268,9 @@ def check_page(context, base: str, name: str, outside: list[str]) -> list[str]:
     diagrams = [i for i in images if i["output"] and i["src"].endswith(".svg") and i["width"]]
     if len(diagrams) < wanted:
         problems.append(f"{len(diagrams)} rendered diagram(s), expected at least {wanted}")
+    problems += page.evaluate(_PAGE_JS)
+    if numbers is not None:
+        numbers[urljoin(base, name)] = page.evaluate(_NUMBERS_JS)
     # An executed chapter (it has code cells) must offer its notebook.
     if page.locator("div.cell").count():
         links = page.locator(".ff-nb-download a.download")
@@ -147,6 +287,8 @@ def check_page(context, base: str, name: str, outside: list[str]) -> list[str]:
                     assert nb["nbformat"] == 4 and nb["cells"]
                 except (ValueError, KeyError, AssertionError):
                     problems.append(f"notebook link does not serve a notebook: {url}")
+                else:
+                    problems += [f"raw MyST in the notebook: {r}" for r in nbexport.raw_syntax(nb)]
     page.close()
     problems += [f"request left loopback (aborted): {u}" for u in outside]
     return problems

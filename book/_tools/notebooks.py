@@ -4,8 +4,10 @@ Usage: python book/_tools/notebooks.py OUTDIR
 
 Each chapter is converted with jupytext and executed top to bottom by nbclient
 in a fresh kernel, with the notebook's own folder as working directory (where a
-reader will run it); the written notebook keeps its outputs. Exits 1 naming
-every chapter that failed.
+reader will run it, outside the repository's book/ folder); the written notebook
+keeps its outputs, and its Markdown is rewritten to read as the page does
+(nbexport: glue values, included text and code). Exits 1 naming every chapter
+that failed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from pathlib import Path
 
 import chapters
+import nbexport
 import nbformat
 
 
@@ -35,6 +38,16 @@ def main(argv: list[str]) -> int:
         except Exception as exc:  # report every chapter, then fail
             failed.append(str(rel))
             status = "FAILED\n" + chapters.plain(str(exc))
+        if status == "ok":
+            nbexport.render(nb, path.parent, blocks={
+                "evidence-table": "The evidence table is built from every chapter: see the book.",
+                "failure-mode-index": "The index is built from every chapter: see the book.",
+                "catalogue": "The catalogue is built from every chapter: see the book.",
+            })
+            left = nbexport.raw_syntax(nb)
+            if left:
+                failed.append(str(rel))
+                status = "FAILED: raw MyST left in the notebook: " + "; ".join(left[:5])
         nbformat.write(nb, target)
         print(f"{target}: {status}", flush=True)
     print(f"{len(paths) - len(failed)} of {len(paths)} notebooks ran top to bottom")

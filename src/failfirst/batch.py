@@ -24,6 +24,7 @@ from typing import Any
 
 from failfirst import transitions
 from failfirst.processor import HandlerContext, JobQueue, Lease, LostAck
+from failfirst.store import Clock
 from failfirst.worker import MAX_LOOP_ITERATIONS, ActorLoop, Idle, Point, WorkerConfig, worker_loop
 
 #: Upper bound on jobs per batch: a transaction must stay short (the others wait for it).
@@ -123,11 +124,12 @@ class _AlreadyApplied(Exception):
 
 def batch_worker_loop(
     name: str, queue: BatchQueue, config: WorkerConfig, batch: int, seed: str = "",
+    *, clock: Clock | None = None,
 ) -> ActorLoop:
     """:func:`failfirst.worker.worker_loop`, claiming and committing ``batch`` jobs at a time."""
     assert 1 <= batch <= MAX_BATCH
     if batch == 1:
-        yield from worker_loop(name, queue, config, seed)
+        yield from worker_loop(name, queue, config, seed, clock=clock)
         return
     done = 0
     for _ in range(MAX_LOOP_ITERATIONS):
@@ -149,13 +151,17 @@ def _work_batch(
     elapsed_s = 0.0
     for lease in leases:
         ctx = HandlerContext(lease.job_id, lease.attempt, queue.store.clock.now_s, seed,
-                             services=queue.services, guard=queue.guard)
+                             services=queue.services, guard=queue.guard,
+                         worker=name, hooks=queue.hooks)
         try:
             effects = queue.run_handler(lease, ctx)
         except Exception as exc:  # a handler's failure is data: that job retries or dies
             queue.fail(lease, f"{type(exc).__name__}: {exc}", name)
             yield Point("failed", lease.job_id)
             continue
+        # Handlers that publish (FM_009) run unbatched: their outbox rows are not batched.
+        assert not ctx.messages, "a handler that publishes messages runs with batch == 1"
+        assert not ctx.deferred, "deferred calls run in the one-job loop (batch 1)"
         ready.append((lease, effects))
         elapsed_s += ctx.elapsed_s
     if not ready:

@@ -1,7 +1,10 @@
 """The ``failfirst`` command line. This module owns the CLI contract.
 
 Bad input exits 2 with a one-line reason on stderr. An experiment that finds a
-violation still exits 0: finding it is its job.
+violation still exits 0: finding it is its job. An experiment that breaks, or
+output that cannot be written, exits 1 with one line; Ctrl-C exits 130 and
+SIGTERM 143, each with one line, after the children are stopped. Anything else is
+a bug in failfirst and shows its traceback: it is never passed off as bad input.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -16,14 +20,26 @@ from typing import Any, NoReturn
 from failfirst import catalogue, history
 from failfirst.choices import ScheduleError
 from failfirst.runner import RunResult, replay, run_scenario
+from failfirst.store.sqlite import shown_path
 
 EXIT_USAGE = 2
 #: The experiment could not complete (not bad input): one line on stderr too.
 EXIT_FAILED = 1
+#: 128 + the signal's number, as shells report a process that a signal stopped.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
+#: ``explore --runs``: random schedules in one exploration (minutes at most).
+MAX_RUNS = 1_000_000
+#: ``explore --workers``: more processes than this only queue for the same cores.
+MAX_EXPLORE_WORKERS = min(64, 4 * (os.cpu_count() or 1))
 
 
 class UsageError(Exception):
     """Bad input from the user: reported in one line, exit code 2."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C, so every ``finally`` stops its children."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,21 +47,34 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _non_negative_int(text: str) -> int:
+def _int(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _non_negative_int(text: str) -> int:
+    value = _int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
     return value
 
 
 def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be >= 1")
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
     return value
+
+
+def _bounded_int(low: int, high: int, why: str) -> Any:
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in {low}..{high} ({why}): {text!r}")
+        return value
+    return parse
 
 
 def _non_negative_float(text: str) -> float:
@@ -62,35 +91,67 @@ def _guard(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--guard", choices=("on", "off"), default="on", help=help_text)
 
 
+def _store_url(text: str) -> str:
+    """--store: checked here (a malformed URL is bad input); reached when the command runs."""
+    from failfirst.store import parse_store_url
+
+    parse_store_url(text)
+    return text
+
+
+def _store(parser: argparse.ArgumentParser, help_text: str, **kwargs: Any) -> None:
+    parser.add_argument("--store", metavar="URL", type=_store_url, help=help_text, **kwargs)
+
+
+_SIM_STORE_HELP = ("the store to simulate on: sqlite::memory: (default) or postgresql://... "
+                   "(a private schema, dropped afterwards)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="failfirst", description="Deterministic failure experiments for job processing.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    json_help = "print the result as one JSON object instead of text"
+    fm_help = "a failure-mode id: FM_001, fm_001, FM_1 and 1 all name FM_001"
+    guard_help = "the guardrail this failure mode studies (default: on)"
+    history_help = "also write the run's history to FILE as JSON Lines"
 
     p = sub.add_parser("list", help="the failure modes in the catalogue")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=json_help)
 
     p = sub.add_parser("run", help="one seeded run of a failure mode's scenario")
-    p.add_argument("fm", metavar="FM_ID")
-    _guard(p, "the guardrail this failure mode studies (default: on)")
-    p.add_argument("--seed", type=_non_negative_int, default=0)
-    p.add_argument("--history", metavar="FILE", help="write the history as JSON Lines")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("fm", metavar="FM_ID", help=fm_help)
+    _guard(p, guard_help)
+    p.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the run's scheduling and fault choices (default: 0)")
+    p.add_argument("--history", metavar="FILE", help=history_help)
+    _store(p, _SIM_STORE_HELP)
+    p.add_argument("--json", action="store_true", help=json_help)
 
     p = sub.add_parser("replay", help="re-run one schedule exactly")
-    p.add_argument("fm", metavar="FM_ID")
-    p.add_argument("--schedule", required=True, metavar="S")
-    _guard(p, "the guardrail this failure mode studies (default: on)")
-    p.add_argument("--history", metavar="FILE", help="write the history as JSON Lines")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("fm", metavar="FM_ID", help=fm_help)
+    p.add_argument("--schedule", required=True, metavar="S",
+                   help="a schedule string as run and explore print it, e.g. s1f1:0102; "
+                        "every choice must be used")
+    _guard(p, guard_help)
+    p.add_argument("--history", metavar="FILE", help=history_help)
+    _store(p, _SIM_STORE_HELP)
+    p.add_argument("--json", action="store_true", help=json_help)
 
     p = sub.add_parser("explore", help="explore fault schedules: exhaustive or random")
-    p.add_argument("fm", metavar="FM_ID")
-    _guard(p, "the guardrail this failure mode studies (default: on)")
-    p.add_argument("--mode", choices=("exhaustive", "random"), default="exhaustive")
-    p.add_argument("--runs", type=_positive_int, default=None, help="random mode: schedules to run")
-    p.add_argument("--seed", type=_non_negative_int, default=0)
-    p.add_argument("--max-faults", type=_non_negative_int, default=None)
-    p.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1,
+    p.add_argument("fm", metavar="FM_ID", help=fm_help)
+    _guard(p, guard_help)
+    p.add_argument("--mode", choices=("exhaustive", "random"), default="exhaustive",
+                   help="every schedule within the bounds, or --runs seeded random ones "
+                        "(default: exhaustive)")
+    p.add_argument("--runs", type=_bounded_int(1, MAX_RUNS, "random schedules per exploration"),
+                   default=None, help=f"random mode: schedules to run (default: 1000, at most {MAX_RUNS})")
+    p.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="random mode: seed of the first schedule (default: 0)")
+    p.add_argument("--max-faults", type=_non_negative_int, default=None,
+                   help="faults per schedule (default: the scenario's bound)")
+    p.add_argument("--workers",
+                   type=_bounded_int(1, MAX_EXPLORE_WORKERS, "4 per core on this machine, at most 64"),
+                   default=os.cpu_count() or 1,
                    help="processes for an exhaustive exploration (default: one per core); "
                         "the counts and the counterexample do not depend on it")
     p.add_argument("--all", action="store_true",
@@ -99,21 +160,70 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reduction", choices=("none", "symmetry", "full"), default="full",
                    help="skip equivalent schedules: full (symmetry and sleep sets, the default), "
                         "symmetry (idle workers interchangeable) or none")
-    p.add_argument("--json", action="store_true")
+    _store(p, _SIM_STORE_HELP)
+    p.add_argument("--json", action="store_true", help=json_help)
 
     p = sub.add_parser("stress", help="real worker processes on a SQLite file, killed with SIGKILL")
-    p.add_argument("--db", required=True, metavar="PATH")
-    p.add_argument("--jobs", type=_positive_int, required=True)
-    p.add_argument("--workers", type=_positive_int, required=True)
-    p.add_argument("--kill-rate", type=_non_negative_float, default=0.0, help="SIGKILLs per second")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", metavar="PATH",
+                       help="a new (or empty) SQLite file; it keeps the run's jobs, effects and history")
+    _store(where, "a store URL: sqlite:PATH or postgresql://... (every lease decision "
+                  "then uses the server's clock)")
+    p.add_argument("--jobs", type=_positive_int, required=True, help="jobs to enqueue")
+    p.add_argument("--workers", type=_positive_int, required=True, help="worker processes")
+    p.add_argument("--kill-rate", type=_non_negative_float, default=0.0,
+                   help="SIGKILLs per second while a worker holds a lease, each aimed at such a "
+                        "worker (default: 0)")
     _guard(p, "off removes the idempotent commit boundary (default: on)")
-    p.add_argument("--seed", type=_non_negative_int, default=0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the kill schedule (which worker, when); default: 0")
+    p.add_argument("--json", action="store_true", help=json_help)
+
+    # peers (#13): the crash experiment against the queues people run.
+    p = sub.add_parser("peers", help="the crash experiment against Celery, RQ, huey, Dramatiq, "
+                                     "procrastinate, pgqueuer and failfirst (servers must run)")
+    p.add_argument("--jobs", type=_positive_int, default=12, help="jobs per run (default: 12)")
+    p.add_argument("--seeds", type=_positive_int, default=2,
+                   help="runs per configuration, seeds 0..N-1 (default: 2)")
+    p.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default: 2)")
+    p.add_argument("--work-s", type=_non_negative_float, default=0.3,
+                   help="seconds each job works (default: 0.3)")
+    p.add_argument("--kills", type=_positive_int, default=2, help="SIGKILLs per run (default: 2)")
+    p.add_argument("--only", metavar="TEXT", help="only configurations whose name contains TEXT")
+    p.add_argument("--parallel", type=_positive_int, default=1,
+                   help="runs side by side, each with its own names (default: 1)")
+    p.add_argument("--out", default="_build/peers/results.json", metavar="PATH",
+                   help="the results file (default: _build/peers/results.json)")
+    p.add_argument("--json", action="store_true", help=json_help)
+
+    p = sub.add_parser("resume", help="finish an interrupted stress run: reap its leases, then "
+                                      "work off what is left, exactly once")
+    p.add_argument("--db", required=True, metavar="PATH", help="the SQLite file of an earlier stress run")
+    p.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default: 2)")
+    p.add_argument("--json", action="store_true", help=json_help)
+
+    p = sub.add_parser("check", help="judge a failfirst database file with the checkers (read-only)")
+    p.add_argument("--db", required=True, metavar="PATH", help="a failfirst SQLite file")
+    p.add_argument("--json", action="store_true", help=json_help)
     return parser
 
 
+class OutputError(RuntimeError):
+    """The result could not be written (a full disk, a closed terminal): exit 1."""
+
+
+def _write_out(text: str) -> None:
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # the reader went away on purpose (`| head`): not an error
+    except OSError as exc:
+        raise OutputError(f"cannot write the output: {exc.strerror}") from None
+
+
 def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
-    print(json.dumps(payload, sort_keys=True) if args.json else text)
+    _write_out(json.dumps(payload, sort_keys=True) if args.json else text)
 
 
 def _describe_run(result: RunResult) -> str:
@@ -138,7 +248,7 @@ def _write_history(path: str | None, result: RunResult) -> None:
         with open(path, "w", encoding="utf-8") as out:
             history.write_jsonl(result.events, out)
     except OSError as exc:
-        raise UsageError(f"--history {path}: {exc.strerror}") from None
+        raise UsageError(f"--history {shown_path(path)}: {exc.strerror}") from None
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -146,17 +256,21 @@ def cmd_list(args: argparse.Namespace) -> None:
             for s in catalogue.all_scenarios()]
     text = "\n".join(f"{r['id']}  {r['title']:<28} {','.join(r['invariants']):<18} guard: {r['guardrail']}"
                      for r in rows)
-    print(json.dumps(rows) if args.json else text)
+    _write_out(json.dumps(rows) if args.json else text)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    result = run_scenario(catalogue.load(args.fm), guard=args.guard == "on", seed=args.seed)
+    result = run_scenario(catalogue.load(args.fm), guard=args.guard == "on", seed=args.seed,
+                          store_url=args.store)
+    result.store.close()  # a PostgreSQL simulation schema is dropped here
     _write_history(args.history, result)
     _emit(args, result.to_json(), _describe_run(result))
 
 
 def cmd_replay(args: argparse.Namespace) -> None:
-    result = replay(catalogue.load(args.fm), args.schedule, guard=args.guard == "on")
+    result = replay(catalogue.load(args.fm), args.schedule, guard=args.guard == "on",
+                    store_url=args.store)
+    result.store.close()
     _write_history(args.history, result)
     _emit(args, result.to_json(), _describe_run(result))
 
@@ -167,41 +281,122 @@ def cmd_explore(args: argparse.Namespace) -> None:
     result = explore_cli(catalogue.load(args.fm), guard=args.guard == "on", mode=args.mode,
                          runs=args.runs, seed=args.seed, max_faults=args.max_faults,
                          stop_at_first=not args.all, workers=args.workers,
-                         progress=not args.json and sys.stderr.isatty(), reduction=args.reduction)
+                         progress=not args.json and sys.stderr.isatty(), store_url=args.store,
+                         reduction=args.reduction)
     _emit(args, result.to_json(), describe(result))
 
 
 def cmd_stress(args: argparse.Namespace) -> None:
     from failfirst.stress import describe, stress
 
-    result = stress(db=args.db, jobs=args.jobs, workers=args.workers, kill_rate=args.kill_rate,
+    result = stress(db=args.db or args.store, jobs=args.jobs, workers=args.workers, kill_rate=args.kill_rate,
                     guard=args.guard == "on", seed=args.seed)
     _emit(args, result, describe(result))
 
 
+def cmd_peers(args: argparse.Namespace) -> None:
+    from failfirst.peers.matrix import run_matrix
+
+    say = None if args.json else (lambda line: print(line, flush=True))
+    rows = run_matrix(args.out, jobs=args.jobs, seeds=args.seeds, workers=args.workers,
+                      work_s=args.work_s, kills=args.kills, only=args.only,
+                      parallel=args.parallel, progress=say)
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+    else:
+        print(f"{len(rows)} runs written to {args.out}")
+
+
+def cmd_resume(args: argparse.Namespace) -> None:
+    from failfirst.stress import describe_check, resume
+
+    result = resume(args.db, workers=args.workers)
+    _emit(args, result, describe_check(result, "resume"))
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    from failfirst.stress import check, describe_check
+
+    result = check(args.db)
+    _emit(args, result, describe_check(result, "check"))
+
+
 COMMANDS = {"list": cmd_list, "run": cmd_run, "replay": cmd_replay, "explore": cmd_explore,
-            "stress": cmd_stress}
+            "stress": cmd_stress, "resume": cmd_resume, "check": cmd_check, "peers": cmd_peers}
+
+
+def _bad_input_types() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean bad input: each is raised at the boundary where the
+    input is checked, before anything is written. A ValueError from anywhere else is a
+    bug and must not be reported as the user's mistake."""
+    from failfirst.explore import BoundError
+    from failfirst.store import StoreError
+    from failfirst.stress import StressInputError
+
+    return (UsageError, catalogue.UnknownFailureMode, ScheduleError, StoreError, BoundError,
+            StressInputError)
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    if os.getpid() != _MAIN_PID[0]:
+        os._exit(128 + signum)  # a forked explorer worker: the parent reports and cleans up
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Terminated
+
+
+_MAIN_PID = [0]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from failfirst.store import StoreError
-
+    _MAIN_PID[0] = os.getpid()
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for stream in (sys.stdout, sys.stderr):  # a result is never lost to an encoding
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    args = None
     try:
         args = build_parser().parse_args(argv)
         COMMANDS[args.command](args)
-    except (UsageError, catalogue.UnknownFailureMode, ScheduleError, StoreError, ValueError) as exc:
+    except _bad_input_types() as exc:
         _one_line_error(exc)
         return EXIT_USAGE
-    except BrokenPipeError:  # `failfirst list | head`
+    except BrokenPipeError:  # `failfirst list | head`: the reader has what it wanted
+        _silence_stdout()
         return 0
-    except RuntimeError as exc:  # the experiment itself broke (say, a stress run timed out)
+    except RuntimeError as exc:  # the experiment broke (a stress run timed out), or the output
+        if isinstance(exc, OutputError):  # `failfirst list > /dev/full`
+            _silence_stdout()
         _one_line_error(exc)
         return EXIT_FAILED
+    except (KeyboardInterrupt, Terminated) as exc:
+        _silence_stdout()
+        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
+        db = getattr(args, "db", None)
+        where = (f"; {shown_path(db)} keeps its jobs (failfirst resume --db PATH finishes them)"
+                 if db and args.command in ("stress", "resume") else "")
+        print(f"failfirst: {what}{where}", file=sys.stderr)
+        return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 
+def _silence_stdout() -> None:
+    """Drop output that can no longer be written, so the interpreter's own flush at exit
+    does not fail again with a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (pytest's capture)
+        pass
+
+
 def _one_line_error(exc: BaseException) -> None:
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    """The first line of the reason (a broken run's message may carry a log after it)."""
+    message = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
     print(f"failfirst: error: {message}", file=sys.stderr)
 
 

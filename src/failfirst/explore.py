@@ -29,8 +29,8 @@ from failfirst.por import (
     next_index,
 )
 from failfirst.runner import RunResult, simulate
-from failfirst.scenario import Scenario
-from failfirst.store import Store
+from failfirst.scenario import FAULT_KINDS, Scenario
+from failfirst.store import simulation_store
 
 #: An exhaustive exploration refuses to start past this many schedules' worth of bound.
 MAX_EXHAUSTIVE_SCHEDULES = 2_000_000
@@ -186,23 +186,22 @@ class Exploration:
 
 def find_run(
     scenario: Scenario, guard: bool, predicate: Callable[[RunResult], bool], *,
-    max_faults: int | None = None, limit: int = MAX_EXHAUSTIVE_SCHEDULES,
+    max_faults: int | None = None, limit: int = MAX_EXHAUSTIVE_SCHEDULES, store_url: str | None = None,
 ) -> RunResult | None:
     """The first schedule, in depth-first order, whose run satisfies ``predicate`` —
     say, one where a paused worker's commit is refused — re-run on a fresh store so the
     result stays valid; None when no schedule within the bounds does."""
     scenario = with_bounds(scenario, max_faults)
-    shared = Store.memory(SimClock())
+    shared = simulation_store(store_url, SimClock())
     runs = depth_first(lambda source: simulate(scenario, guard, source, store=shared), limit)
     for result in runs:
         if predicate(result):
-            return simulate(scenario, guard, ReplayChoices(result.choices))
+            return simulate(scenario, guard, ReplayChoices(result.choices), store=_fresh(store_url))
     return None
 
 
 def _faults(result: RunResult) -> int:
-    return sum(1 for e in result.events if e["kind"] in ("crash", "pause", "lost_ack")
-               and e.get("point") != "handler")
+    return sum(1 for e in result.events if e["kind"] in FAULT_KINDS and e.get("point") != "handler")
 
 
 def _complexity(result: RunResult) -> tuple[int, int, int, list[int]]:
@@ -210,15 +209,24 @@ def _complexity(result: RunResult) -> tuple[int, int, int, list[int]]:
     return (_faults(result), len(result.events), len(result.choices), result.choices)
 
 
+def _fresh(store_url: str | None) -> Any:
+    """A store for a result that must stay valid: None (a new in-memory SQLite store,
+    made by the simulator) or a new private schema on the server the URL names."""
+    return None if store_url is None else simulation_store(store_url, SimClock())
+
+
 def shrink(scenario: Scenario, guard: bool, result: RunResult,
-           max_runs: int = MAX_SHRINK_RUNS) -> RunResult:
+           max_runs: int = MAX_SHRINK_RUNS, store_url: str | None = None,
+           keep: Callable[[RunResult], bool] | None = None) -> RunResult:
     """Delta-debug a violating schedule to a minimal one that still violates one of the
-    same invariants: delete chunks of choices, then lower each choice towards 0."""
+    same invariants (and, with ``keep``, still satisfies it: say, the same kind of
+    violation): delete chunks of choices, then lower each choice towards 0."""
     target = set(result.invariants_violated)
     assert target, "only a violating run can be shrunk"
+    assert keep is None or keep(result), "the run to shrink must satisfy keep"
     best = result
     budget = [max_runs]
-    shared = Store.memory(SimClock())
+    shared = simulation_store(store_url, SimClock())
 
     def attempt(choices: list[int]) -> bool:
         nonlocal best
@@ -226,7 +234,8 @@ def shrink(scenario: Scenario, guard: bool, result: RunResult,
             return False
         budget[0] -= 1
         candidate = simulate(scenario, guard, ReplayChoices(choices, strict=False), store=shared)
-        if target & set(candidate.invariants_violated) and _complexity(candidate) < _complexity(best):
+        if (target & set(candidate.invariants_violated) and (keep is None or keep(candidate))
+                and _complexity(candidate) < _complexity(best)):
             best = candidate
             return True
         return False
@@ -250,7 +259,7 @@ def shrink(scenario: Scenario, guard: bool, result: RunResult,
         if not improved or budget[0] <= 0:
             break
     # Re-record exactly: the minimal schedule replays strictly, as users will replay it.
-    return simulate(scenario, guard, ReplayChoices(best.choices, strict=True))
+    return simulate(scenario, guard, ReplayChoices(best.choices, strict=True), store=_fresh(store_url))
 
 
 def _bounds(scenario: Scenario) -> dict[str, Any]:
@@ -301,28 +310,32 @@ def explore(
     keep_states: bool = False,
     workers: int = 1,
     limit: int = MAX_EXHAUSTIVE_SCHEDULES,
+    store_url: str | None = None,
 ) -> Exploration:
     """Explore ``scenario``'s schedules; see the module docstring. ``reduction`` is
-    ``full`` (the default), ``symmetry`` or ``none``; random mode samples schedules, so
-    sleep sets (which need the depth-first order) do not apply there. With ``workers``
-    > 1, an exhaustive exploration splits the choice tree into subtrees explored by that
-    many processes; the counts and the counterexample are the same as with one.
-    ``keep_states`` keeps the canonical final store state of every schedule
-    (:func:`final_state`), for comparing reductions; ``limit`` bounds the schedules an
-    exhaustive exploration may run (BoundError past it)."""
+    ``full`` (the default), ``symmetry`` or ``none``; random mode samples schedules, and
+    a store other than SQLite in memory (``store_url``) records no footprints, so sleep
+    sets (which need both) give way to the symmetry reduction there, and the result's
+    ``reduction`` says so. With ``workers`` > 1, an exhaustive exploration splits the
+    choice tree into subtrees explored by that many processes; the counts and the
+    counterexample are the same as with one. ``keep_states`` keeps the canonical final
+    store state of every schedule (:func:`final_state`), for comparing reductions;
+    ``limit`` bounds the schedules an exhaustive exploration may run (BoundError past
+    it). ``store_url``: the store every schedule runs on (default SQLite in memory;
+    ``postgresql://...`` runs each on PostgreSQL, in a private schema per process)."""
     if mode not in ("exhaustive", "random"):
         raise BoundError(f"unknown mode {mode!r}")
     if mode == "exhaustive" and runs is not None:
         raise BoundError("--runs applies to random mode; exhaustive mode runs every schedule")
     reduction = reduction_name(reduction, reduce)
-    if mode == "random" and reduction == "full":
-        reduction = "symmetry"
+    if reduction == "full" and (mode == "random" or store_url is not None):
+        reduction = "symmetry"  # sleep sets need the depth-first order and a TrackedStore
     symmetric = reduction != "none"
     sleep_sets = reduction == "full"
     started = time.perf_counter()  # real-time: elapsed_s is a measurement, not an input
 
     # One connection, emptied per run: statements stay prepared.
-    shared = (TrackedStore if sleep_sets else Store).memory(SimClock())
+    shared = TrackedStore.memory(SimClock()) if sleep_sets else simulation_store(store_url, SimClock())
 
     def run(source: ChoiceSource) -> RunResult:
         return simulate(scenario, guard, source, reduce=symmetric, store=shared)
@@ -330,7 +343,7 @@ def explore(
     tally = _Tally(keep_digests, keep_states)
     first_violation_s = None
     if mode == "exhaustive" and workers > 1 and not stop_at_first and _can_fork():
-        job = (scenario, guard, reduction, keep_digests, keep_states)
+        job = (scenario, guard, reduction, keep_digests, keep_states, store_url)
         parts = (_explore_in_parallel_with_sleep_sets(run, job, workers) if sleep_sets
                  else _explore_in_parallel(run, job, workers))
         for part in parts:
@@ -355,11 +368,13 @@ def explore(
             if progress is not None:
                 progress(tally.schedules)
     first = None if tally.first_choices is None else simulate(
-        scenario, guard, ReplayChoices(tally.first_choices), reduce=symmetric)
+        scenario, guard, ReplayChoices(tally.first_choices), reduce=symmetric,
+        store=_fresh(store_url))
     exhaustive = mode == "exhaustive" and not (stop_at_first and first is not None)
     counterexample = None
     if first is not None:
-        minimal = shrink(scenario, guard, first) if shrink_counterexample else first
+        minimal = (shrink(scenario, guard, first, store_url=store_url) if shrink_counterexample
+                   else first)
         counterexample = Counterexample(
             minimal.schedule, [v.to_json() for v in minimal.violations], minimal.digest,
             _faults(minimal), len(minimal.events), minimal,
@@ -431,9 +446,12 @@ class _Tally:
             self.first_choices = other.first_choices
 
 
-#: Set in the parent just before forking: (scenario, guard, reduction, keep_digests, keep_states).
-_Job = tuple[Scenario, bool, str, bool, bool]
+#: Set in the parent just before forking: (scenario, guard, reduction, keep_digests,
+#: keep_states, store_url).
+_Job = tuple[Scenario, bool, str, bool, bool, str | None]
 _FORKED_JOB: _Job | None = None
+#: A forked process's own store (pid, store): made once, used for every subtree it explores.
+_PROCESS_STORE: tuple[int, Any] | None = None
 
 
 def _can_fork() -> bool:
@@ -443,9 +461,18 @@ def _can_fork() -> bool:
 
 
 def _forked_run() -> tuple[_Job, Callable[[ChoiceSource], RunResult]]:
+    """In a worker process: the job, and how to run one schedule of it on the process's
+    own store (never the parent's connection: a forked socket is shared)."""
+    global _PROCESS_STORE
+    import os
+
     assert _FORKED_JOB is not None
-    scenario, guard, reduction, _, _ = job = _FORKED_JOB
-    shared = (TrackedStore if reduction == "full" else Store).memory(SimClock())
+    scenario, guard, reduction, _, _, store_url = job = _FORKED_JOB
+    if _PROCESS_STORE is None or _PROCESS_STORE[0] != os.getpid():
+        store = (TrackedStore.memory(SimClock()) if reduction == "full"
+                 else simulation_store(store_url, SimClock(), owner_pid=os.getppid()))
+        _PROCESS_STORE = (os.getpid(), store)
+    shared = _PROCESS_STORE[1]
     return job, lambda source: simulate(scenario, guard, source, reduce=reduction != "none",
                                         store=shared)
 
@@ -494,11 +521,21 @@ def _explore_in_parallel(
             tasks = [(trail, min(depth, len(trail))) for trail, _ in firsts]
             for (_, first), rest in zip(firsts, pool.imap(_explore_subtree, tasks), strict=True):
                 head = _Tally(job[3], job[4])
+                if job[4]:  # the final state: the shared store has been reused since
+                    first = simulate(job[0], job[1], ReplayChoices(first.choices),
+                                     reduce=job[2] != "none", store=_fresh(job[5]))
                 head.add(first)
                 head.merge(rest)
                 yield head
     finally:
         _FORKED_JOB = None
+        store_url = job[5]
+        if store_url is not None and store_url.startswith("postgres"):
+            import os
+
+            from failfirst.store.postgresql import drop_simulation_schemas
+
+            drop_simulation_schemas(store_url, os.getpid())  # the forked explorers' schemas
 
 
 def _explore_sleep_subtree(task: tuple[list[Frame], int]) -> _Tally:
@@ -628,12 +665,13 @@ def _is_worker(actor: str) -> bool:
 
 def explore_cli(scenario: Scenario, guard: bool, mode: str, runs: int | None, seed: int,
                 max_faults: int | None, stop_at_first: bool, workers: int,
-                progress: bool, reduction: str = "full") -> Exploration:
+                progress: bool, reduction: str = "full", store_url: str | None = None,
+                ) -> Exploration:
     """The ``failfirst explore`` command: a progress bar on a terminal, quiet otherwise."""
     scenario = with_bounds(scenario, max_faults)
     if not progress:
         return explore(scenario, guard, mode, runs, seed, stop_at_first=stop_at_first,
-                       workers=workers, reduction=reduction)
+                       workers=workers, reduction=reduction, store_url=store_url)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     total = runs or 1000 if mode == "random" else None
@@ -641,7 +679,7 @@ def explore_cli(scenario: Scenario, guard: bool, mode: str, runs: int | None, se
                   TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task(f"{scenario.id} {mode}", total=total)
         return explore(scenario, guard, mode, runs, seed, stop_at_first=stop_at_first,
-                       workers=workers, reduction=reduction,
+                       workers=workers, reduction=reduction, store_url=store_url,
                        progress=lambda n: bar.update(task, completed=n) if n % 64 == 0 else None)
 
 

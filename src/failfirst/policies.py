@@ -33,6 +33,18 @@ class Guardrails:
     retry_budget: bool = True
     #: FM_002/FM_006: recovery reconciles torn effects from the attempt log.
     reconciliation: bool = True
+    #: FM_007: recovery changes states only through the transition table and the code the
+    #: reaper and the worker run (never a re-implementation of its own).
+    recovery_via_transitions: bool = True
+    #: FM_010: every call to an external provider carries an idempotency key derived
+    #: from the job (the same on every attempt), and a retry first asks the provider
+    #: for that key's status.
+    idempotency_key: bool = True
+    #: FM_009: a handler's messages are outbox rows written in the transaction of its
+    #: change; a relay publishes them at least once and marks them.
+    transactional_outbox: bool = True
+    #: FM_009: the consumer drops a message whose id it has already processed.
+    idempotent_consumer: bool = True
 
     def without(self, name: str) -> Guardrails:
         """The same policies with guardrail ``name`` switched off."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from failfirst import transitions
+from failfirst import backoff, transitions
 from failfirst.policies import Guardrails
 from failfirst.store import Store
 
@@ -25,6 +25,15 @@ MAX_PAYLOAD_BYTES = 16 * 1024
 MAX_TYPE_CHARS = 100
 MAX_KEY_CHARS = 200
 MAX_REASON_CHARS = 500
+#: Messages one handler run may publish (bounded work; each is one outbox row).
+MAX_MESSAGES_PER_RUN = 10
+#: The name of the message broker among a queue's services (FM_009).
+BROKER_SERVICE = "broker"
+#: Without the transactional outbox, when a handler's messages go to the broker: right
+#: after the commit (an on-commit hook), or before it (publish, then commit).
+DUAL_WRITE_ORDERS = ("commit_first", "publish_first")
+#: Calls a handler may defer to the end of its work (bounded, like every queue).
+MAX_DEFERRED_CALLS = 8
 
 
 class WorkerCrash(BaseException):
@@ -45,13 +54,20 @@ class QueueConfig:
     heartbeat_s: float = 3.0
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 60.0
+    #: The backoff policy between attempts (see :mod:`failfirst.backoff`); with the
+    #: ``backoff_jitter`` guardrail off, its jitter is taken out.
+    backoff: str = backoff.FULL_JITTER
     default_max_attempts: int = 5
     #: The reaper expires at most this many leases per transaction (bounded work).
     reap_batch: int = 100
+    #: FM_009, with the transactional outbox off: see :data:`DUAL_WRITE_ORDERS`.
+    dual_write: str = "commit_first"
 
     def __post_init__(self) -> None:
+        assert self.dual_write in DUAL_WRITE_ORDERS, f"dual_write: one of {DUAL_WRITE_ORDERS}"
         assert 0 < self.heartbeat_s < self.lease_s, "a heartbeat must come before the lease ends"
         assert 0 < self.backoff_base_s <= self.backoff_cap_s
+        backoff.check_policy(self.backoff)
         assert self.default_max_attempts >= 1 and self.reap_batch >= 1
 
 
@@ -85,6 +101,17 @@ class HandlerContext:
     guard: Guardrails = field(default_factory=Guardrails)
     #: Downstream calls this attempt has sent (the downstream client counts them).
     calls: int = 0
+    #: The worker running the handler, and the fault points of its external calls.
+    worker: str = ""
+    hooks: Hooks | None = None
+    #: Messages the handler published, as (topic, body): sent when its change commits.
+    messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: The lease's fencing token: a handler passes it with every write to a fenced
+    #: downstream resource (see :class:`failfirst.downstream.VersionedResource`).
+    token: int | None = None
+    #: Calls to make when the work is done, before the commit, one step each (a write
+    #: to another system happens at the end of the work, as the lease may have moved on).
+    deferred: list[Callable[[], None]] = field(default_factory=list)
     _rng: random.Random | None = None
 
     @property
@@ -100,12 +127,33 @@ class HandlerContext:
         assert seconds >= 0
         self.elapsed_s += seconds
 
+    def publish(self, topic: str, body: dict[str, Any]) -> None:
+        """Announce the handler's change to other systems. The message is sent only with
+        the change: under ``transactional_outbox`` as an outbox row in the commit's
+        transaction, else by the worker around the commit (see ``QueueConfig.dual_write``)."""
+        assert len(self.messages) < MAX_MESSAGES_PER_RUN, "too many messages for one run"
+        assert isinstance(topic, str) and topic and isinstance(body, dict)
+        self.messages.append((topic, body))
+
+    def call_fault(self, point: str) -> str | None:
+        """The fault, if any, that strikes the external call at ``point`` (the simulator
+        decides; a real run has none): see :data:`failfirst.scenario.CALL_FAULTS`."""
+        return None if self.hooks is None else self.hooks.call_fault(self.worker, point)
+    def at_end(self, call: Callable[[], None]) -> None:
+        """Make ``call`` when the work is done, in its own step before the commit; if it
+        raises, the attempt fails as if the handler had raised."""
+        assert len(self.deferred) < MAX_DEFERRED_CALLS, "a handler defers a few calls at most"
+        self.deferred.append(call)
+
     def inner_retries(self, wanted: int) -> int:
         """Retries an inner layer (a client library, the handler's own loop) may make:
         ``wanted``, or none under ``single_layer_retry``, where only the queue retries."""
         assert wanted >= 0
         return 0 if self.guard.single_layer_retry else wanted
 
+
+#: Messages a handler published: (topic, body) pairs.
+Messages = Sequence[tuple[str, dict[str, Any]]]
 
 #: A handler takes the payload and its context and returns the effect parts to
 #: commit, as (part, amount) pairs. It raises to fail; WorkerCrash to die.
@@ -117,6 +165,10 @@ class Hooks:
     to raise WorkerCrash or LostAck; real runs use this no-op."""
 
     def in_transaction(self, actor: str, point: str) -> None:
+        return None
+
+    def call_fault(self, actor: str, point: str) -> str | None:
+        """The fault striking ``actor``'s external call at ``point``; None: it goes through."""
         return None
 
 
@@ -142,6 +194,8 @@ class JobQueue:
         self.config = config or QueueConfig()
         self._jitter_seed = jitter_seed
         self._jitter: random.Random | None = None  # made on first use: most runs never back off
+        #: decorrelated_jitter's memory: each job's previous wait (this queue's, bounded).
+        self._previous_wait_s: dict[int, float] = {}
         self.hooks = hooks or Hooks()
 
     # -- producers ------------------------------------------------------------
@@ -268,10 +322,12 @@ class JobQueue:
         with the effect split into parts, each part commits on its own before it."""
         return self.guard.idempotent_commit and self.guard.atomic_effect
 
-    def commit(self, lease: Lease, effects: list[tuple[str, int]], worker: str) -> bool:
+    def commit(self, lease: Lease, effects: list[tuple[str, int]], worker: str,
+               messages: Messages = ()) -> bool:
         """The idempotent commit boundary: every effect part and the completion in one
-        transaction, keyed by the job, fenced by the token. False when refused."""
-        return self._complete(lease, worker, effects)
+        transaction, keyed by the job, fenced by the token — and under
+        ``transactional_outbox`` the handler's messages, as outbox rows. False when refused."""
+        return self._complete(lease, worker, effects, messages)
 
     def effect_transactions(self, effects: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
         """The transactions an effect is written in outside the commit boundary: one, or
@@ -281,32 +337,84 @@ class JobQueue:
 
     def write_effects(
         self, lease: Lease, effects: list[tuple[str, int]], worker: str, *, parts: int | None = None,
+        messages: Messages = (),
     ) -> None:
         """Without the idempotent commit boundary: effect parts commit on their own, in one
         transaction, unfenced and unkeyed (as a handler that writes directly to another
         system). ``parts`` is how many parts the whole effect has (default: these)."""
         with self.store.transaction():
-            self._write_effects(lease, effects, worker, once=False, parts=parts or len(effects))
+            self._write_effects(lease, effects, worker, once=False, parts=parts or len(effects),
+                                messages=messages)
             self.hooks.in_transaction(worker, "effect")
 
     def _write_effects(
         self, lease: Lease, effects: list[tuple[str, int]], worker: str, *, once: bool, parts: int,
+        messages: Messages = (),
     ) -> None:
+        # An effect that announces messages says how many (the checkers expect exactly
+        # that many deliveries of this change); the outbox rows commit with it.
+        announce = {"messages": len(messages)} if messages else {}
+        written = False
         for part, amount in effects:
             if self.store.insert_effect(lease.job_id, part, lease.token, amount, parts, once=once):
+                written = True
                 self.store.append_event(
                     actor=worker, job=lease.job_id, kind="effect", token=lease.token,
-                    part=part, amount=amount, parts=parts, tx=self.store.tx_count,
+                    part=part, amount=amount, parts=parts, tx=self.store.tx_count, **announce,
                 )
+        if written and messages and self.guard.transactional_outbox:
+            now_s = self.store.clock.now_s()
+            for message in self.messages_of(lease, messages):
+                self.store.insert_outbox_message(
+                    message["id"], lease.job_id, lease.token, message["topic"],
+                    json.dumps(message["body"], sort_keys=True, separators=(",", ":")), now_s)
+                self.store.append_event(actor=worker, job=lease.job_id, kind="outbox",
+                                        token=lease.token, message=message["id"],
+                                        topic=message["topic"])
+
+    @staticmethod
+    def messages_of(lease: Lease, messages: Messages) -> list[dict[str, Any]]:
+        """The messages of one attempt's change, each with an id stable for that change
+        (job, lease token, position): the id a consumer de-duplicates by."""
+        return [{"id": f"m{lease.job_id}.{lease.token}.{i}", "job": lease.job_id,
+                 "token": lease.token, "topic": topic, "body": body}
+                for i, (topic, body) in enumerate(messages)]
+
+    def publish_now(self, lease: Lease, messages: Messages, worker: str) -> None:
+        """The dual write, outbox off: hand the messages to the broker directly, a step
+        apart from the commit (before or after it, as ``QueueConfig.dual_write`` says)."""
+        broker = self.services[BROKER_SERVICE]
+        for message in self.messages_of(lease, messages):
+            broker.publish(worker, message)
+
+    # -- the outbox relay (FM_009) ------------------------------------------------
+
+    def next_outbox_message(self) -> dict[str, Any] | None:
+        """The oldest outbox row not yet marked published, as a message; None if none."""
+        rows = self.store.unpublished_outbox(1)
+        return rows[0] if rows else None
+
+    def mark_published(self, message: dict[str, Any], actor: str) -> bool:
+        """Mark an outbox row published, after the broker took it. False when it already
+        was (another relay, or a recovery sweep, got there first)."""
+        with self.store.transaction():
+            marked = self.store.mark_outbox_published(message["id"], self.store.clock.now_s())
+            if marked:
+                self.store.append_event(actor=actor, job=message["job"], kind="marked",
+                                        token=message["token"], message=message["id"])
+            self.hooks.in_transaction(actor, "mark")
+        return marked
 
     def complete(self, lease: Lease, worker: str) -> bool:
         """Mark the job succeeded (after :meth:`write_effects`, guardrail off)."""
         return self._complete(lease, worker, [])
 
-    def _complete(self, lease: Lease, worker: str, effects: list[tuple[str, int]]) -> bool:
+    def _complete(self, lease: Lease, worker: str, effects: list[tuple[str, int]],
+                  messages: Messages = ()) -> bool:
         try:
             with self.store.transaction():
-                self._write_effects(lease, effects, worker, once=True, parts=len(effects))
+                self._write_effects(lease, effects, worker, once=True, parts=len(effects),
+                                    messages=messages)
                 transitions.apply(
                     self.store, lease.job_id, "complete", actor=worker, token=lease.token,
                     fencing=self.guard.fencing, columns={"lease_owner": None, "lease_expires_s": None},
@@ -340,7 +448,7 @@ class JobQueue:
                     )
                     self.store.insert_dead_letter(job.id, reason, now_s)
                 else:
-                    delay_s = self.backoff_s(attempts)
+                    delay_s = self.backoff_s(attempts, job.id)
                     state, _ = transitions.apply(
                         self.store, job.id, "retry", actor=worker, token=lease.token,
                         fencing=self.guard.fencing, columns={**lease_cols, "run_at_s": now_s + delay_s},
@@ -353,16 +461,37 @@ class JobQueue:
             return "refused"
         return state
 
-    def backoff_s(self, attempts: int) -> float:
-        """Capped exponential backoff; with full jitter, a uniform draw below the cap
-        (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015)."""
-        exponent = min(max(attempts - 1, 0), 30)  # bounded: 2**30 s is beyond any cap
-        ceiling_s = min(self.config.backoff_cap_s, self.config.backoff_base_s * 2**exponent)
-        if not self.guard.backoff_jitter:
-            return ceiling_s
-        if self._jitter is None:
+    #: Jobs whose previous wait a queue remembers (decorrelated_jitter); beyond, it forgets.
+    MAX_REMEMBERED_WAITS = 10_000
+
+    @property
+    def backoff_policy(self) -> str:
+        """The policy in force: the configured one, without its jitter when the
+        ``backoff_jitter`` guardrail is off."""
+        policy = self.config.backoff
+        return policy if self.guard.backoff_jitter else backoff.without_jitter(policy)
+
+    def backoff_s(self, attempts: int, job_id: int | None = None) -> float:
+        """The wait before the next attempt, after ``attempts`` attempts: capped exponential,
+        the first retry's ceiling ``backoff_base_s``, with the jitter of the policy in force
+        (:mod:`failfirst.backoff`; full jitter by default, AWS Architecture Blog,
+        "Exponential Backoff And Jitter", 2015). Draws come from the queue's seeded source.
+        ``decorrelated_jitter`` grows from ``job_id``'s previous wait, if this queue saw it."""
+        policy = self.backoff_policy
+        if policy in backoff.JITTERED and self._jitter is None:
             self._jitter = random.Random(self._jitter_seed)
-        return round(self._jitter.uniform(0.0, ceiling_s), 6)
+        previous_s = self._previous_wait_s.get(job_id) if job_id is not None else None
+        wait_s = backoff.delay(
+            policy, base=self.config.backoff_base_s, cap=self.config.backoff_cap_s,
+            exponent=max(attempts - 1, 0), previous=previous_s, rng=self._jitter,
+        )
+        if policy in backoff.JITTERED:
+            wait_s = round(wait_s, 6)
+        if policy == backoff.DECORRELATED_JITTER and job_id is not None:
+            if len(self._previous_wait_s) >= self.MAX_REMEMBERED_WAITS:
+                self._previous_wait_s.clear()  # bounded memory: forgotten jobs restart from base
+            self._previous_wait_s[job_id] = max(wait_s, self.config.backoff_base_s)
+        return wait_s
 
     def _refused(self, lease: Lease, worker: str, what: str, exc: Exception) -> None:
         with self.store.transaction():
@@ -394,15 +523,19 @@ class JobQueue:
                 self.store.end_attempt(job_id, token, "expired")
         return len(expired)
 
-    def redrive(self, job_id: int, actor: str = "operator", *, max_attempts: int | None = None) -> None:
-        """Send a dead-lettered job back to the queue with a fresh attempt budget."""
+    def redrive(self, job_id: int, actor: str = "operator", *, max_attempts: int | None = None,
+                delay_s: float = 0.0) -> None:
+        """Send a dead-lettered job back to the queue with a fresh attempt budget, to run
+        ``delay_s`` from now (a redrive of many jobs spreads them out, see FM_008)."""
+        if isinstance(delay_s, bool) or not isinstance(delay_s, int | float) or not delay_s >= 0:
+            raise ValueError(f"delay_s: must be a number >= 0, got {delay_s!r}")
         with self.store.transaction():
             job = self.store.job(job_id)
             if job is None:
                 raise ValueError(f"job_id: no job {job_id}")
             transitions.apply(
                 self.store, job_id, "redrive", actor=actor, token=None,
-                columns={"attempts": 0, "run_at_s": self.store.clock.now_s(),
+                columns={"attempts": 0, "run_at_s": self.store.clock.now_s() + delay_s,
                          "max_attempts": max_attempts or job.max_attempts, "last_error": None},
             )
             self.store.delete_dead_letter(job_id)

@@ -10,12 +10,20 @@ tokens, the same event log, on a SQLite file in WAL mode shared by every process
 ``python -m failfirst.realrun worker --db PATH --name w1`` runs one worker until
 it is killed, its parent dies or its deadline passes; ``... reaper`` runs the
 reaper. :mod:`failfirst.stress` starts, kills and restarts these processes.
+
+No child outlives its parent: the parent passes its pid (``--parent-pid``); on
+Linux the child asks the kernel for SIGKILL when the parent dies
+(``PR_SET_PDEATHSIG``), then checks that its parent is still the one named, which
+covers a parent that died before the request; everywhere, the driver checks the
+parent between steps. A child ignores Ctrl-C: the parent decides when it stops.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +34,7 @@ from failfirst.batch import MAX_BATCH, BatchQueue, batch_worker_loop
 from failfirst.clock import RealClock
 from failfirst.policies import Guardrails
 from failfirst.processor import HandlerContext, QueueConfig
-from failfirst.store import Store
+from failfirst.store import Store, StoreError, open_store
 from failfirst.worker import ActorLoop, Idle, Point, WorkerConfig, reaper_loop
 
 #: The job type of real runs (stress and the benchmark).
@@ -57,6 +65,8 @@ class RealConfig:
     idle_poll_s: float = 0.05
     #: Every process exits after this long, whatever happens (orphans cannot linger).
     max_runtime_s: float = 600.0
+    #: Simulated handler time per job (slept, heartbeats kept): 0 = the one row is all the work.
+    work_s: float = 0.0
 
     def __post_init__(self) -> None:
         assert 0 < self.heartbeat_s < self.lease_s
@@ -67,12 +77,12 @@ class RealConfig:
         return QueueConfig(lease_s=self.lease_s, heartbeat_s=self.heartbeat_s)
 
     def worker_config(self) -> WorkerConfig:
-        return WorkerConfig(work_s=0.0)  # the handler's one row is all the work
+        return WorkerConfig(work_s=self.work_s)
 
     def argv(self) -> list[str]:
         return ["--lease-s", repr(self.lease_s), "--heartbeat-s", repr(self.heartbeat_s),
                 "--batch", str(self.batch), "--idle-poll-s", repr(self.idle_poll_s),
-                "--max-runtime-s", repr(self.max_runtime_s)]
+                "--max-runtime-s", repr(self.max_runtime_s), "--work-s", repr(self.work_s)]
 
 
 def guardrails(guard: bool) -> Guardrails:
@@ -80,11 +90,26 @@ def guardrails(guard: bool) -> Guardrails:
     return Guardrails() if guard else Guardrails().without("idempotent_commit")
 
 
+#: A worker whose connection to the store broke exits with this code (EX_TEMPFAIL): what
+#: it held is the store's to take back, as after a crash; a supervisor restarts it.
+EXIT_CONNECTION_LOST = 75
+#: A store URL may carry a password: children read it from here, never from their argv.
+STORE_URL_ENV = "FAILFIRST_STORE_URL"
+
+
 def open_queue(db: str, guard: bool, config: RealConfig, *, create: bool = False) -> BatchQueue:
-    store = Store.open_file(db, RealClock(), create=create)
+    """``db``: a SQLite path, a store URL, or ``env`` (the URL in $FAILFIRST_STORE_URL).
+    The clock is the store's own: the wall clock for a file, the server's for PostgreSQL."""
+    if db == "env":
+        db = os.environ[STORE_URL_ENV]
+    return queue_on(open_store(db, None, create=create), guard, config)
+
+
+def queue_on(store: Store, guard: bool, config: RealConfig) -> BatchQueue:
+    """The queue of a real run over an open store."""
     # Jitter only spreads retries: each process draws its own.
     return BatchQueue(store, HANDLERS, guardrails=guardrails(guard), config=config.queue_config(),
-                    jitter_seed=f"jitter:{os.getpid()}")
+                      jitter_seed=f"jitter:{os.getpid()}")
 
 
 def drive(
@@ -129,25 +154,45 @@ def drive(
     return "max_steps"
 
 
-def _parent_alive() -> Callable[[], bool]:
-    parent = os.getppid()
+#: linux/prctl.h: deliver a signal to this process when its parent dies.
+PR_SET_PDEATHSIG = 1
+#: Exit code of a child whose parent was already gone when it started.
+EXIT_ORPHANED = 3
+
+
+def die_with_parent(parent_pid: int | None) -> bool:
+    """Bind this process's life to ``parent_pid``'s: on Linux the kernel sends SIGKILL
+    when the parent dies. Returns False when the parent is already gone (the request
+    came too late: this process was reparented before it could make it)."""
+    if parent_pid is None:
+        return True
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    return os.getppid() == parent_pid
+
+
+def _parent_alive(parent_pid: int | None) -> Callable[[], bool]:
+    parent = os.getppid() if parent_pid is None else parent_pid
     return lambda: os.getppid() == parent
 
 
-def run_worker(db: str, name: str, guard: bool, config: RealConfig) -> str:
+def run_worker(db: str, name: str, guard: bool, config: RealConfig,
+               parent_pid: int | None = None) -> str:
     queue = open_queue(db, guard, config)
 
     loop = batch_worker_loop(name, queue, config.worker_config(), config.batch, seed=name)
     return drive(loop, idle_poll_s=config.idle_poll_s,
                  deadline_s=queue.store.clock.now_s() + config.max_runtime_s,
-                 alive=_parent_alive())
+                 alive=_parent_alive(parent_pid))
 
 
-def run_reaper(db: str, name: str, guard: bool, config: RealConfig) -> str:
+def run_reaper(db: str, name: str, guard: bool, config: RealConfig,
+               parent_pid: int | None = None) -> str:
     queue = open_queue(db, guard, config)
     return drive(reaper_loop(name, queue), idle_poll_s=config.idle_poll_s,
                  deadline_s=queue.store.clock.now_s() + config.max_runtime_s,
-                 alive=_parent_alive())
+                 alive=_parent_alive(parent_pid))
 
 
 def _positive_float(text: str) -> float:
@@ -169,11 +214,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=RealConfig.batch)
     parser.add_argument("--idle-poll-s", type=_positive_float, default=RealConfig.idle_poll_s)
     parser.add_argument("--max-runtime-s", type=_positive_float, default=RealConfig.max_runtime_s)
+    parser.add_argument("--work-s", type=float, default=RealConfig.work_s)
+    parser.add_argument("--parent-pid", type=int, default=None,
+                        help="exit when this process is no longer the parent")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    if not die_with_parent(args.parent_pid):
+        return EXIT_ORPHANED
     config = RealConfig(lease_s=args.lease_s, heartbeat_s=args.heartbeat_s, batch=args.batch,
-                        idle_poll_s=args.idle_poll_s, max_runtime_s=args.max_runtime_s)
+                        idle_poll_s=args.idle_poll_s, max_runtime_s=args.max_runtime_s,
+                        work_s=args.work_s)
     run = run_worker if args.role == "worker" else run_reaper
-    run(args.db, args.name, args.guard == "on", config)
+    try:
+        run(args.db, args.name, args.guard == "on", config, args.parent_pid)
+    except StoreError as exc:  # the server went away (terminated, crashed, unreachable)
+        print(f"{args.name}: {exc}", file=sys.stderr)
+        return EXIT_CONNECTION_LOST
     return 0
 
 

@@ -17,10 +17,14 @@ Running recovery twice equals running it once.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any
 
 from failfirst import transitions
-from failfirst.processor import JobQueue
+from failfirst.downstream import PaymentProvider, VersionedResource, payment_reference
+from failfirst.processor import BROKER_SERVICE, JobQueue
+from failfirst.worker import Point
 
 
 @dataclass(frozen=True)
@@ -36,19 +40,48 @@ class RecoveryReport:
 def recover(queue: JobQueue, actor: str = "recovery") -> RecoveryReport:
     """Bound open-ended leases, reap expired ones, then (with the reconciliation
     guardrail) repair torn or duplicated effects and complete jobs whose effect is
-    already whole."""
+    already whole. Runs :func:`recovery_loop` to its end."""
+    loop = recovery_loop(queue, actor)
+    for _ in range(MAX_RECOVERY_STEPS):
+        try:
+            next(loop)
+        except StopIteration as done:
+            return done.value
+    raise AssertionError(f"recovery did not finish within {MAX_RECOVERY_STEPS} steps")
+
+
+#: Steps one recovery may take: a few per job at most (bounded, like every loop).
+MAX_RECOVERY_STEPS = 1_000_000
+
+
+def recovery_loop(queue: JobQueue, actor: str = "recovery") -> Generator[Point, None, RecoveryReport]:
+    """Recovery as an actor: one store transaction per step, a ``recovering`` step
+    boundary after each, so that the simulator can run it beside restarting workers and
+    crash it at any step (it then starts again from the top: every pass is idempotent).
+
+    With ``recovery_via_transitions`` (FM_007) every state change goes through the
+    transition table and the same code the reaper runs; without it, a hand-written
+    re-implementation takes leases back (see :func:`_drifted_take_back`)."""
     bounded = bound_leases(queue, actor) if queue.guard.lease_expiry else ()
+    yield Point("recovering")
     expired = 0
-    for _ in range(1 + len(queue.store.jobs()) // queue.config.reap_batch):  # bounded
-        reaped = queue.reap(actor)
-        expired += reaped
-        if reaped < queue.config.reap_batch:
-            break
+    if queue.guard.recovery_via_transitions:
+        for _ in range(1 + len(queue.store.jobs()) // queue.config.reap_batch):  # bounded
+            reaped = queue.reap(actor)  # the reaper's own code: deadline, budget, token
+            expired += reaped
+            yield Point("recovering")
+            if reaped < queue.config.reap_batch:
+                break
+    else:
+        expired = _drifted_take_back(queue, actor)
+        yield Point("recovering")
     reconciled: list[int] = []
     repaired: list[tuple[int, str, int]] = []
     if queue.guard.reconciliation:
-        with queue.store.transaction():
-            for job in queue.store.jobs():
+        for job_id in [job.id for job in queue.store.jobs()]:  # one transaction per job
+            with queue.store.transaction():
+                job = queue.store.job(job_id)
+                assert job is not None
                 if job.state == "leased":
                     continue  # its holder may still be at work: never touch a live lease
                 removed, kept = repair_effects(queue, job.id, job.state, actor)
@@ -58,7 +91,31 @@ def recover(queue: JobQueue, actor: str = "recovery") -> RecoveryReport:
                                       effect_token=kept)
                     queue.store.end_attempt(job.id, kept, "reconciled")
                     reconciled.append(job.id)
+            yield Point("recovering", job_id)
     return RecoveryReport(expired, tuple(reconciled), tuple(repaired), bounded)
+
+
+def _drifted_take_back(queue: JobQueue, actor: str) -> int:
+    """FM_007's drift, kept to be caught: the kind of "requeue orphaned jobs" script that
+    recovery code grows when it re-implements a transition instead of calling it. At a
+    restart it assumes every leased job is an orphan and writes it back to ``pending``
+    itself: it checks no deadline (a live worker's lease is taken too) and no attempt
+    budget (where the reaper would dead-letter, it requeues). It logs an ``expire``, a
+    legal transition: only the refinement check sees that the state it leaves is one
+    normal processing never reaches."""
+    taken = 0
+    with queue.store.transaction():
+        for job in queue.store.jobs():
+            if job.state != "leased":
+                continue
+            queue.store.compare_and_set_state(
+                job.id, "leased", "pending", None, bump_token=False,
+                columns={"lease_owner": None, "lease_expires_s": None},
+            )
+            queue.store.append_event(actor=actor, job=job.id, kind="expire", from_state="leased",
+                                     to_state="pending", token=job.token, reason="orphaned at restart")
+            taken += 1
+    return taken
 
 
 def bound_leases(queue: JobQueue, actor: str = "recovery") -> tuple[int, ...]:
@@ -118,3 +175,98 @@ def repair_effects(queue: JobQueue, job_id: int, state: str, actor: str = "recov
                                          part=part, amount=amount, reason=why)
                 removed.append((job_id, part, token))
     return removed, (min(kept_tokens) if whole else None)
+
+
+@dataclass(frozen=True)
+class ChargeReport:
+    #: (job, charge id) of every charge refunded: a second charge for one job.
+    refunded: tuple[tuple[int, str], ...]
+    #: Jobs recorded as succeeded because the provider holds their charge.
+    completed: tuple[int, ...]
+
+
+def reconcile_charges(queue: JobQueue, provider: PaymentProvider,
+                      actor: str = "recovery") -> ChargeReport:
+    """FM_010: bring the queue's record and the provider's into agreement, by each job's
+    reference (the key derived from the job), reading the provider's ledger:
+
+    - a job the provider charged more than once keeps its first charge; every later one
+      is refunded (a ``refund`` event at the provider);
+    - a job that is pending or dead although the provider holds its charge is recorded
+      as succeeded, through the transition table (``redrive`` for a dead one, then
+      ``reconcile``), so it is not charged again and not reported as failed.
+
+    Leased jobs are left alone (their holder may be at work). Running it twice equals
+    running it once: the second run finds one live charge per job and the jobs done."""
+    refunded: list[tuple[int, str]] = []
+    completed: list[int] = []
+    for job in queue.store.jobs():
+        if job.state == "leased":
+            continue
+        live = provider.charges_for(payment_reference(job.id))
+        for extra in live[1:]:
+            provider.refund(extra, actor, f"duplicate: {live[0].id} stands for the job")
+            refunded.append((job.id, extra.id))
+        if live and job.state != "succeeded":
+            with queue.store.transaction():
+                if job.state == "dead":
+                    transitions.apply(queue.store, job.id, "redrive", actor=actor, token=None,
+                                      reason=f"the provider holds charge {live[0].id}")
+                    queue.store.delete_dead_letter(job.id)
+                transitions.apply(queue.store, job.id, "reconcile", actor=actor, token=None,
+                                  charge=live[0].id)
+            completed.append(job.id)
+    return ChargeReport(tuple(refunded), tuple(completed))
+
+
+def republish_outbox(queue: JobQueue, actor: str = "recovery") -> tuple[str, ...]:
+    """FM_009: the sweep. Publish every outbox row not marked published, then mark it,
+    as the relay does — for a relay that died or was never run. A row that was
+    published but not marked (the relay died between its two steps) is published
+    again, and the consumer drops the repeat by its message id. Safe to run twice: the
+    second run finds every row marked. Returns the ids of the messages it published."""
+    broker = queue.services[BROKER_SERVICE]
+    sent: list[str] = []
+    for _ in range(1 + len(queue.store.outbox())):  # bounded: each pass marks one row
+        message = queue.next_outbox_message()
+        if message is None:
+            break
+        broker.publish(actor, message)
+        queue.mark_published(message, actor)
+        sent.append(message["id"])
+    return tuple(sent)
+
+
+def restore_newest(resource: VersionedResource, actor: str = "recovery") -> tuple[str, ...]:
+    """FM_006: find the stale writes in the history of a downstream resource and put back
+    the newest value. For every row, the newest write is the one with the highest lease
+    token (a later write of that same lease wins a tie); if the row now holds an older
+    lease's value — a zombie's write landed after it — the newest value is restored and a
+    ``restore`` event recorded. A row already at its newest value is left alone, so
+    running this twice equals running it once. Returns the keys restored."""
+    newest: dict[str, dict[str, Any]] = {}
+    for e in resource.store.events():
+        if e["kind"] == "write" and e["actor"] == resource.name:
+            best = newest.get(e["key"])
+            if best is None or e["token"] >= best["token"]:
+                newest[e["key"]] = e
+    restored = []
+    for key, e in sorted(newest.items()):
+        current_token, current_value = resource.rows[key]
+        if (current_token, current_value) != (e["token"], e["value"]):
+            resource.restore(e["job"], key, e["token"], e["value"], actor)
+            restored.append(key)
+    return tuple(restored)
+
+
+def redrive_spread(queue: JobQueue, per_window: int, window_s: float,
+                   actor: str = "recovery") -> tuple[int, ...]:
+    """Redrive every dead-lettered job, at most ``per_window`` of them per ``window_s``
+    (FM_008): after an outage, the jobs it shed go back no faster than the recovering
+    dependency can take them, instead of as one more herd. Returns the jobs redriven,
+    in order; running it again finds no dead letter and redrives nothing."""
+    assert per_window >= 1 and window_s > 0
+    dead = sorted(job_id for job_id, _, _ in queue.store.dead_letters())
+    for i, job_id in enumerate(dead):
+        queue.redrive(job_id, actor, delay_s=round((i // per_window) * window_s, 6))
+    return tuple(dead)

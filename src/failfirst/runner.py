@@ -6,10 +6,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from failfirst import catalogue, checkers, history
-from failfirst.choices import ChoiceSource, RandomChoices, ReplayChoices, decode, encode
+from failfirst.choices import ChoiceSource, RandomChoices, ReplayChoices, ScheduleError, decode, encode
+from failfirst.clock import SimClock
 from failfirst.scenario import Scenario
 from failfirst.sim import Simulation
-from failfirst.store import Store
+from failfirst.store import Store, simulation_store
 
 
 @dataclass
@@ -64,10 +65,15 @@ def simulate(
     sim = Simulation(scenario, scenario.guardrails(guard), source, reduce=reduce, store=store)
     outcome = sim.run()
     events = outcome.store.events()
+    violations = checkers.check(events, outcome.store)
+    for judge in scenario.checks:  # a scenario's further judges (FM_007: refinement)
+        violations.extend(judge(events, outcome.store))
     return RunResult(
         scenario=scenario, guard=guard, events=events,
-        violations=checkers.check(events, outcome.store), digest=history.digest(events),
+        violations=violations, digest=history.digest(events),
         choices=outcome.choices, store=outcome.store, end_reason=outcome.end_reason, seed=seed,
+        # The run's services (a downstream resource, say): recovery repairs them too.
+        extras={"services": sim.queue.services},
     )
 
 
@@ -75,20 +81,42 @@ def _scenario(fm: str | Scenario) -> Scenario:
     return fm if isinstance(fm, Scenario) else catalogue.load(fm)
 
 
-def run_scenario(fm: str | Scenario, guard: bool = True, seed: int = 0) -> RunResult:
-    """One seeded random run of a failure mode's scenario."""
+def _store(store_url: str | None) -> Store | None:
+    """The store a run simulates on: None (SQLite in memory) or one named by a URL
+    (``postgresql://...`` gives a private schema, dropped when the store is closed)."""
+    return None if store_url is None else simulation_store(store_url, SimClock())
+
+
+def run_scenario(fm: str | Scenario, guard: bool = True, seed: int = 0, *,
+                 store_url: str | None = None) -> RunResult:
+    """One seeded random run of a failure mode's scenario; ``store_url`` chooses the store
+    (default SQLite in memory; ``postgresql://...`` runs the same schedule on PostgreSQL)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
-    return simulate(_scenario(fm), guard, RandomChoices(seed), seed=seed)
+    scenario = _scenario(fm)
+    return simulate(scenario, guard, RandomChoices(seed), seed=seed, store=_store(store_url))
 
 
-def replay(fm: str | Scenario, schedule: str, guard: bool = True) -> RunResult:
-    """Re-run one recorded schedule exactly, under the fault bound it was drawn with."""
+def replay(fm: str | Scenario, schedule: str, guard: bool = True, *,
+           store_url: str | None = None) -> RunResult:
+    """Re-run one recorded schedule exactly, under the fault bound it was drawn with.
+
+    Every choice must be used: a schedule with choices left over when the run ends
+    was not made by this scenario (or was cut from a longer one), and replaying a
+    prefix of it silently would report a different schedule than the one given."""
     choices, max_faults = decode(schedule)
     scenario = _scenario(fm)
     if max_faults != scenario.faults.max_faults:
         scenario = replace(scenario, faults=replace(scenario.faults, max_faults=max_faults))
-    return simulate(scenario, guard, ReplayChoices(choices))
+    source = ReplayChoices(choices)
+    result = simulate(scenario, guard, source, store=_store(store_url))
+    if not source.exhausted:
+        used = len(result.choices)
+        raise ScheduleError(
+            f"schedule {schedule.strip()!r} has {len(choices) - used} choice(s) left over: "
+            f"{scenario.id} made only {used} decision(s) with it"
+        )
+    return result
 
 
 def run_happy_path(jobs: int = 20, workers: int = 3, seed: int = 0) -> RunResult:

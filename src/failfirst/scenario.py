@@ -17,9 +17,13 @@ from failfirst.worker import WorkerConfig
 if TYPE_CHECKING:
     from failfirst.store import Store
 
-FAULT_KINDS = ("crash", "pause", "lost_ack")
+FAULT_KINDS = ("crash", "pause", "lost_ack", "skew", "request_lost", "response_lost", "slow_response")
 #: Faults that fire inside a transaction (before its commit) rather than between steps.
 IN_TRANSACTION_FAULTS = frozenset({"crash", "lost_ack"})
+#: Faults that fire at an external call (FM_010): the request never reaches the
+#: provider; the provider acts but its response is lost; the provider acts only after
+#: the client's timeout. In each the client sees a timeout and cannot tell which.
+CALL_FAULTS = frozenset({"request_lost", "response_lost", "slow_response"})
 
 
 @dataclass(frozen=True)
@@ -39,19 +43,24 @@ class FaultPlan:
     Step-boundary points are the names a worker yields (``claimed``, ``working``,
     ``part_written`` between the parts of an effect written without atomic_effect,
     ``effect_written``, ``committed``); in-transaction points are ``commit``,
-    ``effect`` and ``fail``, where a crash rolls the open transaction back.
+    ``effect`` and ``fail``, where a crash rolls the open transaction back; call points
+    (``charge``) are external calls, where the request or its response can be lost.
+    ``skew`` sets a worker's own clock to run at ``skew_rate`` of true speed from then on
+    (0.25: four simulated seconds pass while it counts one); the store's clock is untouched.
     """
 
     points: dict[str, tuple[str, ...]] = field(default_factory=dict)
     max_faults: int = 1
     pause_s: float = 30.0
     restart_s: float = 1.0
+    skew_rate: float = 0.25
 
     def __post_init__(self) -> None:
         for point, kinds in self.points.items():
             unknown = set(kinds) - set(FAULT_KINDS)
             assert not unknown, f"fault point {point}: unknown fault kinds {unknown}"
         assert self.max_faults >= 0 and self.pause_s > 0 and self.restart_s > 0
+        assert self.skew_rate > 0
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,8 @@ class Scenario:
     jobs: tuple[JobSpec, ...]
     workers: int = 2
     reaper: bool = True
+    #: Run the transactional outbox's relay as an actor (FM_009).
+    relay: bool = False
     faults: FaultPlan = field(default_factory=FaultPlan)
     queue: QueueConfig = field(default_factory=QueueConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
@@ -78,6 +89,13 @@ class Scenario:
     max_calls_per_job: int | None = None
     #: ... and downstream calls in the whole run (the load on the dependency).
     max_calls_total: int | None = None
+    #: ... and retried calls that reach the dependency within any ``retry_window_s``
+    #: seconds (FM_008: a herd of retries arriving together).
+    max_retries_per_window: int | None = None
+    retry_window_s: float = 1.0
+    #: Seeds the queue's backoff jitter (default ``"<id>:jitter"``): a sampled proof
+    #: varies it, because the explorer's choices never branch on jitter.
+    jitter_seed: str | None = None
     #: Guardrails that form one defence with ``guardrail``: ``--guard off`` switches
     #: them off together (FM_003: retry at one layer, a retry budget, jittered backoff).
     companions: tuple[str, ...] = ()
@@ -86,6 +104,13 @@ class Scenario:
     #: Makes the per-run services handlers call (say, a downstream dependency), from
     #: the run's store and policies; a fresh set per run, so runs share no state.
     services: Callable[[Store, Guardrails], dict[str, Any]] | None = None
+    #: When set, a recovery actor (:func:`failfirst.recovery.recovery_loop`) starts at
+    #: this simulated second, beside the workers: a restart's recovery, which can crash at
+    #: its ``recovering`` steps and then runs again from the top (FM_007).
+    recovery_at_s: float | None = None
+    #: Judges beyond the invariant checkers, each (events, store) -> violations; say, the
+    #: refinement check of :mod:`failfirst.refinement` (FM_007).
+    checks: tuple[Callable[[list[dict[str, Any]], Store], list[Any]], ...] = ()
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -93,6 +118,7 @@ class Scenario:
             assert name in GUARDRAIL_NAMES, f"unknown guardrail {name}"
             assert getattr(self.baseline, name), f"guardrail {name} is off in the baseline"
         assert self.workers >= 1 and self.jobs and self.max_steps >= 1
+        assert self.retry_window_s > 0
         for spec in self.jobs:
             assert spec.type in self.handlers, f"no handler for job type {spec.type}"
             assert spec.delay_s >= 0

@@ -17,16 +17,17 @@ from typing import Any
 from failfirst import por
 from failfirst.batch import BatchQueue, batch_worker_loop
 from failfirst.choices import ChoiceSource, Recorder
-from failfirst.clock import SimClock
+from failfirst.clock import SimClock, SkewedClock
 from failfirst.policies import Guardrails
 from failfirst.por import Footprint, SleepSetBlocked, SleepSetChoices, TrackedStore
 from failfirst.processor import Hooks, LostAck, WorkerCrash
-from failfirst.scenario import IN_TRANSACTION_FAULTS, Scenario
+from failfirst.recovery import recovery_loop
+from failfirst.scenario import CALL_FAULTS, IN_TRANSACTION_FAULTS, Scenario
 from failfirst.store import Store
-from failfirst.worker import ActorLoop, Idle, Point, reaper_loop
+from failfirst.worker import ActorLoop, Idle, Point, reaper_loop, relay_loop
 
 # Events from decisions, not transactions: they are written after the step.
-_FAULT_EVENT = {"crash": "crash", "pause": "pause", "lost_ack": "lost_ack"}
+_FAULT_EVENT = {"crash": "crash", "pause": "pause", "lost_ack": "lost_ack", "skew": "skew"}
 
 
 @dataclass
@@ -40,15 +41,20 @@ class Actor:
     crashed: bool = False
     is_worker: bool = False
     holding: bool = False  # between a claim and letting go of that job
+    #: A worker's own clock (its waits are in its seconds); None: the store's clock.
+    clock: SkewedClock | None = None
 
-
-    def symmetry_class(self) -> tuple[str, bool] | None:
+    def symmetry_class(self) -> tuple[str, bool, float] | None:
         """Workers holding no lease and no memory (not started, restarting, or idle) are
-        interchangeable: swapping their names maps every continuation onto another.
-        None: this actor is unique at this point."""
+        interchangeable: swapping their names maps every continuation onto another —
+        unless their clocks run at different rates. None: this actor is unique here."""
         if self.is_worker and not self.holding:
-            return ("fresh worker", self.crashed)
+            return ("fresh worker", self.crashed, self.clock.rate if self.clock else 1.0)
         return None
+
+    def true_wait_s(self, own_s: float) -> float:
+        """Simulated seconds that pass while this actor waits ``own_s`` by its own clock."""
+        return own_s if self.clock is None else self.clock.true_s(own_s)
 
 
 @dataclass
@@ -78,6 +84,10 @@ class _SimHooks(Hooks):
         if fault == "crash":
             raise WorkerCrash(f"{actor} crashed inside the {point} transaction")
         raise LostAck(point)
+
+    def call_fault(self, actor: str, point: str) -> str | None:
+        # The caller (the client library) records what the fault did, where it happened.
+        return self.sim.decide_fault([k for k in self.sim.fault_kinds(point) if k in CALL_FAULTS])
 
 
 class Simulation:
@@ -109,7 +119,7 @@ class Simulation:
         # alone describes a run, and enumeration does not branch on jitter.
         self.queue = BatchQueue(
             self.store, scenario.handlers, guardrails=guardrails, config=scenario.queue,
-            jitter_seed=f"{scenario.id}:jitter", hooks=hooks,
+            jitter_seed=scenario.jitter_seed or f"{scenario.id}:jitter", hooks=hooks,
             services=scenario.services(self.store, guardrails) if scenario.services else None,
         )
         self.actors = [self._worker(f"w{i + 1}") for i in range(scenario.workers)]
@@ -118,13 +128,31 @@ class Simulation:
             # find nothing and only multiply the interleavings to explore.
             self.actors.append(Actor("reaper", lambda: reaper_loop("reaper", self.queue),
                                      ready_at_s=None, wake=self.store.next_lease_expiry_s))
+        if scenario.recovery_at_s is not None:
+            # A restart's recovery, beside the workers; after a crash it starts over.
+            self.actors.append(Actor("recovery", self._recovery, ready_at_s=scenario.recovery_at_s))
+
+        if scenario.relay:
+            # The outbox relay (FM_009) sleeps until a commit writes an outbox row.
+            self.actors.append(Actor("relay", lambda: relay_loop("relay", self.queue),
+                                     ready_at_s=None, wake=self.store.next_outbox_s))
         if self.sleep is not None:
             self._track_footprints()
 
     def _worker(self, name: str) -> Actor:
         config, seed = self.scenario.worker, self.scenario.id
-        return Actor(name, lambda: batch_worker_loop(name, self.queue, config, config.batch, seed),
-                     is_worker=True)
+        clock = SkewedClock(self.clock)
+        return Actor(name, lambda: batch_worker_loop(name, self.queue, config, config.batch, seed,
+                                                     clock=clock),
+                     is_worker=True, clock=clock)
+
+    def _recovery(self) -> ActorLoop:
+        """The recovery actor: one pass of recovery, its start and end in the history (so a
+        reader sees what happened during it); after a crash, the next pass starts over."""
+        self.store.append_event(actor="recovery", job=None, kind="recovery_start")
+        report = yield from recovery_loop(self.queue, "recovery")
+        self.store.append_event(actor="recovery", job=None, kind="recovery_end",
+                                expired=report.expired, reconciled=list(report.reconciled))
 
     # -- faults -----------------------------------------------------------------
 
@@ -153,6 +181,8 @@ class Simulation:
             progress_bound_s=sc.progress_bound_s, max_steps=sc.max_steps,
             max_calls_per_job=sc.max_calls_per_job,
             **({"max_calls_total": sc.max_calls_total} if sc.max_calls_total is not None else {}),
+            **({"max_retries_per_window": sc.max_retries_per_window,
+                "retry_window_s": sc.retry_window_s} if sc.max_retries_per_window is not None else {}),
         )
         self.queue.enqueue_many([
             {"type": spec.type, "payload": spec.payload, "idempotency_key": spec.idempotency_key,
@@ -221,8 +251,11 @@ class Simulation:
             actor.ready_at_s = wake_s
         elif isinstance(step, Point):
             actor.wake = None
-            actor.ready_at_s = now_s + step.wait_s
-            fault = self.decide_fault(self.fault_kinds(step.name))
+            actor.ready_at_s = now_s + actor.true_wait_s(step.wait_s)
+            kinds = self.fault_kinds(step.name)
+            if actor.clock is None or actor.clock.rate != 1.0:
+                kinds = tuple(k for k in kinds if k != "skew")  # skew once, and only a worker's
+            fault = self.decide_fault(kinds)
             if fault == "crash":
                 self.store.append_event(actor=actor.name, job=step.job, kind="crash", point=step.name)
                 actor.loop.close()
@@ -232,6 +265,13 @@ class Simulation:
                 actor.ready_at_s += pause_s
                 self.store.append_event(actor=actor.name, job=step.job, kind="pause",
                                         point=step.name, pause_s=pause_s)
+            elif fault == "skew":
+                assert actor.clock is not None
+                rate = self.scenario.faults.skew_rate
+                actor.clock.set_rate(rate)
+                actor.ready_at_s = now_s + actor.true_wait_s(step.wait_s)
+                self.store.append_event(actor=actor.name, job=step.job, kind="skew",
+                                        point=step.name, rate=rate, own_s=actor.clock.now_s())
         self._wake_idle()
 
     # -- sleep sets (partial-order reduction, see failfirst.por) --------------------
@@ -242,9 +282,10 @@ class Simulation:
         self._known_actors = {a.name for a in self.actors if a.is_worker} | {"reaper"}
         backoff_s, store = self.queue.backoff_s, self.store
 
-        def drawn_backoff_s(attempts: int) -> float:
-            store.touch(writes=(("jitter",),))  # one generator for every retry: order matters
-            return backoff_s(attempts)
+        def drawn_backoff_s(*args: Any, **kwargs: Any) -> float:
+            # One generator (and one memory of past waits) for every retry: order matters.
+            store.touch(writes=(("jitter",),))
+            return backoff_s(*args, **kwargs)
 
         self.queue.backoff_s = drawn_backoff_s  # type: ignore[method-assign]
 
@@ -281,7 +322,7 @@ class Simulation:
 
     @staticmethod
     def _one_per_symmetry_class(ready: list[Actor]) -> list[Actor]:
-        seen: set[tuple[str, bool]] = set()
+        seen: set[tuple[str, bool, float]] = set()
         offered = []
         for actor in ready:
             key = actor.symmetry_class()

@@ -19,13 +19,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "Evidence",
     "Table",
+    "fmt_bounds",
+    "fmt_mapping",
+    "fmt_schedule",
+    "fmt_violation",
     "loop_diagram",
+    "of",
+    "per_second",
+    "rate_figure",
     "record_evidence",
     "state_diagram",
     "svg",
     "timeline",
     "trace_table",
+    "try_it",
+    "violation_table",
 ]
 
 #: The columns every event has (DESIGN.md, "The simulator"); other keys are extras.
@@ -91,6 +101,50 @@ class Table:
         return "\n".join(line.rstrip() for line in lines)
 
     __repr__ = __str__
+
+
+# --------------------------------------------------------------------------- words for readers
+
+
+def fmt_mapping(values: Mapping[Any, Any], unit: str = "") -> str:
+    """``{'alice': -500, 'bob': 500}`` as ``alice -500, bob 500`` (with ``unit`` after each)."""
+    if not values:
+        return "none"
+    sep = " " if unit else ""
+    return ", ".join(f"{k} {v:,}{sep}{unit}" if isinstance(v, int) else f"{k} {v}{sep}{unit}"
+                     for k, v in values.items())
+
+
+def fmt_bounds(bounds: Mapping[str, Any]) -> str:
+    """An exploration's bounds in words: ``2 workers, 4 jobs, at most 2 faults, 200 steps``."""
+    words = {"workers": "{} workers", "jobs": "{} jobs", "max_faults": "at most {} faults per schedule",
+             "max_steps": "at most {} steps per run"}
+    parts = [words[k].format(v) for k, v in bounds.items() if k in words]
+    parts += [f"{k} {v}" for k, v in bounds.items() if k not in words]
+    return ", ".join(parts)
+
+
+def fmt_schedule(schedule: str) -> str:
+    """A schedule string, with a word when it has no choices at all."""
+    if schedule.endswith(":"):
+        return (f"{schedule} (empty: every decision took its first option — no fault injected, "
+                "the first ready actor moved)")
+    return schedule
+
+
+def fmt_violation(v: Any) -> str:
+    """One violation in a sentence: a run-level one says so instead of ``job None``."""
+    who = "the whole run" if v.job is None else f"job {v.job}"
+    events = f" (events {', '.join(str(e) for e in v.events)})" if getattr(v, "events", ()) else ""
+    return f"{v.invariant}, {who}: {v.detail}{events}"
+
+
+def violation_table(violations: Iterable[Any]) -> Table:
+    """Violations as a table: invariant, job (or "the run"), what, events."""
+    rows = [[v.invariant, "the run" if v.job is None else v.job, v.detail,
+             ", ".join(str(e) for e in v.events)] for v in violations]
+    return Table(["invariant", "job", "what the checker found", "events"], rows,
+                 caption=f"{len(rows)} violation{'s' if len(rows) != 1 else ''}")
 
 
 def _extras(event: Mapping[str, Any]) -> str:
@@ -177,6 +231,13 @@ _MARKERS = {  # kind -> (marker, colour, label)
     "expire": ("D", "#ff7f0e", "lease expired"),
     "expire_dead": ("D", "#8c564b", "expired, dead"),
     "recover": ("*", "#17becf", "recover"),
+    # Other systems' own records (FM_009, FM_010) and the faults of an external call.
+    "charge": ("s", "#9467bd", "charge at the provider"),
+    "consume": ("v", "#9467bd", "message consumed"),
+    "duplicate": ("v", "#bbbbbb", "duplicate dropped"),
+    "request_lost": ("x", "#d62728", "request lost"),
+    "response_lost": ("x", "#ff7f0e", "response lost"),
+    "slow_response": ("x", "#8c564b", "provider slow"),
 }
 # Effects are drawn below the bars, everything else above, so that an effect and
 # a refused write or a completion at the same instant do not hide each other.
@@ -193,36 +254,41 @@ def timeline(
 ) -> Any:
     """Draw a history as lanes: one lane per actor, leases as bars, markers for events.
 
-    A lease is a filled bar in its holder's lane from ``claim`` until the holder
-    ends it (complete, retry, dead, fail), the reaper takes it back (expire), or
-    the holder crashes; a lease still open at the end has a dashed edge. A
-    holder that keeps working after its lease expired (a zombie) gets a red
-    dashed outline from the expiry to its last event on that lease. A pause
+    The bars draw what the store holds. A lease is a filled bar in its holder's
+    lane from ``claim`` until the holder ends it (complete, retry, dead, fail) or
+    the reaper takes it back (expire). A holder that crashes does not end its
+    lease: the job stays leased in the store, so the bar goes on, hatched, in the
+    dead holder's lane until the reaper expires it, another claim takes the job,
+    or — when neither happens — to the end of the run, with an open (dashed)
+    end. A holder that keeps working after its lease expired (a zombie) gets a
+    red dashed outline from the expiry to its last event on that lease. A pause
     with a ``pause_s`` field is a hatched span. Markers show effects, refused
     writes, completions, crashes and expiries (an expiry in the lane of the
     lease it ends). Events whose ``seq`` is in ``highlight`` (say, those a
-    violation names) get a red ring. ``x`` is the horizontal axis: ``"t"``
-    (simulated seconds) or ``"seq"``. Lanes are actors with something drawn,
-    in order of first appearance. Returns the Figure; pass ``ax`` to draw
-    into an existing Axes.
+    violation names) get a red ring. Bars are labelled ``j<job>·t<token>`` when
+    the label fits inside; the legend names the colour of each job. ``x`` is the
+    horizontal axis: ``"t"`` (simulated seconds) or ``"seq"``. Returns the
+    Figure; pass ``ax`` to draw into an existing Axes.
     """
     hot = set(highlight)
     jobs: list[Any] = list(dict.fromkeys(e["job"] for e in events if e.get("job") is not None))
     colour = {j: _PALETTE[i % len(_PALETTE)] for i, j in enumerate(jobs)}
     xs = [float(e[x]) for e in events] or [0.0]
-    x_end = max(xs)
-    min_width = max((x_end - min(xs)) / 200.0, 1e-9)  # keep instant leases visible
+    x_start, x_end = min(xs), max(xs)
+    span = max(x_end - x_start, 1e-9)
+    min_width = span / 200.0  # keep instant leases visible
 
-    holder_of: dict[Any, tuple[str, float, Any]] = {}  # job -> (holder, start, token)
+    holder_of: dict[Any, tuple[str, float, Any, bool]] = {}  # job -> (holder, start, token, orphaned)
     expired: dict[tuple[Any, Any], tuple[str, float]] = {}  # (job, token) -> (holder, at)
-    bars: list[tuple[str, float, float, Any, Any, bool]] = []  # holder, start, end, job, token, open
+    # holder, start, end, job, token, open at the end, held by a crashed holder
+    bars: list[tuple[str, float, float, Any, Any, bool, bool]] = []
     zombies: dict[tuple[Any, Any], tuple[str, float, float]] = {}  # (job, token) -> lane, from, to
     pauses: list[tuple[str, float, float]] = []
     marks: list[tuple[str, float, str, bool]] = []  # lane, at, kind, highlighted
 
     def close(job: Any, end: float) -> str:
-        holder, start, token = holder_of.pop(job)
-        bars.append((holder, start, end, job, token, False))
+        holder, start, token, orphaned = holder_of.pop(job)
+        bars.append((holder, start, end, job, token, False, orphaned))
         return holder
 
     for e in events:
@@ -234,22 +300,26 @@ def timeline(
         if kind == "claim" and job is not None:
             if job in holder_of:  # a new lease implies the old one ended unseen
                 close(job, at)
-            holder_of[job] = (actor, at, e.get("token"))
-        elif kind in _HOLDER_ENDS and job in holder_of and holder_of[job][0] == actor:
+            holder_of[job] = (actor, at, e.get("token"), False)
+        elif (kind in _HOLDER_ENDS and job in holder_of and holder_of[job][0] == actor
+              and not holder_of[job][3]):
             close(job, at)
         elif kind in _REAPER_ENDS and job in holder_of:
             token = holder_of[job][2]
             lane = close(job, at)
             expired[(job, token)] = (lane, at)
         elif kind == "crash":
-            for held in [j for j, (h, _, _) in holder_of.items() if h == actor]:
+            # The store still says "leased": the lease outlives its holder.
+            for held in [j for j, (h, _, _, dead) in holder_of.items() if h == actor and not dead]:
+                holder, _, token, _ = holder_of[held]
                 close(held, at)
+                holder_of[held] = (holder, at, token, True)
         elif kind == "pause" and e.get("pause_s") is not None and x == "t":
             pauses.append((actor, at, at + float(e["pause_s"])))
         if kind in _MARKERS:
             marks.append((lane, at, kind, e.get("seq") in hot))
-    for job, (holder, start, token) in list(holder_of.items()):
-        bars.append((holder, start, x_end, job, token, True))
+    for job, (holder, start, token, orphaned) in list(holder_of.items()):
+        bars.append((holder, start, x_end, job, token, True, orphaned))
 
     drawn = {b[0] for b in bars} | {m[0] for m in marks} | {p[0] for p in pauses}
     actors = [a for a in dict.fromkeys(e["actor"] for e in events) if a in drawn]
@@ -258,13 +328,28 @@ def timeline(
         fig, ax = _new_figure(9.0, 1.0 + 0.6 * max(len(actors), 1))
     else:
         fig = ax.figure
+    pad = span * 0.02
+    ax.set_xlim(x_start - pad, x_end + pad)
+    # Roughly how much of the axis a character of the 7-point labels takes: the
+    # axes are about 6.5 inches wide, a character about 0.055 inches.
+    char_w = (span + 2 * pad) * 0.055 / 6.5
 
-    for holder, start, end, job, token, unfinished in bars:
+    unlabelled: list[Any] = []
+    for holder, start, end, job, token, unfinished, orphaned in bars:
         width = max(end - start, min_width)
+        if orphaned:  # a thin hatched band along the lane: a new lease may sit above it
+            ax.barh(row[holder] + 0.17, width, left=start, height=0.16, color=colour[job],
+                    alpha=0.6, hatch="xxx", edgecolor=colour[job],
+                    linestyle="--" if unfinished else "-", linewidth=0.8, zorder=2.5)
+            continue  # the lease's first bar carries the label
         ax.barh(row[holder], width, left=start, height=0.5, color=colour[job], alpha=0.35,
                 edgecolor=colour[job], linestyle="--" if unfinished else "-", linewidth=1.0)
         label = f"j{job}" + (f"·t{token}" if token is not None else "")
-        ax.text(start + width / 2, row[holder], label, ha="center", va="center", fontsize=7)
+        if width >= (len(label) + 1) * char_w:
+            ax.text(start + width / 2, row[holder], label, ha="center", va="center", fontsize=7,
+                    clip_on=True)
+        else:
+            unlabelled.append(job)
     for holder, start, end in zombies.values():
         ax.barh(row[holder], max(end - start, min_width), left=start, height=0.5, fill=False,
                 edgecolor="#d62728", linestyle="--", linewidth=1.0)
@@ -275,6 +360,11 @@ def timeline(
     from matplotlib.patches import Patch
 
     legend: dict[str, Any] = {}  # label -> handle, in order of first use
+    for job in dict.fromkeys(b[3] for b in bars):
+        legend[f"job {job}"] = Patch(facecolor=colour[job], alpha=0.5, edgecolor=colour[job])
+    if any(b[6] for b in bars):
+        legend["leased by a crashed worker"] = Patch(facecolor="white", hatch="xx",
+                                                     edgecolor="#555555", linestyle="--")
     for lane, at, kind, is_hot in marks:
         marker, col, label = _MARKERS[kind]
         y = row[lane] + (-0.34 if kind in _ABOVE else 0.34)
@@ -299,6 +389,46 @@ def timeline(
     if legend:
         ax.legend(legend.values(), legend.keys(), loc="upper left", bbox_to_anchor=(1.01, 1.0),
                   fontsize=7, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def per_second(times_s: Iterable[float], horizon_s: int) -> list[int]:
+    """How many of ``times_s`` fall in each whole second from 0 to ``horizon_s``."""
+    counts = [0] * horizon_s
+    for t in times_s:
+        if 0 <= t < horizon_s:
+            counts[int(t)] += 1
+    return counts
+
+
+def rate_figure(
+    series: Mapping[str, Sequence[int]],
+    *,
+    shade: tuple[float, float] | None = None,
+    shade_label: str = "",
+    title: str = "",
+    ylabel: str = "per second",
+    colours: Sequence[str] = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e"),
+) -> Any:
+    """Step plots of per-second counts (one line per series) over simulated seconds.
+
+    ``shade`` marks an interval (say, an outage) as a shaded band. Series labels
+    go into the legend as given, so they should carry their totals.
+    """
+    fig, ax = _new_figure(9.0, 3.2)
+    horizon_s = max((len(v) for v in series.values()), default=1)
+    if shade is not None:
+        ax.axvspan(shade[0], shade[1], color="#d62728", alpha=0.12, label=shade_label or None)
+    for (label, ys), colour in zip(series.items(), colours, strict=False):
+        ax.step(range(len(ys)), ys, where="post", color=colour, linewidth=1.6, label=label)
+    ax.set_xlabel("simulated seconds")
+    ax.set_ylabel(ylabel)
+    ax.set_xlim(0, horizon_s)
+    ax.grid(color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.legend(loc="upper right", fontsize=8, frameon=False)
     if title:
         ax.set_title(title, fontsize=10)
     return fig
@@ -440,11 +570,46 @@ def loop_diagram(steps: Sequence[str]) -> Any:
 # --------------------------------------------------------------------------- evidence
 
 
-class _Evidence:
-    """A chapter's results. Its text form is JSON, which the book's extension parses.
+def of(count: Any, total: Any) -> str:
+    """``"259 of 300"``: a count with its denominator, as the book prints every count."""
+    if count is None:
+        return "—"
+    if total is None:
+        return f"{count:,}" if isinstance(count, int) else str(count)
+    return f"{count:,} of {total:,}"
 
-    (Not ``_repr_json_``: nbformat only accepts a JSON object under a JSON mime
-    type, and glue stores hidden outputs under a prefixed mime type.)
+
+#: The fields of an evidence record and whether each is required.
+EVIDENCE_FIELDS = {
+    "claim": True,  # one sentence: what the chapter shows
+    "invariants": True,  # list of invariant ids, e.g. ["INV_001"]
+    "runs": True,  # runs (seeds or schedules) with the guardrail ON in which the invariants were checked
+    "violations": True,  # violating runs among those: 0 for a holding claim
+    "reached": False,  # of those runs, how many reached the fault under study (None: not counted)
+    "negative_control": False,  # violating runs with the guardrail OFF (None: no control)
+    "negative_control_runs": False,  # runs explored with the guardrail off (the denominator)
+    "fm": False,  # failure-mode id, e.g. "FM_001", for failure-mode chapters
+    "guardrail": False,  # the guardrail's name
+    "digest": False,  # a digest of one run, so a reader can compare builds
+}
+
+#: The numbers the landing page and the failure-mode index publish, and how to say them.
+EVIDENCE_NUMBERS = (
+    ("violations", "runs", "violating runs, guardrail on"),
+    ("reached", "runs", "runs that reached the fault"),
+    ("negative_control", "negative_control_runs", "violating runs, guardrail off"),
+)
+
+
+class Evidence:
+    """A chapter's recorded results.
+
+    Its text form is JSON, which the book's extension parses (not
+    ``_repr_json_``: nbformat only accepts a JSON object under a JSON mime type,
+    and glue stores hidden outputs under a prefixed mime type). Displayed in a
+    chapter, it is a short summary whose numbers carry ``data-ff-field``
+    attributes, so ``make test-site`` can check that the landing page and the
+    failure-mode index show the same numbers as the chapter.
     """
 
     def __init__(self, fields: dict[str, Any]) -> None:
@@ -453,28 +618,62 @@ class _Evidence:
     def __repr__(self) -> str:
         return json.dumps(self.fields, sort_keys=True)
 
+    def _lines(self) -> list[tuple[str, list[tuple[str | None, str]]]]:
+        """(label, [(field or None, text), ...]) per line of the summary."""
+        f = self.fields
+        lines = [("claim", [(None, f["claim"])])]
+        on: list[tuple[str | None, str]] = [
+            ("violations", f"{f['violations']:,}"), (None, " violating of "),
+            ("runs", f"{f['runs']:,}"), (None, " runs")]
+        if f.get("reached") is not None:
+            on += [(None, "; "), ("reached", f"{f['reached']:,}"),
+                   (None, " of them reached the fault under study")]
+        lines.append(("guardrail on" + (f" ({f['guardrail']})" if f.get("guardrail") else ""), on))
+        if f.get("negative_control") is not None:
+            off: list[tuple[str | None, str]] = [("negative_control", f"{f['negative_control']:,}"),
+                                                 (None, " violating")]
+            if f.get("negative_control_runs") is not None:
+                off += [(None, " of "), ("negative_control_runs", f"{f['negative_control_runs']:,}"),
+                        (None, " runs")]
+            lines.append(("guardrail off (negative control)", off))
+        lines.append(("invariants checked", [(None, ", ".join(f["invariants"]))]))
+        return lines
 
-#: The fields of an evidence record and whether each is required.
-EVIDENCE_FIELDS = {
-    "claim": True,  # one sentence: what the chapter shows
-    "invariants": True,  # list of invariant ids, e.g. ["INV_001"]
-    "runs": True,  # runs (seeds or schedules) in which the invariants were checked
-    "violations": True,  # violations found in those runs: 0 for a holding claim
-    "negative_control": False,  # violating runs with the guardrail off (None: no control)
-    "fm": False,  # failure-mode id, e.g. "FM_001", for failure-mode chapters
-    "guardrail": False,  # the guardrail's name
-    "digest": False,  # a digest of one run, so a reader can compare builds
-}
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        fm = esc(self.fields.get("fm") or "")
+        items = []
+        for label, parts in self._lines():
+            text = "".join(esc(t) if field is None
+                           else f'<span data-ff-field="{field}">{esc(t)}</span>'
+                           for field, t in parts)
+            items.append(f"<li><strong>{esc(label)}:</strong> {text}</li>")
+        return (f'<div class="ff-evidence" data-ff-fm="{fm}"><p class="ff-evidence-title">'
+                "Recorded for the landing page and the failure-mode index</p><ul>"
+                + "".join(items) + "</ul></div>")
+
+    def _repr_markdown_(self) -> str:
+        lines = ["**Recorded for the landing page and the failure-mode index**", ""]
+        for label, parts in self._lines():
+            lines.append(f"- **{label}:** " + "".join(t for _, t in parts))
+        return "\n".join(lines)
 
 
-def record_evidence(**fields: Any) -> None:
+_Evidence = Evidence  # the name chapters built before this class was public
+
+
+def record_evidence(**fields: Any) -> Evidence:
     """Record a chapter's executed results for the landing page and the failure-mode index.
 
     Call it once per chapter, after the assertions. The record is glued (myst-nb
     ``glue``) under the key ``evidence``; the book's Sphinx extension reads it
     after every chapter has executed and builds the evidence tables from it, so
-    no result in those tables is typed by hand. Outside a kernel with myst-nb
-    (plain Python) it only validates the record.
+    no result in those tables is typed by hand. Every count goes with its
+    denominator: ``violations`` and ``reached`` of ``runs`` (guardrail on),
+    ``negative_control`` of ``negative_control_runs`` (guardrail off). Returns the
+    record: as the last line of a ``remove-input`` cell it shows the chapter's
+    summary of what it recorded. Outside a kernel with myst-nb (plain Python)
+    it only validates the record.
     """
     missing = [k for k, required in EVIDENCE_FIELDS.items() if required and k not in fields]
     unknown = sorted(set(fields) - set(EVIDENCE_FIELDS))
@@ -482,9 +681,42 @@ def record_evidence(**fields: Any) -> None:
         raise ValueError(f"evidence: missing fields {missing}, unknown fields {unknown}")
     record = {k: fields.get(k) for k in EVIDENCE_FIELDS}
     record["invariants"] = list(record["invariants"])
+    for count, total, _ in EVIDENCE_NUMBERS:
+        if record[count] is not None and record[total] is not None:
+            assert 0 <= record[count] <= record[total], (count, record[count], total, record[total])
     json.dumps(record)  # must be plain JSON
+    evidence = Evidence(record)
     try:
         from myst_nb import glue
     except ImportError:  # the docs group is not installed: nothing to glue into
-        return
-    glue("evidence", _Evidence(record), display=False)
+        return evidence
+    glue("evidence", evidence, display=False)
+    return evidence
+
+
+def try_it(*commands: str, note: str | None = None) -> Any:
+    """The "Try it yourself" block: shell commands as one copyable ``bash`` code block.
+
+    Glue it with ``glue(key, try_it(...), display=False)`` and show it with the
+    block form, which renders a real code block (the inline role would put it
+    in a paragraph)::
+
+        ```{glue:md} fm1_commands
+        :format: myst
+        ```
+
+    Commands are written for a shell in the repository in which
+    ``.venv/bin/activate`` was sourced after ``make sync`` (the README's setup);
+    the block says so in its first line.
+    """
+    from IPython.display import Markdown
+
+    width = max(len(c.split("  #")[0].rstrip()) for c in commands)
+    lines = ["# in the repository, after: make sync && . .venv/bin/activate"]
+    for c in commands:
+        code, sep, comment = c.partition("  #")
+        lines.append(f"{code.rstrip():<{width}}   #{comment}" if sep else code.rstrip())
+    text = "```bash\n" + "\n".join(lines) + "\n```"
+    if note:
+        text += "\n\n" + note
+    return Markdown(text)

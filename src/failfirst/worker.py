@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
-from failfirst.processor import HandlerContext, JobQueue, Lease, LostAck
+from failfirst.processor import BROKER_SERVICE, HandlerContext, JobQueue, Lease, LostAck
+from failfirst.store import Clock
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,13 @@ class WorkerConfig:
 
 
 def worker_loop(
-    name: str, queue: JobQueue, config: WorkerConfig, seed: str = "",
+    name: str, queue: JobQueue, config: WorkerConfig, seed: str = "", *, clock: Clock | None = None,
 ) -> ActorLoop:
-    """Claim, run the handler, commit; a handled failure becomes a retry or a dead letter."""
+    """Claim, run the handler, commit; a handled failure becomes a retry or a dead letter.
+
+    ``clock`` is the worker's own clock (default: the store's): the time its handler
+    sees. Its waits are in its own seconds; the simulator turns them into simulated
+    seconds (see :class:`failfirst.clock.SkewedClock`). Leases are the store's business."""
     done = 0
     for _ in range(MAX_LOOP_ITERATIONS):
         if config.max_jobs is not None and done >= config.max_jobs:
@@ -63,16 +68,17 @@ def worker_loop(
         if lease is None:
             yield Idle(queue.store.next_run_at_s)
             continue
-        yield from _work(name, queue, lease, config, seed)
+        yield from _work(name, queue, lease, config, seed, clock or queue.store.clock)
         done += 1
 
 
 def _work(
-    name: str, queue: JobQueue, lease: Lease, config: WorkerConfig, seed: str,
+    name: str, queue: JobQueue, lease: Lease, config: WorkerConfig, seed: str, clock: Clock,
 ) -> ActorLoop:
     # The handler computes in the claim's step; WorkerCrash (a poison payload) ends the actor.
-    ctx = HandlerContext(lease.job_id, lease.attempt, queue.store.clock.now_s, seed,
-                         services=queue.services, guard=queue.guard)
+    ctx = HandlerContext(lease.job_id, lease.attempt, clock.now_s, seed,
+                         services=queue.services, guard=queue.guard, token=lease.token,
+                         worker=name, hooks=queue.hooks)
     try:
         effects = queue.run_handler(lease, ctx)
     except Exception as exc:  # a handler's failure is data, never a crashed loop
@@ -95,19 +101,61 @@ def _work(
             yield Point("lease_lost", lease.job_id, holding=False)
             return  # another worker owns the job now: drop the work
     yield Point(point, lease.job_id, remaining_s)
+    # Deferred calls (writes to another system) happen now, after the work, each a step;
+    # the lease may have expired meanwhile: a fenced resource judges the token they carry.
+    for call in ctx.deferred:  # bounded: MAX_DEFERRED_CALLS
+        try:
+            call()
+        except Exception as exc:  # a failed write is a handled failure, as in the handler
+            queue.fail(lease, f"{type(exc).__name__}: {exc}", name)
+            yield Point("failed", lease.job_id, holding=False)
+            return
+        yield Point("called", lease.job_id)
+    messages = ctx.messages
+    # The dual write (FM_009): without the outbox, the messages go to the broker a step
+    # apart from the commit — before it, or after it as an on-commit hook would.
+    direct = bool(messages) and not queue.guard.transactional_outbox
+    if direct and queue.config.dual_write == "publish_first":
+        queue.publish_now(lease, messages, name)
+        yield Point("message_sent", lease.job_id)
+    committed = True
     try:
         if queue.commit_boundary:
-            queue.commit(lease, effects, name)
+            committed = queue.commit(lease, effects, name, messages)
         else:
             batches = queue.effect_transactions(effects)
             for i, batch in enumerate(batches):
-                queue.write_effects(lease, batch, name, parts=len(effects))
-                yield Point("effect_written" if i == len(batches) - 1 else "part_written",
-                            lease.job_id)
-            queue.complete(lease, name)
+                last = i == len(batches) - 1
+                # The outbox rows go with the transaction that completes the effect.
+                queue.write_effects(lease, batch, name, parts=len(effects),
+                                    messages=messages if last else ())
+                yield Point("effect_written" if last else "part_written", lease.job_id)
+            committed = queue.complete(lease, name)
     except LostAck:
         pass  # the worker believes it is done; the queue never heard
+    if direct and queue.config.dual_write == "commit_first" and committed:
+        yield Point("committed", lease.job_id, holding=False)
+        queue.publish_now(lease, messages, name)
+        yield Point("message_sent", lease.job_id, holding=False)
+        return
     yield Point("committed", lease.job_id, holding=False)
+
+
+def relay_loop(name: str, queue: JobQueue) -> ActorLoop:
+    """The transactional outbox's relay (FM_009): hand the oldest unmarked outbox row to
+    the broker, then mark it — two steps, so a crash between them publishes the row
+    again after the restart: at least once, never zero times. The consumer drops the
+    repeat by its message id."""
+    broker = queue.services[BROKER_SERVICE]
+    for _ in range(MAX_LOOP_ITERATIONS):
+        message = queue.next_outbox_message()
+        if message is None:
+            yield Idle(queue.store.next_outbox_s)
+            continue
+        broker.publish(name, message)
+        yield Point("relayed", message["job"], holding=False)
+        queue.mark_published(message, name)
+        yield Point("marked", message["job"], holding=False)
 
 
 def reaper_loop(name: str, queue: JobQueue) -> ActorLoop:

@@ -1,19 +1,20 @@
 """The store: where jobs, leases, effects and the event log live.
 
-One interface, one module per backend: :mod:`failfirst.store.sqlite` (the
-embedded default: ``:memory:`` for simulation, a WAL file for real runs). Each
-backend owns all of its SQL; the processor, the simulator and the checkers see
-only the interface re-exported here.
+One interface (:mod:`failfirst.store.interface`), one module per backend:
+:mod:`failfirst.store.sqlite` (the embedded default: ``:memory:`` for simulation, a
+WAL file for real runs) and :mod:`failfirst.store.postgresql` (psycopg 3, for workers
+on many machines). Each backend owns all of its SQL; the processor, the simulator and
+the checkers see only the interface. :mod:`failfirst.store.url` turns a ``--store``
+URL into a store.
 """
 
 # Re-exported without __all__: the API reference documents each name once, where it lives.
+from failfirst.store.interface import Clock, Job, JobStore, StoreError  # noqa: F401
 from failfirst.store.sqlite import (  # noqa: F401
     APPLICATION_ID,
     EVENT_COLUMNS,
     SCHEMA_SQL,
     SCHEMA_VERSION,
-    Clock,
-    Job,
     Store,
-    StoreError,
 )
+from failfirst.store.url import StoreURL, open_store, parse_store_url, simulation_store  # noqa: F401

@@ -1,8 +1,8 @@
 """The SQLite store: the schema and every SQL statement of failfirst.
 
-All SQL lives here behind a narrow interface so that another backend (say
-PostgreSQL, for workers on many machines) can replace this module without
-touching the processor, the simulator or the checkers. ``:memory:`` serves
+All SQL of the SQLite backend lives here behind the interface of
+:mod:`failfirst.store.interface`; :mod:`failfirst.store.postgresql` implements the
+same interface for workers on many machines. ``:memory:`` serves
 simulation; a file in WAL mode serves real runs. Write transactions start with
 ``BEGIN IMMEDIATE`` so that two workers never both read a job as claimable.
 """
@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import sqlite3
+import stat
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from functools import cache
+from typing import Any
+
+from failfirst.store.interface import Clock, Job, StoreError
 
 #: Bump when the schema changes; a database of a newer version is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: PRAGMA application_id marks a file as a failfirst database ("FFST").
 APPLICATION_ID = 0x46465354
 
@@ -66,6 +70,20 @@ CREATE TABLE dead_letters (
     t       REAL    NOT NULL
 );
 
+-- The transactional outbox (FM_009, schema version 2): a handler's messages, written
+-- in the transaction of its change. The relay publishes each row, then marks it.
+CREATE TABLE outbox (
+    id            INTEGER PRIMARY KEY,
+    message_id    TEXT    NOT NULL UNIQUE,        -- what consumers de-duplicate by
+    job_id        INTEGER NOT NULL REFERENCES jobs (id),
+    token         INTEGER NOT NULL,               -- the lease whose change it announces
+    topic         TEXT    NOT NULL,
+    body          TEXT    NOT NULL,               -- a JSON object
+    created_s     REAL    NOT NULL,
+    published_s   REAL                            -- NULL until the relay marks it
+);
+CREATE INDEX outbox_unpublished ON outbox (published_s, id);
+
 -- The event log: the history that the checkers judge.
 CREATE TABLE events (
     seq    INTEGER PRIMARY KEY,
@@ -80,7 +98,16 @@ CREATE TABLE events (
 );
 """
 
-_TABLES = ("events", "dead_letters", "effects", "attempts", "jobs")
+_TABLES = ("events", "outbox", "dead_letters", "effects", "attempts", "jobs")
+#: Upgrades in place: from version N, the statements that make version N + 1. Opening
+#: an older file runs them in one transaction, so a crash leaves it as it was.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: tuple(s.strip() for s in SCHEMA_SQL[SCHEMA_SQL.index("CREATE TABLE outbox"):
+                                           SCHEMA_SQL.index("-- The event log")].split(";")
+             if s.strip()),
+}
+#: Tables and indexes each migration adds: an older file must have all but these.
+_ADDED_BY = {1: ("outbox", "outbox_unpublished")}
 _NEXT_RUN_AT_SQL = "SELECT min(run_at_s) FROM jobs WHERE state = 'pending'"
 _NEXT_EXPIRY_SQL = "SELECT min(lease_expires_s) FROM jobs WHERE state = 'leased'"
 _WAKE_TIMES_SQL = (
@@ -90,30 +117,6 @@ _WAKE_TIMES_SQL = (
 EVENT_COLUMNS = ("seq", "t", "actor", "job", "kind", "from", "to", "token")
 #: One reusable encoder: json.dumps with options builds a new one per call.
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
-
-
-class Clock(Protocol):
-    def now_s(self) -> float: ...
-
-
-class StoreError(Exception):
-    """The store cannot be opened or used: a one-line reason for the user."""
-
-
-@dataclass(frozen=True)
-class Job:
-    id: int
-    type: str
-    payload: dict[str, Any]
-    idempotency_key: str | None
-    state: str
-    run_at_s: float
-    attempts: int
-    max_attempts: int
-    token: int
-    lease_owner: str | None
-    lease_expires_s: float | None
-    last_error: str | None
 
 
 _JOB_COLUMNS = (
@@ -163,20 +166,61 @@ class Store:
         return cls(conn, clock, log_in_memory=True)
 
     @classmethod
-    def open_file(cls, path: str, clock: Clock, *, create: bool = True) -> Store:
-        """Open (or create) a database file in WAL mode; refuse foreign or newer files."""
-        exists = os.path.exists(path)
-        if not exists and not create:
-            raise StoreError(f"{path}: no such database")
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise StoreError(f"{path}: directory {directory} does not exist")
-        if not os.access(directory, os.W_OK) or (exists and not os.access(path, os.W_OK)):
-            raise StoreError(f"{path}: not writable")
-        if exists and os.path.getsize(path) > 0:
-            _check_foreign_file(path)
+    def open_file(cls, path: str, clock: Clock, *, create: bool = True, read_only: bool = False) -> Store:
+        """Open (or create) a database file in WAL mode; refuse foreign or newer files.
+        ``read_only``: open an existing failfirst database for reading only (to judge it).
+
+        Everything is checked before anything is written (the switch to WAL included):
+        a path that is not a regular file, a file that is not SQLite, another
+        application's database (even one that borrows failfirst's application id), a
+        damaged or locked one. A refused file is left byte-identical, with no ``-wal``,
+        ``-shm`` or ``-journal`` file beside it. The path reaches exactly the file it
+        names, whatever characters it holds (``#``, ``?``, ``%``, spaces, newlines).
+        """
+        shown = shown_path(path)
+        full = os.path.abspath(path)  # starts with "/": SQLite never reads it as a URI
+        create = create and not read_only
         try:
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            st = os.stat(full)
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            raise StoreError(f"{shown}: {exc.strerror}") from None
+        if st is None:
+            if not create:
+                raise StoreError(f"{shown}: no such database")
+            directory = os.path.dirname(full)
+            if not os.path.isdir(directory):
+                raise StoreError(f"{shown}: directory {shown_path(directory)} does not exist")
+            if not os.access(directory, os.W_OK):
+                raise StoreError(f"{shown}: not writable")
+        else:
+            if stat.S_ISDIR(st.st_mode):
+                raise StoreError(f"{shown}: is a directory, not a database file")
+            if not stat.S_ISREG(st.st_mode):  # /dev/null, a FIFO, a socket
+                raise StoreError(f"{shown}: not a regular file")
+            if not os.access(full, os.R_OK):
+                raise StoreError(f"{shown}: not readable")
+            if not read_only and not (os.access(full, os.W_OK)
+                                      and os.access(os.path.dirname(full), os.W_OK)):
+                raise StoreError(f"{shown}: not writable")
+            # Not to be created: it must already be a failfirst database, even when empty.
+            if not create or st.st_size > 0 or _sidecar_size(full, "-wal") > 0:
+                _check_foreign_file(full, shown)
+        if read_only:
+            # A file at rest (no -wal: nobody has it open in WAL mode) is read as immutable,
+            # so the look makes no -wal or -shm beside it; a file in use is read through
+            # its WAL, as any reader would.
+            at_rest = not os.path.lexists(full + "-wal")
+            try:
+                return cls(sqlite3.connect(readonly_uri(full, immutable=at_rest), uri=True,
+                                           isolation_level=None, timeout=30.0), clock)
+            except sqlite3.Error as exc:
+                raise _sqlite_problem(shown, exc) from None
+        created = st is None
+        conn = None
+        try:
+            conn = sqlite3.connect(full, isolation_level=None, timeout=30.0)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe in WAL
             conn.execute("PRAGMA busy_timeout=30000")
@@ -185,8 +229,14 @@ class Store:
                 if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
                     _initialise(conn, in_transaction=True)
                 conn.execute("COMMIT")
+            _migrate(conn)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path}: {exc}") from None
+            if conn is not None:
+                conn.close()
+            if created:  # leave nothing behind of a file this call made
+                for suffix in ("", *_SIDECARS):
+                    _remove_quietly(full + suffix)
+            raise _sqlite_problem(shown, exc) from None
         return cls(conn, clock)
 
     def reset(self, clock: Clock) -> None:
@@ -448,6 +498,40 @@ class Store:
     def delete_dead_letter(self, job_id: int) -> None:
         self._write("DELETE FROM dead_letters WHERE job_id = ?", (job_id,))
 
+    # -- the transactional outbox (FM_009) -----------------------------------------
+
+    def insert_outbox_message(
+        self, message_id: str, job_id: int, token: int, topic: str, body_json: str, created_s: float,
+    ) -> None:
+        """One outbox row, inside the transaction that commits the change it announces."""
+        self._write(
+            "INSERT INTO outbox (message_id, job_id, token, topic, body, created_s) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (message_id, job_id, token, topic, body_json, created_s))
+
+    def unpublished_outbox(self, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` outbox rows the relay has not marked, oldest first, as messages."""
+        rows = self._conn.execute(
+            "SELECT message_id, job_id, token, topic, body FROM outbox "
+            "WHERE published_s IS NULL ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [{"id": r[0], "job": r[1], "token": r[2], "topic": r[3], "body": json.loads(r[4])}
+                for r in rows]
+
+    def next_outbox_s(self) -> float | None:
+        """When the oldest unmarked outbox row was written (the relay's wake-up), or None."""
+        return self._conn.execute(
+            "SELECT min(created_s) FROM outbox WHERE published_s IS NULL").fetchone()[0]
+
+    def mark_outbox_published(self, message_id: str, published_s: float) -> bool:
+        """Mark a row published; False when it already was."""
+        return self._write(
+            "UPDATE outbox SET published_s = ? WHERE message_id = ? AND published_s IS NULL",
+            (published_s, message_id)).rowcount == 1
+
+    def outbox(self) -> list[tuple[str, int, int, str, float | None]]:
+        """Every outbox row: (message id, job, token, topic, published_s)."""
+        return self._conn.execute(
+            "SELECT message_id, job_id, token, topic, published_s FROM outbox ORDER BY id").fetchall()
+
     # -- the event log --------------------------------------------------------
 
     def append_event(
@@ -584,20 +668,145 @@ def _initialise(conn: sqlite3.Connection, in_transaction: bool = False) -> None:
         conn.commit()
 
 
-def _check_foreign_file(path: str) -> None:
-    """Refuse, without writing, a file that is not a failfirst database of a known version."""
+#: What SQLite may put beside a database file.
+_SIDECARS = ("-wal", "-shm", "-journal")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+#: How long the read-only check waits for another process's lock before saying so.
+PROBE_BUSY_TIMEOUT_S = 2.0
+
+
+def shown_path(path: str) -> str:
+    """A path as an error message shows it: as typed, or quoted and escaped (``repr``)
+    when it holds a character that would break the one-line message (a newline)."""
+    return path if path.isprintable() else repr(path)
+
+
+def readonly_uri(path: str, *, immutable: bool = False) -> str:
+    """A read-only SQLite URI naming exactly ``path``: every character a URI gives a
+    meaning to (``#``, ``?``, ``%``, a space, a newline) is percent-encoded."""
+    uri = pathlib.Path(os.path.abspath(path)).as_uri()  # file:///..., percent-encoded
+    return uri + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
+
+
+def _sidecar_size(path: str, suffix: str) -> int:
     try:
-        probe = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        return os.stat(path + suffix).st_size
+    except OSError:
+        return 0
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+@cache
+def _expected_schema(version: int = SCHEMA_VERSION) -> dict[str, tuple[str, ...]]:
+    """Table or index name -> its columns (an index: ``("index", table)``), as
+    :data:`SCHEMA_SQL` makes them — for an older ``version``, without what the
+    migrations since added."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        _initialise(conn)
+        schema = _schema_of(conn)
+    finally:
+        conn.close()
+    for since in range(version, SCHEMA_VERSION):
+        for name in _ADDED_BY[since]:
+            del schema[name]
+    return schema
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a file of an older schema version to :data:`SCHEMA_VERSION`, in place, one
+    transaction per version step (``_check_foreign_file`` has checked its tables)."""
+    for _ in range(SCHEMA_VERSION):  # bounded: one pass per version step
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version >= SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] == version:  # not raced
+                for statement in MIGRATIONS[version]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _schema_of(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for kind, name, table in conn.execute(
+        "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
+    ).fetchall():
+        if kind == "table":
+            out[name] = tuple(r[0] for r in conn.execute(
+                "SELECT name FROM pragma_table_info(?) ORDER BY cid", (name,)))
+        else:
+            out[name] = (kind, table)
+    return out
+
+
+def _sqlite_problem(shown: str, exc: sqlite3.Error) -> StoreError:
+    """One true sentence for a SQLite error met while opening ``shown``."""
+    code = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return StoreError(f"{shown}: the database is locked by another process (try again later)")
+    if code.startswith("SQLITE_NOTADB") or "not a database" in text:
+        return StoreError(f"{shown}: not a SQLite database")
+    if code.startswith("SQLITE_CORRUPT") or "malformed" in text:
+        return StoreError(f"{shown}: the database file is damaged ({text})")
+    return StoreError(f"{shown}: cannot be used as a SQLite database ({text})")
+
+
+def _check_foreign_file(path: str, shown: str | None = None) -> None:
+    """Refuse, without writing, a file that is not a failfirst database of this schema.
+
+    Read-only and WAL-aware (a run killed before its checkpoint leaves its schema in
+    the ``-wal`` file); a WAL file nobody has open is read as immutable, so SQLite
+    makes no ``-wal`` or ``-shm`` file for the look. (The look needs SQLite's shared
+    memory only when a ``-wal`` file is there without its ``-shm``; a refused file
+    loses that ``-shm`` again. A read-only look never makes a ``-journal``.)"""
+    shown = shown or shown_path(path)
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except OSError as exc:
+        raise StoreError(f"{shown}: {exc.strerror}") from None
+    if header and (len(header) < 100 or not header.startswith(_SQLITE_MAGIC)):
+        raise StoreError(f"{shown}: not a SQLite database")
+    wal_mode = len(header) == 100 and header[18] == 2
+    before = {s for s in _SIDECARS if os.path.lexists(path + s)}
+    immutable = wal_mode and "-wal" not in before
+    accepted = False
+    try:
+        probe = sqlite3.connect(readonly_uri(path, immutable=immutable), uri=True,
+                                timeout=PROBE_BUSY_TIMEOUT_S)
         try:
             app_id = probe.execute("PRAGMA application_id").fetchone()[0]
             version = probe.execute("PRAGMA user_version").fetchone()[0]
+            if app_id != APPLICATION_ID:
+                raise StoreError(f"{shown}: not a failfirst database (application_id {app_id:#x})")
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{shown}: schema version {version} is newer than this failfirst ({SCHEMA_VERSION})")
+            if version < 1 or _schema_of(probe) != _expected_schema(version):
+                raise StoreError(f"{shown}: not a failfirst database (failfirst's application id, "
+                                 f"but not its schema version {SCHEMA_VERSION} tables)")
+            verdict = probe.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if verdict != "ok":
+                raise StoreError(f"{shown}: the database file is damaged ({verdict})")
+            accepted = True
         finally:
             probe.close()
-    except sqlite3.DatabaseError:
-        raise StoreError(f"{path}: not a SQLite database") from None
-    if app_id != APPLICATION_ID:
-        raise StoreError(f"{path}: not a failfirst database (application_id {app_id:#x})")
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{path}: schema version {version} is newer than this failfirst ({SCHEMA_VERSION})"
-        )
+    except sqlite3.Error as exc:
+        raise _sqlite_problem(shown, exc) from None
+    finally:
+        if not accepted:  # a refused file is left as it was found
+            for suffix in {"-wal", "-shm"} - before:
+                _remove_quietly(path + suffix)

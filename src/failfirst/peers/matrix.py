@@ -1,0 +1,157 @@
+"""The matrix: every system and configuration, several seeds, one results file.
+
+``failfirst peers`` (and ``make peers``) call :func:`run_matrix`, which writes
+``results.json``: a list of rows, one per (configuration, seed), with the keys
+``system``, ``version``, ``config``, ``broker``, ``jobs``, ``kills``, ``completed``,
+``duplicated``, ``lost``, ``failed``, ``stuck``, ``seed`` and a few more (the quiet
+period, the time a killed job took to start again, the timeline of one killed job).
+The file is rewritten after every run, so a broken run leaves the rows before it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from typing import Any
+
+from failfirst.peers import (
+    services,
+    sys_celery,
+    sys_dramatiq,
+    sys_failfirst,
+    sys_huey,
+    sys_pgqueuer,
+    sys_procrastinate,
+    sys_rq,
+)
+from failfirst.peers.harness import Adapter, PeersError, Settings, run_one
+from failfirst.peers.judge import CATEGORIES
+
+#: Every configuration, in the order of the chapter's table.
+ADAPTERS: list[type[Adapter]] = [
+    *sys_failfirst.ADAPTERS, *sys_celery.ADAPTERS, *sys_rq.ADAPTERS, *sys_huey.ADAPTERS,
+    *sys_dramatiq.ADAPTERS, *sys_procrastinate.ADAPTERS, *sys_pgqueuer.ADAPTERS,
+]
+REQUIRED_KEYS = ("system", "version", "config", "broker", "jobs", "kills", *CATEGORIES, "seed")
+MAX_SEEDS = 100
+
+
+def select(only: str | None = None) -> list[type[Adapter]]:
+    """The configurations whose ``system config broker`` contains ``only`` (case-insensitive)."""
+    if only is None:
+        return list(ADAPTERS)
+    chosen = [a for a in ADAPTERS
+              if only.lower() in f"{a.system} {a.config} {a.broker} {a.__name__}".lower()]
+    if not chosen:
+        raise ValueError(f"--only: no configuration matches {only!r}")
+    return chosen
+
+
+def runnable(adapters: Sequence[type[Adapter]]) -> list[type[Adapter]]:
+    """The configurations whose servers accept connections now."""
+    up = {name: services.reachable(name) for name in services.PORTS}
+    return [a for a in adapters if all(up[s] for s in a.services)]
+
+
+def check_row(row: dict[str, Any]) -> None:
+    """The contract of a results row: every key, a kill, each job in one category."""
+    missing = [k for k in REQUIRED_KEYS if k not in row]
+    if missing:
+        raise PeersError(f"row without {missing}: {row}")
+    if row["kills"] < 1:
+        raise PeersError(f"{row['system']} {row['config']} seed {row['seed']}: no kill landed on a job")
+    if sum(row[c] for c in CATEGORIES) != row["jobs"]:
+        raise PeersError(f"{row['system']} {row['config']}: categories do not add up to {row['jobs']}")
+
+
+def run_matrix(
+    out: str, *, jobs: int = 12, seeds: int = 2, workers: int = 2, work_s: float = 0.3,
+    kills: int = 2, only: str | None = None, parallel: int = 1,
+    progress: Callable[[str], None] | None = None,
+    adapters: Sequence[type[Adapter]] | None = None,
+) -> list[dict[str, Any]]:
+    """Run every selected configuration with seeds 0..seeds-1; write and return the rows.
+
+    ``parallel`` runs that many at once (each in its own process, with its own names);
+    ``adapters`` replaces the selection by ``only`` with a list of configurations.
+    """
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ValueError(f"--seeds: must be in 1..{MAX_SEEDS}, got {seeds}")
+    if not 1 <= kills <= jobs:
+        raise ValueError(f"--kills: must be in 1..jobs ({jobs}), got {kills}")
+    if not 2 <= jobs <= 10_000:
+        raise ValueError(f"--jobs: must be in 2..10000, got {jobs}")
+    if not 1 <= workers <= 8:
+        raise ValueError(f"--workers: must be in 1..8, got {workers}")
+    if not 0.05 <= work_s <= 5:
+        raise ValueError(f"--work-s: must be in 0.05..5, got {work_s}")
+    adapters = select(only) if adapters is None else list(adapters)
+    if not 1 <= parallel <= 4:
+        raise ValueError(f"--parallel: must be in 1..4, got {parallel}")
+    folder = os.path.dirname(os.path.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    plan = [(i, adapter_class, Settings(jobs=jobs, workers=workers, work_s=work_s, kills=kills, seed=seed,
+                                        timeout_s=120.0 + jobs * work_s * 2))
+            for i, adapter_class in enumerate(adapters) for seed in range(seeds)]
+    done: list[tuple[int, int, dict[str, Any]]] = []
+
+    def record(i: int, row: dict[str, Any], took_s: float) -> None:
+        check_row(row)
+        done.append((i, row["seed"], row))
+        done.sort(key=lambda d: (d[0], d[1]))
+        _write(out, [d[2] for d in done])
+        if progress is not None:
+            progress(f"{describe_row(row)}  ({took_s:.0f} s)")
+
+    if parallel == 1:
+        for i, adapter_class, settings in plan:
+            started = time.monotonic()  # real-time: progress report only
+            record(i, run_one(adapter_class(), settings), time.monotonic() - started)  # real-time
+    else:
+        # Runs side by side, each in a process of its own (its workers are its children).
+        with ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("fork")) as pool:
+            futures = {pool.submit(_timed_run, adapter_class, settings): i
+                       for i, adapter_class, settings in plan}
+            try:
+                for future in as_completed(futures):
+                    row, took_s = future.result()
+                    record(futures[future], row, took_s)
+            except BaseException:
+                # Ctrl-C (or a broken run): start nothing more; the runs in progress clean up
+                # after themselves (run_one kills its workers whatever happens).
+                for future in futures:
+                    future.cancel()
+                raise
+    return [d[2] for d in done]
+
+
+def _timed_run(adapter_class: type[Adapter], settings: Settings) -> tuple[dict[str, Any], float]:
+    started = time.monotonic()  # real-time: progress report only
+    row = run_one(adapter_class(), settings)
+    return row, time.monotonic() - started  # real-time
+
+
+def _write(out: str, rows: Sequence[dict[str, Any]]) -> None:
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(list(rows), f, indent=1, sort_keys=True)
+    os.replace(tmp, out)
+
+
+def describe_row(row: dict[str, Any]) -> str:
+    counts = " ".join(f"{c} {row[c]}" for c in CATEGORIES)
+    return (f"{row['system']} {row['version']} on {row['broker']}, {row['config']}, seed {row['seed']}: "
+            f"{row['jobs']} jobs, {row['kills']} kills: {counts}")
+
+
+def read(path: str) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        rows = json.load(f)
+    assert isinstance(rows, list)
+    for row in rows:
+        check_row(row)
+    return rows

@@ -1,0 +1,143 @@
+"""Real processes interrupted from outside: no child outlives its parent, an interrupt
+is one line and a clean exit, and nothing is left in the temporary directory.
+
+Every wait here is bounded; no assertion is about how long something took beyond
+"the children are gone within a couple of seconds of their parent"."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+#: How long a child may outlive its parent.
+ORPHAN_GRACE_S = 3.0
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.add(int(entry))
+    return out
+
+
+def _running_on(db) -> set[int]:
+    """Every live process whose command line names ``db`` (orphans included, whoever
+    adopted them)."""
+    out = set()
+    needle = str(db).encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if needle in f.read() and _alive(int(entry)):
+                    out.add(int(entry))
+        except OSError:
+            continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_for(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s  # real-time: a bounded wait for real processes
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)  # real-time: polling a real process
+    pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def _start(tmp_path, *argv: str) -> subprocess.Popen[str]:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir(exist_ok=True)
+    env = dict(os.environ, TMPDIR=str(scratch))
+    return subprocess.Popen([sys.executable, "-m", "failfirst.cli", *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    return proc.returncode, out, err
+
+
+def _stress(tmp_path) -> subprocess.Popen[str]:
+    # 50 kills a second keep the workers restarting: the run is always interrupted
+    # mid-way, and a worker has often only just started when its parent dies.
+    return _start(tmp_path, "stress", "--db", str(tmp_path / "s.db"), "--jobs", "20000",
+                  "--workers", "2", "--kill-rate", "50")
+
+
+def test_no_worker_outlives_a_sigkilled_stress_parent(tmp_path):
+    proc = _stress(tmp_path)
+    try:
+        _wait_for(lambda: len(_children(proc.pid)) >= 2, 120, "the worker processes")
+        time.sleep(1.0)  # real-time: let kills and restarts happen
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        _wait_for(lambda: not _running_on(tmp_path / "s.db"), ORPHAN_GRACE_S,
+                  "every worker to die with its parent")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert os.listdir(tmp_path / "tmp") == []  # the children's logs were anonymous files
+
+
+@pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGTERM, 143, "terminated"),
+                                                  (signal.SIGINT, 130, "interrupted")])
+def test_stress_interrupted_is_one_line_and_leaves_nothing(tmp_path, sig, code, word):
+    proc = _stress(tmp_path)
+    _wait_for(lambda: len(_children(proc.pid)) >= 2, 120, "the worker processes")
+    os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole foreground group
+    rc, out, err = _finish(proc)
+    assert rc == code, err
+    assert err.count("\n") == 1 and err.startswith(f"failfirst: {word}") and "resume" in err
+    assert "Traceback" not in err and out == ""
+    _wait_for(lambda: not _running_on(tmp_path / "s.db"), ORPHAN_GRACE_S, "the workers to stop")
+    assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_explore_interrupted_is_one_line(tmp_path):
+    # --all and two workers: the exploration forks a pool, which must stay quiet too.
+    proc = _start(tmp_path, "explore", "FM_001", "--all", "--max-faults", "5", "--workers", "2")
+    kids = _wait_for(lambda: _children(proc.pid), 120, "the explorer's workers")
+    os.killpg(proc.pid, signal.SIGINT)
+    rc, out, err = _finish(proc)
+    assert (rc, out, err) == (130, "", "failfirst: interrupted\n")
+    _wait_for(lambda: not any(_alive(pid) for pid in kids), ORPHAN_GRACE_S, "the explorer's workers")
+
+
+def test_a_worker_whose_parent_is_already_gone_exits_at_once(tmp_path):
+    """The window before the parent-death request: a child told its parent is a pid that
+    is not its parent (as after a reparenting) stops before doing anything."""
+    db = tmp_path / "w.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "failfirst.realrun", "worker", "--db", str(db), "--name", "w1",
+         "--parent-pid", "1", "--max-runtime-s", "60"],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3 and not db.exists()

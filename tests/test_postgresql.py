@@ -1,0 +1,329 @@
+"""PostgreSQL: the same processor, proven equal to SQLite, isolation, refusals, real crashes.
+
+Every test here needs a server (``$FAILFIRST_PG_URL``, default
+``postgresql://postgres@127.0.0.1:5432/test``); without one they are skipped with a
+one-line reason, unless ``FAILFIRST_REQUIRE_PG=1`` (CI), where they fail. Each test
+session works in a database of its own, created with a unique name and dropped after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from failfirst import catalogue
+from failfirst.choices import ReplayChoices
+from failfirst.cli import main
+from failfirst.clock import SimClock
+from failfirst.explore import depth_first, explore, with_bounds
+from failfirst.runner import simulate
+from failfirst.store import Store, StoreError, parse_store_url, pgtools, simulation_store
+from failfirst.store.postgresql import PostgresStore
+from failfirst.stress import stress
+
+pytestmark = pytest.mark.postgresql
+
+#: The differential proof's fault bound. The catalogue's default bounds (2 faults) take
+#: minutes per failure mode on PostgreSQL, where every store call is a network round
+#: trip; ``FAILFIRST_PG_MAX_FAULTS`` raises it (``make test-pg-full`` runs the defaults).
+PROOF_MAX_FAULTS = int(os.environ.get("FAILFIRST_PG_MAX_FAULTS", "1"))
+SCHEDULE_LIMIT = 200_000
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    problem = pgtools.server_problem()
+    if problem is not None:
+        reason = f"PostgreSQL not reachable at {parse_store_url(pgtools.admin_url()).redacted}: {problem}"
+        if os.environ.get(pgtools.REQUIRE_ENV) == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with pgtools.throwaway_database(tag="ff_pytest") as url:
+        yield url
+
+
+# -- the differential proof: every failure mode, schedule by schedule ------------------
+
+
+def _proof_cases():
+    for scenario in catalogue.all_scenarios():
+        for guard in (False, True):
+            yield pytest.param(scenario.id, guard, id=f"{scenario.id}-guard-{'on' if guard else 'off'}")
+
+
+@pytest.mark.parametrize(("fm", "guard"), list(_proof_cases()))
+def test_differential_proof_same_schedules_digests_and_violations(pg_url, fm, guard):
+    """Enumerate every schedule on PostgreSQL (its own depth-first search, its own choice
+    tree); replay each on SQLite: the same history digest, the same violations, the same
+    ``reached``; and the counts equal SQLite's own exhaustive exploration."""
+    scenario = catalogue.load(fm)
+    if PROOF_MAX_FAULTS < scenario.faults.max_faults:
+        scenario = with_bounds(scenario, PROOF_MAX_FAULTS)
+    pg = simulation_store(pg_url, SimClock())
+    lite = Store.memory(SimClock())
+    schedules = violating = reached = 0
+    invariants: set[str] = set()
+    try:
+        for on_pg in depth_first(lambda source: simulate(scenario, guard, source, store=pg),
+                                 SCHEDULE_LIMIT):
+            on_lite = simulate(scenario, guard, ReplayChoices(on_pg.choices), store=lite)
+            assert on_pg.digest == on_lite.digest, f"{on_pg.schedule}: histories differ"
+            assert on_pg.invariants_violated == on_lite.invariants_violated, on_pg.schedule
+            assert on_pg.reached == on_lite.reached
+            schedules += 1
+            violating += bool(on_pg.violations)
+            reached += on_pg.reached
+            invariants |= set(on_pg.invariants_violated)
+    finally:
+        pg.close()
+    sqlite = explore(scenario, guard, stop_at_first=False, shrink_counterexample=False)
+    assert (schedules, violating, reached) == (sqlite.schedules, sqlite.violating, sqlite.reached)
+    if guard:
+        assert violating == 0, f"{fm}: the guardrail fails on PostgreSQL"
+    elif scenario.faults.max_faults > 0 and violating == 0:
+        pytest.xfail(f"{fm}: no violation within {scenario.faults.max_faults} fault(s)")
+    else:
+        assert violating > 0 and invariants & set(scenario.invariants)
+
+
+def test_explore_cli_on_postgresql_equals_sqlite(pg_url, capsys):
+    """The issue's check at FM_001's default bounds: the same ``schedules`` and
+    ``reached`` as SQLite, none violating with the guardrail; INV_001 without it."""
+    argv = ["explore", "FM_001", "--guard", "on", "--json", "--workers", "2"]
+    assert main([*argv, "--store", pg_url]) == 0
+    on_pg = json.loads(capsys.readouterr().out)
+    assert main(argv) == 0
+    on_lite = json.loads(capsys.readouterr().out)
+    assert on_pg["schedules"] == on_lite["schedules"] and on_pg["reached"] == on_lite["reached"]
+    assert on_pg["violating"] == 0 and on_pg["distinct"] == on_lite["distinct"]
+    assert main(["explore", "FM_001", "--guard", "off", "--json", "--store", pg_url]) == 0
+    off = json.loads(capsys.readouterr().out)
+    assert off["violating"] > 0
+    assert "INV_001" in {v["invariant"] for v in off["counterexample"]["violations"]}
+    # The forked explorers' schemas are gone with them.
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        left = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ff_sim_%'").fetchone()
+    assert left[0] == 0
+
+
+def test_run_and_replay_on_postgresql_give_sqlites_digest(pg_url, capsys):
+    assert main(["run", "FM_004", "--guard", "off", "--seed", "3", "--json"]) == 0
+    lite = json.loads(capsys.readouterr().out)
+    assert main(["run", "FM_004", "--guard", "off", "--seed", "3", "--json", "--store", pg_url]) == 0
+    pg = json.loads(capsys.readouterr().out)
+    assert pg["digest"] == lite["digest"] and pg["violations"] == lite["violations"]
+    assert main(["replay", "FM_004", "--guard", "off", "--schedule", lite["schedule"], "--json",
+                 "--store", pg_url]) == 0
+    assert json.loads(capsys.readouterr().out)["digest"] == lite["digest"]
+
+
+# -- isolation: why the claim takes row locks ------------------------------------------
+
+
+def _two_stores(pg_url: str, schema: str) -> tuple[PostgresStore, PostgresStore]:
+    url = pg_url + f"?schema={schema}"
+    a = PostgresStore.open(url, SimClock())
+    b = PostgresStore.open(url, SimClock())
+    with a.transaction():
+        for n in range(2):
+            a.insert_job("effect", json.dumps({"n": n}), None, 0.0, 3)
+    return a, b
+
+
+def test_a_plain_read_then_update_claim_lets_two_workers_take_one_job(pg_url):
+    """Negative control, on two real connections under READ COMMITTED: both read the
+    same pending job before either writes; both updates succeed (the second waits for
+    nothing: the first has committed); two workers now believe they hold job 1."""
+    a, b = _two_stores(pg_url, "iso_naive")
+    try:
+        taken = []
+        a._q("BEGIN ISOLATION LEVEL READ COMMITTED")
+        b._q("BEGIN ISOLATION LEVEL READ COMMITTED")
+        naive_pick = "SELECT id FROM jobs WHERE state = 'pending' ORDER BY id LIMIT 1"
+        job_a = a._q(naive_pick).fetchone()[0]
+        job_b = b._q(naive_pick).fetchone()[0]
+        for store, job, who in ((a, job_a, "A"), (b, job_b, "B")):
+            done = store._q("UPDATE jobs SET state = 'leased', lease_owner = %s WHERE id = %s",
+                            (who, job)).rowcount
+            store._q("COMMIT")
+            taken.append((who, job, done))
+        assert job_a == job_b == 1
+        assert taken == [("A", 1, 1), ("B", 1, 1)]  # both "claimed" job 1
+    finally:
+        a.close()
+        b.close()
+
+
+def test_the_shipped_claim_cannot_hand_one_job_to_two_workers(pg_url):
+    """The same interleaving with the shipped statements: the claim's select locks the
+    row (FOR UPDATE SKIP LOCKED), so the second worker skips it and gets job 2; and
+    the compare-and-set would refuse a claim of a row already moved."""
+    a, b = _two_stores(pg_url, "iso_shipped")
+    try:
+        a._begin()
+        b._begin()
+        job_a = a.next_claimable_jobs(0.0, 1)[0]
+        job_b = b.next_claimable_jobs(0.0, 1)[0]
+        assert (job_a.id, job_b.id) == (1, 2)
+        assert a.compare_and_set_state(1, "pending", "leased", job_a.token, bump_token=True,
+                                       columns={"lease_owner": "A"}) == 1
+        a._end(commit=True)
+        # B, still inside its transaction, tries job 1 anyway with what it knew: refused.
+        assert b.compare_and_set_state(1, "pending", "leased", 0, bump_token=True,
+                                       columns={"lease_owner": "B"}) is None
+        assert b.compare_and_set_state(2, "pending", "leased", job_b.token, bump_token=True,
+                                       columns={"lease_owner": "B"}) == 1
+        b._end(commit=True)
+        assert {j.id: j.lease_owner for j in a.jobs()} == {1: "A", 2: "B"}
+    finally:
+        a.close()
+        b.close()
+
+
+def test_keyed_effect_is_unique_by_constraint_across_connections(pg_url):
+    a, b = _two_stores(pg_url, "iso_effects")
+    try:
+        with a.transaction():
+            assert a.insert_effect(1, "row", 1, 1, 1, once=True)
+        with b.transaction():
+            assert not b.insert_effect(1, "row", 2, 1, 1, once=True)
+        import psycopg
+
+        with psycopg.connect(pg_url) as conn, pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("INSERT INTO iso_effects.effects (job_id, part, token, keyed) "
+                         "VALUES (1, 'row', 3, true)")
+    finally:
+        a.close()
+        b.close()
+
+
+# -- refusals: exit 2, one line, nothing written, no secret shown ------------------------
+
+
+def _refused(capsys, *argv: str) -> str:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "", (code, out, err)
+    assert err.startswith("failfirst: error: ") and err.count("\n") == 1
+    return err
+
+
+def test_unreachable_server_is_refused_without_showing_the_password(capsys):
+    url = "postgresql://postgres:s3cretpw@127.0.0.1:1/test"
+    for argv in (["explore", "FM_001"], ["run", "FM_001"],
+                 ["stress", "--jobs", "5", "--workers", "1"]):
+        err = _refused(capsys, *argv, "--store", url)
+        assert "s3cretpw" not in err and "cannot connect" in err and "***" in err
+
+
+def test_malformed_urls_are_refused(capsys):
+    for url in ("mysql://x/y", "postgresql://h:notaport/db", "postgresql://h/db?schema=Bad-Name"):
+        _refused(capsys, "run", "FM_001", "--store", url)
+
+
+def test_foreign_schema_is_refused_untouched(pg_url, capsys):
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA other_app; CREATE TABLE other_app.jobs (x int)")
+    err = _refused(capsys, "stress", "--jobs", "5", "--workers", "1",
+                   "--store", pg_url + "?schema=other_app")
+    assert "not a failfirst database" in err
+    with psycopg.connect(pg_url) as conn:
+        tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'other_app'").fetchall()
+    assert tables == [("jobs",)]
+
+
+def test_newer_schema_is_refused_untouched(pg_url, capsys):
+    import psycopg
+
+    url = pg_url + "?schema=newer"
+    PostgresStore.open(url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE newer.failfirst_meta SET schema_version = schema_version + 1")
+    err = _refused(capsys, "stress", "--jobs", "5", "--workers", "1", "--store", url)
+    assert "newer" in err
+    with pytest.raises(StoreError, match="newer"):
+        PostgresStore.open(url)
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM newer.jobs").fetchone()[0] == 0
+
+
+def test_real_store_uses_the_servers_clock(pg_url):
+    """A worker's own clock never enters a lease decision: the store's clock is the
+    server's, and a transaction sees one instant."""
+    store = PostgresStore.open(pg_url + "?schema=clock")
+    try:
+        import psycopg
+
+        with psycopg.connect(pg_url) as conn:
+            server_s = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()[0]
+        assert abs(store.clock.now_s() - server_s) < 5.0
+        with store.transaction():
+            first = store.clock.now_s()
+            assert store.clock.now_s() == first
+    finally:
+        store.close()
+
+
+# -- crashed for real: worker processes SIGKILLed -----------------------------------------
+
+
+def test_stress_on_postgresql_with_kills_keeps_every_invariant(pg_url):
+    url = pg_url + "?schema=stress_on"
+    # One kill a second: a worker process needs a moment to start and connect, and a
+    # faster rate would mostly kill workers before their first claim.
+    result = stress(db=url, jobs=200, workers=2, kill_rate=1.0, guard=True, seed=1,
+                    batch=16, lease_s=1.0, heartbeat_s=0.25)
+    assert result["kills"] > 0 and result["db"] == parse_store_url(url).redacted
+    assert result["lost"] == 0 and result["duplicate_effects"] == 0
+    assert result["violations"] == {}, result["violation_examples"]
+    verdict = pgtools.judge_sql(pg_url, "stress_on")
+    assert verdict.ok and verdict.jobs == 200, verdict
+
+
+def test_stress_on_postgresql_guard_off_duplicates_effects(pg_url):
+    """Negative control: without the idempotent commit boundary, a worker killed between
+    a job's effect and its completion leaves the effect; the re-run writes it again."""
+    url = pg_url + "?schema=stress_off"
+    result = stress(db=url, jobs=600, workers=2, kill_rate=2.0, guard=False, seed=3,
+                    batch=16, lease_s=1.0, heartbeat_s=0.25)
+    verdict = pgtools.judge_sql(pg_url, "stress_off")
+    assert result["kills"] > 0 and verdict.lost == 0
+    assert verdict.extra_effect_rows == result["duplicate_effects"] > 0
+
+
+def test_stress_cli_on_postgresql_never_prints_the_password(pg_url):
+    """The URL reaches the worker processes through the environment, not their argv, and
+    the result names the database without the password."""
+    import psycopg
+
+    role = f"ff_secret_{os.getpid()}"  # roles are server-wide: a unique name, dropped after
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw_do_not_show' SUPERUSER")
+    try:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(pg_url)
+        url = f"postgresql://{role}:pw_do_not_show@{parts.hostname}:{parts.port or 5432}" \
+              f"{parts.path}?schema=secret"
+        proc = subprocess.run([sys.executable, "-m", "failfirst.cli", "stress", "--store", url,
+                               "--jobs", "20", "--workers", "1", "--json"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert "pw_do_not_show" not in proc.stdout + proc.stderr
+        assert json.loads(proc.stdout)["db"].startswith(f"postgresql://{role}:***@")
+        with psycopg.connect(pg_url) as conn:
+            logged = conn.execute("SELECT count(*) FROM secret.events WHERE data LIKE %s",
+                                  ("%pw_do_not_show%",)).fetchone()[0]
+        assert logged == 0
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA IF EXISTS secret CASCADE")
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
