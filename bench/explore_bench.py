@@ -37,7 +37,7 @@ from failure_modes.FM_001_retry_duplication.scenario import SCENARIO
 
 REPEATS = 5
 #: The per-failure-mode rows: schedules an exploration without sleep sets may run.
-PER_FM_LIMIT = 100_000
+PER_FM_LIMIT = 40_000
 GUARD_OFF = Guardrails().without("idempotent_commit")
 WORKERS = ("w1", "w2")
 

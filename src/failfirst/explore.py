@@ -2,12 +2,32 @@
 
 Exhaustive mode enumerates the choice tree depth-first by re-execution (each
 schedule is a fresh run of the real processor code on a fresh in-memory SQLite
-store), within the scenario's bounds: workers, jobs, faults and steps. A
-symmetry reduction is built into the scheduler (see :mod:`failfirst.sim`):
-workers with no lease and no memory are interchangeable, so only one of them is
-offered at a decision. The result reports the counts that make a proof
-non-vacuous: schedules run, distinct histories, violating runs, and ``reached``,
-the runs in which the fault under study fired.
+store), within the scenario's bounds: workers, jobs, faults and steps. The result
+reports the counts that make a proof non-vacuous: schedules run, distinct
+histories, violating runs, and ``reached``, the runs in which the fault under
+study fired.
+
+Two reductions skip schedules equivalent to ones already explored (``reduction``:
+``none``, ``symmetry``, or ``full``, both, the default):
+
+- **symmetry** (in the scheduler, :mod:`failfirst.sim`): workers with no lease and
+  no memory are interchangeable, so only one of them is offered at a decision;
+- **sleep sets** (:mod:`failfirst.por`): once every schedule that begins with one
+  actor's step has been explored from a state, the other branches keep that actor
+  asleep while they take steps independent of it (neither writes what the other
+  reads or writes, as recorded from the store), and a state where every ready
+  actor is asleep is cut off.
+
+**Equivalence.** Two schedules are equivalent when one becomes the other by
+swapping adjacent independent steps (and renaming interchangeable workers). Then
+every checker gives both the same verdict and both end in the same final store
+state (:func:`final_state`: jobs, effects, attempts and dead letters, worker names
+erased); each job's own history is the same too (:func:`job_histories`). A
+reduced exploration runs at least one schedule of every equivalence class within
+the bounds, so it finds the same set of violated invariants, the same set of final
+store states and the same shortest counterexample as the full one — which
+``tests/test_por.py`` checks for every failure mode. Its schedules are ordinary
+choice sequences: a counterexample replays with ``failfirst replay`` and shrinks.
 """
 
 from __future__ import annotations
