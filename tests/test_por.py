@@ -30,7 +30,7 @@ from failfirst.runner import replay
 
 FULL = os.environ.get("FAILFIRST_POR_FULL") == "1"
 #: Schedules the unreduced side may run per case here (make test-por: no cap).
-LIMIT = 2_000_000 if FULL else 300
+LIMIT = 2_000_000 if FULL else 200
 CASES = [(scenario.id, faults, guard) for scenario in catalogue.all_scenarios()
          for faults in (1, 2) for guard in (False, True)]
 
