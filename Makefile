@@ -90,8 +90,17 @@ test-site: .venv/.synced ## check _build/html in headless Chromium, offline (aft
 
 # ---------------------------------------------------------------- the explorer
 .PHONY: bench-explore
-bench-explore: .venv/.synced ## schedules/s, FM_001 proof time, first violation vs Hypothesis
+bench-explore: .venv/.synced ## schedules/s, FM_001 proofs (2 and 3 faults), per-FM reduction, vs Hypothesis
 	$(RUN) python bench/explore_bench.py
+
+# Partial-order reduction: the per-failure-mode rows alone, and the soundness
+# comparison on whole scenarios (make test runs it on scenarios cut to a few jobs).
+.PHONY: bench-por test-por
+bench-por: .venv/.synced ## per failure mode: schedules and time with and without sleep sets
+	$(RUN) python bench/explore_bench.py --per-fm-only
+
+test-por: .venv/.synced ## sleep sets vs symmetry alone on whole scenarios, 1 and 2 faults (slow)
+	FAILFIRST_POR_FULL=1 $(PYTEST) -q tests/test_por.py
 
 # ---------------------------------------------------------------- real runs
 # Worker processes on a SQLite file: SIGKILLed at random (stress), and timed
