@@ -110,6 +110,8 @@ class Adapter:
     restart = "the supervisor (harness)"
     #: One sentence: the setting that matters and what the system's documentation says.
     note = ""
+    #: The servers it needs (names in :data:`failfirst.peers.services.PORTS`).
+    services: tuple[str, ...] = ()
 
     def version(self) -> str:
         return metadata.version(self.package)

@@ -19,6 +19,22 @@ AMQP_URL = os.environ.get("FAILFIRST_PEERS_AMQP_URL", "amqp://guest:guest@127.0.
 PG_DSN = os.environ.get("FAILFIRST_PEERS_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+#: Where each server listens (what :func:`reachable` tries).
+PORTS = {"redis": (REDIS_HOST, REDIS_PORT), "rabbitmq": ("127.0.0.1", 5672),
+         "postgresql": ("127.0.0.1", 5432)}
+
+
+def reachable(name: str, timeout_s: float = 2.0) -> bool:
+    """Whether server ``name`` accepts a connection now."""
+    import socket
+
+    try:
+        socket.create_connection(PORTS[name], timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
 def redis_url(db: int = REDIS_DB) -> str:
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
 

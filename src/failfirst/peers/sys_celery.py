@@ -60,11 +60,17 @@ def _make_app(settings: dict[str, Any]):  # noqa: ANN202
             "unacked_restore_interval": 1, "unacked_restore_throttle": 1,
         }
 
-    @app.task(name="failfirst_peers.work")
+    # A task name of the run's own: Celery's task registry is process-wide, and a process
+    # that builds the apps of several runs must not send one run's jobs with another's app.
+    @app.task(name=task_name(settings))
     def work(job: str) -> None:
         ledger.run_job(job)
 
     return app
+
+
+def task_name(settings: dict[str, Any]) -> str:
+    return f"failfirst_peers.work.{settings['queue']}"
 
 
 def __getattr__(name: str) -> Any:
@@ -81,6 +87,7 @@ class _Celery(Adapter):
     acks_late = False
     reject_on_worker_lost = False
     restart = "its own parent (prefork pool)"
+    services: tuple[str, ...] = ("redis",)
 
     def settings(self, run: RunContext) -> dict[str, Any]:
         return {"broker": self.broker_url(), "queue": f"{run.run_id}-celery",
@@ -95,7 +102,7 @@ class _Celery(Adapter):
 
     def enqueue(self, run: RunContext, job_ids: list[str]) -> None:
         app = make_app(self.settings(run))
-        work = app.tasks["failfirst_peers.work"]
+        work = app.tasks[task_name(self.settings(run))]
         with app.connection_for_write() as conn, app.producer_pool.acquire(block=True) as _:
             for job in job_ids:
                 work.apply_async((job,), task_id=f"{run.run_id}-{job}", connection=conn)
@@ -124,6 +131,7 @@ class _Celery(Adapter):
 
 class CeleryRabbit(_Celery):
     broker = "RabbitMQ"
+    services = ("rabbitmq", "redis")
     config = "acks early (default)"
     note = ("With the default early acknowledgement the message is acknowledged before the task "
             "runs: a killed worker's task is not delivered again.")

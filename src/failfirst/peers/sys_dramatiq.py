@@ -44,6 +44,7 @@ class DramatiqRabbit(Adapter):
     package = "dramatiq"
     broker = "RabbitMQ"
     config = "process workers (default settings)"
+    services = ("rabbitmq",)
     note = ("Dramatiq acknowledges a message only after the actor finished; a message whose "
             "worker died unacknowledged is delivered again.")
 

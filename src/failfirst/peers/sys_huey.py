@@ -56,6 +56,7 @@ class HueyRedis(Adapter):
     config = "process workers (default settings)"
     restart = "its own parent (consumer health check)"
     recovery_s = HEALTH_CHECK_S
+    services: tuple[str, ...] = ("redis",)
     note = ("huey removes a task from the queue when a worker takes it; a worker killed "
             "mid-task leaves no trace of it.")
 
@@ -91,6 +92,7 @@ class HueyRedis(Adapter):
 class HueySqlite(HueyRedis):
     broker = "SQLite"
     storage = "sqlite"
+    services = ()
 
 
 ADAPTERS = [HueyRedis, HueySqlite]

@@ -60,6 +60,7 @@ class PgQueuer(Adapter):
     broker = "PostgreSQL"
     config = f"heartbeat_timeout {HEARTBEAT_TIMEOUT_S:g} s"
     recovery_s = HEARTBEAT_TIMEOUT_S
+    services = ("postgresql",)
     note = ("A picked job whose heartbeat is older than the heartbeat timeout is picked again "
             "by another worker.")
 

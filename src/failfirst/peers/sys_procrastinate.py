@@ -63,6 +63,7 @@ class Procrastinate(Adapter):
     broker = "PostgreSQL"
     config = "default (stalled jobs not retried)"
     retry_stalled = False
+    services = ("postgresql",)
     note = ("A job whose worker died stays 'doing'; procrastinate leaves retrying stalled jobs "
             "to the application.")
 

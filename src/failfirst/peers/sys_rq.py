@@ -25,6 +25,7 @@ class RQ(Adapter):
     config = "no Retry (default)"
     retry = False
     restart = "its own parent (work horse per job)"
+    services = ("redis",)
     note = ("The work horse dies; the worker moves the job to the FailedJobRegistry "
             "('Work-horse terminated unexpectedly').")
 

@@ -1,0 +1,106 @@
+"""One small real run per peer family: real servers, real worker commands, real SIGKILLs.
+
+Each asserts what the system's own documentation says happens to the job whose
+worker was killed (the chapter book/peers.md cites where). Without the servers the
+tests skip; with FAILFIRST_REQUIRE_SERVICES=1 (as .ci/run sets) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from failfirst.peers import (
+    sys_celery,
+    sys_dramatiq,
+    sys_failfirst,
+    sys_huey,
+    sys_pgqueuer,
+    sys_procrastinate,
+    sys_rq,
+)
+from failfirst.peers.harness import Adapter, Settings, run_one
+from failfirst.peers.judge import CATEGORIES
+from failfirst.peers.matrix import check_row
+
+PORTS = {"redis": 6379, "rabbitmq": 5672, "postgresql": 5432}
+#: Small: a handful of jobs, one kill; the quiet margin of make peers (a parent may take a
+#: moment under load to notice its dead child and record the failure).
+SMALL = Settings(jobs=4, workers=2, work_s=0.3, kills=1, seed=3, quiet_margin_s=3.0, timeout_s=90)
+
+
+def need(*services: str) -> None:
+    for service in services:
+        try:
+            socket.create_connection(("127.0.0.1", PORTS[service]), timeout=2).close()
+        except OSError:
+            reason = f"{service} is not running on 127.0.0.1:{PORTS[service]}"
+            if os.environ.get("FAILFIRST_REQUIRE_SERVICES") == "1":
+                pytest.fail(reason + " (FAILFIRST_REQUIRE_SERVICES=1)")
+            pytest.skip(reason)
+
+
+def killed_job_category(adapter: Adapter) -> str:
+    row = run_one(adapter, SMALL)
+    check_row(row)  # a kill landed on a job; every job in exactly one category
+    assert sum(row[c] for c in CATEGORIES) == SMALL.jobs
+    return row["timeline"]["category"]
+
+
+def test_failfirst_runs_a_killed_job_again_once() -> None:
+    assert killed_job_category(sys_failfirst.FailfirstSqlite()) == "completed"
+
+
+@pytest.mark.services
+def test_failfirst_on_postgresql_runs_a_killed_job_again_once() -> None:
+    need("postgresql")
+    assert killed_job_category(sys_failfirst.FailfirstPostgres()) == "completed"
+
+
+@pytest.mark.services
+def test_celery_acks_early_on_rabbitmq_reports_the_killed_task_failed() -> None:
+    need("rabbitmq", "redis")
+    assert killed_job_category(sys_celery.CeleryRabbit()) == "failed"
+
+
+@pytest.mark.services
+def test_celery_reject_on_worker_lost_on_redis_runs_the_killed_task_again() -> None:
+    need("redis")
+    assert killed_job_category(sys_celery.CeleryRedis()) == "completed"
+
+
+@pytest.mark.services
+def test_rq_without_retry_parks_the_killed_job_in_the_failed_registry() -> None:
+    need("redis")
+    assert killed_job_category(sys_rq.RQ()) == "failed"
+
+
+class _HueyNoWait(sys_huey.HueySqlite):
+    # The killed task is gone at once; the test does not wait for the health check.
+    recovery_s = 0.0
+
+
+@pytest.mark.services
+def test_huey_loses_the_task_its_worker_held() -> None:
+    need("redis")  # the same adapter family on Redis runs in make peers
+    assert killed_job_category(_HueyNoWait()) == "lost"
+
+
+@pytest.mark.services
+def test_dramatiq_redelivers_the_unacknowledged_message() -> None:
+    need("rabbitmq")
+    assert killed_job_category(sys_dramatiq.DramatiqRabbit()) == "completed"
+
+
+@pytest.mark.services
+def test_procrastinate_by_default_leaves_the_killed_job_doing() -> None:
+    need("postgresql")
+    assert killed_job_category(sys_procrastinate.Procrastinate()) == "stuck"
+
+
+@pytest.mark.services
+def test_pgqueuer_repicks_a_job_whose_heartbeat_stopped() -> None:
+    need("postgresql")
+    assert killed_job_category(sys_pgqueuer.PgQueuer()) == "completed"
