@@ -90,8 +90,17 @@ test-site: .venv/.synced ## check _build/html in headless Chromium, offline (aft
 
 # ---------------------------------------------------------------- the explorer
 .PHONY: bench-explore
-bench-explore: .venv/.synced ## schedules/s, FM_001 proof time, first violation vs Hypothesis
+bench-explore: .venv/.synced ## schedules/s, FM_001 proofs (2 and 3 faults), per-FM reduction, vs Hypothesis
 	$(RUN) python bench/explore_bench.py
+
+# Partial-order reduction: the per-failure-mode rows alone, and the soundness
+# comparison on whole scenarios (make test runs it on scenarios cut to a few jobs).
+.PHONY: bench-por test-por
+bench-por: .venv/.synced ## per failure mode: schedules and time with and without sleep sets
+	$(RUN) python bench/explore_bench.py --per-fm-only
+
+test-por: .venv/.synced ## sleep sets vs symmetry alone on whole scenarios, 1 and 2 faults (slow)
+	FAILFIRST_POR_FULL=1 $(PYTEST) -q tests/test_por.py
 
 # ---------------------------------------------------------------- real runs
 # Worker processes on a SQLite file: SIGKILLed at random (stress), and timed
@@ -135,7 +144,14 @@ fm008-backoff: .venv/.synced ## FM_008: calls and completion per backoff policy 
 # Bigger: make peers PEERS_JOBS=100 PEERS_SEEDS=5
 PEERS_JOBS ?= 12
 PEERS_SEEDS ?= 2
-PEERS_PARALLEL ?= 2
+PEERS_PARALLEL ?= 3
 .PHONY: peers
 peers: .venv/.synced ## kill workers of Celery, RQ, huey, Dramatiq, procrastinate, pgqueuer, failfirst: _build/peers/results.json
 	$(RUN) failfirst peers --jobs $(PEERS_JOBS) --seeds $(PEERS_SEEDS) --parallel $(PEERS_PARALLEL) --out _build/peers/results.json
+
+# ---------------------------------------------------------------- mutation check (harden)
+# Planted bugs (tests/mutation/mutations.py, each one line of what it breaks), applied
+# one at a time to a temporary copy of the tree; fails when the fast tests miss one.
+.PHONY: mutate
+mutate: .venv/.synced ## apply each curated planted bug to a copy of the tree; fail if one survives
+	$(RUN) python tests/mutation/run.py

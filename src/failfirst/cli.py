@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true",
                    help="go on past the first violation and count every violating schedule "
                         "(by default exploration stops at the first, as model checkers do)")
+    p.add_argument("--reduction", choices=("none", "symmetry", "full"), default="full",
+                   help="skip equivalent schedules: full (symmetry and sleep sets, the default), "
+                        "symmetry (idle workers interchangeable) or none")
     _store(p, _SIM_STORE_HELP)
     p.add_argument("--json", action="store_true", help=json_help)
 
@@ -282,7 +285,8 @@ def cmd_explore(args: argparse.Namespace) -> None:
     result = explore_cli(catalogue.load(args.fm), guard=args.guard == "on", mode=args.mode,
                          runs=args.runs, seed=args.seed, max_faults=args.max_faults,
                          stop_at_first=not args.all, workers=args.workers,
-                         progress=not args.json and sys.stderr.isatty(), store_url=args.store)
+                         progress=not args.json and sys.stderr.isatty(), store_url=args.store,
+                         reduction=args.reduction)
     _emit(args, result.to_json(), describe(result))
 
 
@@ -330,11 +334,12 @@ def _bad_input_types() -> tuple[type[BaseException], ...]:
     input is checked, before anything is written. A ValueError from anywhere else is a
     bug and must not be reported as the user's mistake."""
     from failfirst.explore import BoundError
+    from failfirst.peers.matrix import PeersInputError
     from failfirst.store import StoreError
     from failfirst.stress import StressInputError
 
     return (UsageError, catalogue.UnknownFailureMode, ScheduleError, StoreError, BoundError,
-            StressInputError)
+            StressInputError, PeersInputError)
 
 
 def _on_signal(signum: int, frame: object) -> None:
