@@ -95,3 +95,26 @@ def test_the_queue_remembers_each_jobs_previous_wait_for_decorrelated_jitter():
     assert max(waits) > 3.0, "it grows past 3 x base only by remembering the previous wait"
     fresh = [queue.backoff_s(1, job) for job in range(2, 50)]
     assert max(fresh) <= 3.0, "a job's first wait is drawn from [base, 3 base]"
+
+
+# -- FM_008's contention model -------------------------------------------------------
+
+def test_contention_runs_are_seeded_and_every_client_writes_once():
+    from failure_modes.FM_008_thundering_herd import contention
+
+    for policy in backoff.POLICIES:
+        a, b = contention.run(policy, 10, seed=3), contention.run(policy, 10, seed=3)
+        assert a == b and a.calls >= 10, policy
+    alone = contention.run("exponential", 1, seed=0)
+    assert alone.calls == 1 and 20 < alone.completion_ms < 60, "four messages of ~10 ms, no retry"
+
+
+def test_contention_table_rows(tmp_path):
+    from failure_modes.FM_008_thundering_herd import contention
+
+    rows = contention.table(clients=(5,), seeds=3, policies=("none", "full_jitter"))
+    assert [sorted(r) for r in rows] == [["calls", "clients", "completion", "policy"]] * 2
+    path = contention.write(tmp_path / "fm008" / "backoff.json", rows)
+    import json
+
+    assert json.loads(path.read_text()) == rows

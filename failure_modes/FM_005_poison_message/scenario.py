@@ -83,7 +83,12 @@ def drain(queue: JobQueue, clock: SimClock, worker: str = "w9", max_steps: int =
     loop = worker_loop(worker, queue, SCENARIO.worker)
     for _ in range(max_steps):
         queue.reap()
-        step = next(loop)
+        try:
+            step = next(loop)
+        except WorkerCrash as exc:  # the history records the crash, as the simulator does
+            queue.store.append_event(actor=worker, job=queue.store.job_leased_by(worker),
+                                     kind="crash", point="handler", reason=str(exc))
+            raise
         if isinstance(step, Idle):
             wake = step.wake()
             expiry = queue.store.next_lease_expiry_s()

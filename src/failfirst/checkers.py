@@ -30,7 +30,14 @@ INVARIANTS: dict[str, str] = {
     "INV_005": "bounded work: attempts per job and downstream calls per job stay within declared bounds",
     "INV_006": "recovery restores INV_001 to INV_005, and running recovery twice equals running it once",
     "INV_007": "every violation is visible: the processor's own records agree with the history",
+    "INV_008": "liveness: a job ends dead only when each of its attempts ended in a handled failure "
+               "or in a crash, pause, lost acknowledgement or expiry that a fault caused",
 }
+#: History events that record a fault injected into (or suffered by) an actor.
+FAULT_KINDS = frozenset({"crash", "pause", "lost_ack", "skew"})
+#: How an attempt (a lease) ends: the lease holder's own verdict, or the reaper's.
+_HANDLED_ENDS = frozenset({"retry", "dead"})
+_EXPIRY_ENDS = frozenset({"expire", "expire_dead"})
 _TRANSITION_EVENTS = frozenset(event for _, event in TRANSITIONS)
 
 
@@ -392,7 +399,7 @@ def check_inv006_recovered(events: list[Event], store: Store) -> list[Violation]
         if states.get(job) == "succeeded" and not parts and job not in charged:
             out.append(Violation("INV_006", job, where,
                                  "after recovery, the job is succeeded but no effect stands"))
-    out.extend(_downstream_not_newest(events))
+    out.extend(downstream_lost_updates(events))
     stored: dict[tuple[int, str], int] = defaultdict(int)
     for job_id, part, _token, _amount in store.effects():
         stored[(job_id, part)] += 1
@@ -410,7 +417,7 @@ def check_inv006_recovered(events: list[Event], store: Store) -> list[Violation]
     return out
 
 
-def _downstream_not_newest(events: list[Event]) -> list[Violation]:
+def downstream_lost_updates(events: list[Event]) -> list[Violation]:
     """After recovery, every downstream row holds the value of the newest lease that
     wrote it: its last ``write`` or ``restore`` carries the newest token ever written."""
     last: dict[str, Event] = {}
@@ -425,6 +432,54 @@ def _downstream_not_newest(events: list[Event]) -> list[Violation]:
             for key, e in sorted(last.items()) if e["token"] < newest[key]]
 
 
+def check_inv008_dead_only_for_cause(events: list[Event], store: Store) -> list[Violation]:
+    """INV_008: a dead letter needs a cause. INV_004 counts ``dead`` as progress, so a
+    lease or heartbeat bug that lets healthy jobs expire until their attempts run out
+    would pass it; this names every job that ends dead although one of its attempts
+    (since its last redrive) ended in an expiry with no fault of its holder in between,
+    or ended in neither a handled failure nor an expiry."""
+    out = []
+    claims: dict[int, list[Event]] = defaultdict(list)  # job -> attempts since its last redrive
+    ends: dict[tuple[int, int], Event] = {}  # (job, claim seq) -> the event that ended it
+    open_claim: dict[int, Event] = {}
+    faults: dict[str, list[int]] = defaultdict(list)  # actor -> seqs of its faults
+    final: dict[int, str] = {}
+    for e in events:
+        kind, job = e["kind"], e["job"]
+        if kind in FAULT_KINDS:
+            faults[e["actor"]].append(e["seq"])
+            continue
+        if job is None or kind not in _TRANSITION_EVENTS:
+            continue
+        final[job] = e["to"]
+        if kind == "redrive":
+            claims[job] = []
+        elif kind == "claim":
+            claims[job].append(e)
+            open_claim[job] = e
+        elif job in open_claim and kind in _HANDLED_ENDS | _EXPIRY_ENDS | {"complete"}:
+            ends[(job, open_claim.pop(job)["seq"])] = e
+    for job, state in sorted(final.items()):
+        if state != "dead":
+            continue
+        for n, claim in enumerate(claims[job], start=1):
+            end = ends.get((job, claim["seq"]))
+            if end is not None and end["kind"] in _HANDLED_ENDS:
+                continue
+            if end is not None and end["kind"] in _EXPIRY_ENDS and any(
+                    claim["seq"] < seq < end["seq"] for seq in faults[claim["actor"]]):
+                continue
+            how = "never ended" if end is None else f"ended in {end['kind']}"
+            out.append(Violation(
+                "INV_008", job, (claim["seq"],) + (() if end is None else (end["seq"],)),
+                f"the job was dead-lettered, but attempt {n} (lease {claim['token']}, "
+                f"{claim['actor']}) {how} with no fault of its holder: a healthy job was "
+                "dead-lettered",
+            ))
+            break  # one violation names the job
+    return out
+
+
 CHECKERS: dict[str, Callable[[list[Event], Store], list[Violation]]] = {
     "INV_001": check_inv001_effect_once,
     "INV_002": check_inv002_all_or_nothing,
@@ -432,6 +487,7 @@ CHECKERS: dict[str, Callable[[list[Event], Store], list[Violation]]] = {
     "INV_004": check_inv004_progress,
     "INV_005": check_inv005_bounded_work,
     "INV_007": check_inv007_records_agree,
+    "INV_008": check_inv008_dead_only_for_cause,
 }
 
 

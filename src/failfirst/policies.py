@@ -33,6 +33,9 @@ class Guardrails:
     retry_budget: bool = True
     #: FM_002/FM_006: recovery reconciles torn effects from the attempt log.
     reconciliation: bool = True
+    #: FM_007: recovery changes states only through the transition table and the code the
+    #: reaper and the worker run (never a re-implementation of its own).
+    recovery_via_transitions: bool = True
     #: FM_010: every call to an external provider carries an idempotency key derived
     #: from the job (the same on every attempt), and a retry first asks the provider
     #: for that key's status.

@@ -34,7 +34,7 @@ from failfirst.batch import MAX_BATCH, BatchQueue, batch_worker_loop
 from failfirst.clock import RealClock
 from failfirst.policies import Guardrails
 from failfirst.processor import HandlerContext, QueueConfig
-from failfirst.store import open_store
+from failfirst.store import Store, StoreError, open_store
 from failfirst.worker import ActorLoop, Idle, Point, WorkerConfig, reaper_loop
 
 #: The job type of real runs (stress and the benchmark).
@@ -65,6 +65,8 @@ class RealConfig:
     idle_poll_s: float = 0.05
     #: Every process exits after this long, whatever happens (orphans cannot linger).
     max_runtime_s: float = 600.0
+    #: Simulated handler time per job (slept, heartbeats kept): 0 = the one row is all the work.
+    work_s: float = 0.0
 
     def __post_init__(self) -> None:
         assert 0 < self.heartbeat_s < self.lease_s
@@ -75,12 +77,12 @@ class RealConfig:
         return QueueConfig(lease_s=self.lease_s, heartbeat_s=self.heartbeat_s)
 
     def worker_config(self) -> WorkerConfig:
-        return WorkerConfig(work_s=0.0)  # the handler's one row is all the work
+        return WorkerConfig(work_s=self.work_s)
 
     def argv(self) -> list[str]:
         return ["--lease-s", repr(self.lease_s), "--heartbeat-s", repr(self.heartbeat_s),
                 "--batch", str(self.batch), "--idle-poll-s", repr(self.idle_poll_s),
-                "--max-runtime-s", repr(self.max_runtime_s)]
+                "--max-runtime-s", repr(self.max_runtime_s), "--work-s", repr(self.work_s)]
 
 
 def guardrails(guard: bool) -> Guardrails:
@@ -88,6 +90,9 @@ def guardrails(guard: bool) -> Guardrails:
     return Guardrails() if guard else Guardrails().without("idempotent_commit")
 
 
+#: A worker whose connection to the store broke exits with this code (EX_TEMPFAIL): what
+#: it held is the store's to take back, as after a crash; a supervisor restarts it.
+EXIT_CONNECTION_LOST = 75
 #: A store URL may carry a password: children read it from here, never from their argv.
 STORE_URL_ENV = "FAILFIRST_STORE_URL"
 
@@ -97,10 +102,14 @@ def open_queue(db: str, guard: bool, config: RealConfig, *, create: bool = False
     The clock is the store's own: the wall clock for a file, the server's for PostgreSQL."""
     if db == "env":
         db = os.environ[STORE_URL_ENV]
-    store = open_store(db, None, create=create)
+    return queue_on(open_store(db, None, create=create), guard, config)
+
+
+def queue_on(store: Store, guard: bool, config: RealConfig) -> BatchQueue:
+    """The queue of a real run over an open store."""
     # Jitter only spreads retries: each process draws its own.
     return BatchQueue(store, HANDLERS, guardrails=guardrails(guard), config=config.queue_config(),
-                    jitter_seed=f"jitter:{os.getpid()}")
+                      jitter_seed=f"jitter:{os.getpid()}")
 
 
 def drive(
@@ -205,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=RealConfig.batch)
     parser.add_argument("--idle-poll-s", type=_positive_float, default=RealConfig.idle_poll_s)
     parser.add_argument("--max-runtime-s", type=_positive_float, default=RealConfig.max_runtime_s)
+    parser.add_argument("--work-s", type=float, default=RealConfig.work_s)
     parser.add_argument("--parent-pid", type=int, default=None,
                         help="exit when this process is no longer the parent")
     args = parser.parse_args(argv)
@@ -212,9 +222,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not die_with_parent(args.parent_pid):
         return EXIT_ORPHANED
     config = RealConfig(lease_s=args.lease_s, heartbeat_s=args.heartbeat_s, batch=args.batch,
-                        idle_poll_s=args.idle_poll_s, max_runtime_s=args.max_runtime_s)
+                        idle_poll_s=args.idle_poll_s, max_runtime_s=args.max_runtime_s,
+                        work_s=args.work_s)
     run = run_worker if args.role == "worker" else run_reaper
-    run(args.db, args.name, args.guard == "on", config, args.parent_pid)
+    try:
+        run(args.db, args.name, args.guard == "on", config, args.parent_pid)
+    except StoreError as exc:  # the server went away (terminated, crashed, unreachable)
+        print(f"{args.name}: {exc}", file=sys.stderr)
+        return EXIT_CONNECTION_LOST
     return 0
 
 

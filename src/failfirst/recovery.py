@@ -17,12 +17,14 @@ Running recovery twice equals running it once.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
 from failfirst import transitions
 from failfirst.downstream import PaymentProvider, VersionedResource, payment_reference
 from failfirst.processor import BROKER_SERVICE, JobQueue
+from failfirst.worker import Point
 
 
 @dataclass(frozen=True)
@@ -38,19 +40,48 @@ class RecoveryReport:
 def recover(queue: JobQueue, actor: str = "recovery") -> RecoveryReport:
     """Bound open-ended leases, reap expired ones, then (with the reconciliation
     guardrail) repair torn or duplicated effects and complete jobs whose effect is
-    already whole."""
+    already whole. Runs :func:`recovery_loop` to its end."""
+    loop = recovery_loop(queue, actor)
+    for _ in range(MAX_RECOVERY_STEPS):
+        try:
+            next(loop)
+        except StopIteration as done:
+            return done.value
+    raise AssertionError(f"recovery did not finish within {MAX_RECOVERY_STEPS} steps")
+
+
+#: Steps one recovery may take: a few per job at most (bounded, like every loop).
+MAX_RECOVERY_STEPS = 1_000_000
+
+
+def recovery_loop(queue: JobQueue, actor: str = "recovery") -> Generator[Point, None, RecoveryReport]:
+    """Recovery as an actor: one store transaction per step, a ``recovering`` step
+    boundary after each, so that the simulator can run it beside restarting workers and
+    crash it at any step (it then starts again from the top: every pass is idempotent).
+
+    With ``recovery_via_transitions`` (FM_007) every state change goes through the
+    transition table and the same code the reaper runs; without it, a hand-written
+    re-implementation takes leases back (see :func:`_drifted_take_back`)."""
     bounded = bound_leases(queue, actor) if queue.guard.lease_expiry else ()
+    yield Point("recovering")
     expired = 0
-    for _ in range(1 + len(queue.store.jobs()) // queue.config.reap_batch):  # bounded
-        reaped = queue.reap(actor)
-        expired += reaped
-        if reaped < queue.config.reap_batch:
-            break
+    if queue.guard.recovery_via_transitions:
+        for _ in range(1 + len(queue.store.jobs()) // queue.config.reap_batch):  # bounded
+            reaped = queue.reap(actor)  # the reaper's own code: deadline, budget, token
+            expired += reaped
+            yield Point("recovering")
+            if reaped < queue.config.reap_batch:
+                break
+    else:
+        expired = _drifted_take_back(queue, actor)
+        yield Point("recovering")
     reconciled: list[int] = []
     repaired: list[tuple[int, str, int]] = []
     if queue.guard.reconciliation:
-        with queue.store.transaction():
-            for job in queue.store.jobs():
+        for job_id in [job.id for job in queue.store.jobs()]:  # one transaction per job
+            with queue.store.transaction():
+                job = queue.store.job(job_id)
+                assert job is not None
                 if job.state == "leased":
                     continue  # its holder may still be at work: never touch a live lease
                 removed, kept = repair_effects(queue, job.id, job.state, actor)
@@ -60,7 +91,31 @@ def recover(queue: JobQueue, actor: str = "recovery") -> RecoveryReport:
                                       effect_token=kept)
                     queue.store.end_attempt(job.id, kept, "reconciled")
                     reconciled.append(job.id)
+            yield Point("recovering", job_id)
     return RecoveryReport(expired, tuple(reconciled), tuple(repaired), bounded)
+
+
+def _drifted_take_back(queue: JobQueue, actor: str) -> int:
+    """FM_007's drift, kept to be caught: the kind of "requeue orphaned jobs" script that
+    recovery code grows when it re-implements a transition instead of calling it. At a
+    restart it assumes every leased job is an orphan and writes it back to ``pending``
+    itself: it checks no deadline (a live worker's lease is taken too) and no attempt
+    budget (where the reaper would dead-letter, it requeues). It logs an ``expire``, a
+    legal transition: only the refinement check sees that the state it leaves is one
+    normal processing never reaches."""
+    taken = 0
+    with queue.store.transaction():
+        for job in queue.store.jobs():
+            if job.state != "leased":
+                continue
+            queue.store.compare_and_set_state(
+                job.id, "leased", "pending", None, bump_token=False,
+                columns={"lease_owner": None, "lease_expires_s": None},
+            )
+            queue.store.append_event(actor=actor, job=job.id, kind="expire", from_state="leased",
+                                     to_state="pending", token=job.token, reason="orphaned at restart")
+            taken += 1
+    return taken
 
 
 def bound_leases(queue: JobQueue, actor: str = "recovery") -> tuple[int, ...]:

@@ -65,9 +65,12 @@ def simulate(
     sim = Simulation(scenario, scenario.guardrails(guard), source, reduce=reduce, store=store)
     outcome = sim.run()
     events = outcome.store.events()
+    violations = checkers.check(events, outcome.store)
+    for judge in scenario.checks:  # a scenario's further judges (FM_007: refinement)
+        violations.extend(judge(events, outcome.store))
     return RunResult(
         scenario=scenario, guard=guard, events=events,
-        violations=checkers.check(events, outcome.store), digest=history.digest(events),
+        violations=violations, digest=history.digest(events),
         choices=outcome.choices, store=outcome.store, end_reason=outcome.end_reason, seed=seed,
         # The run's services (a downstream resource, say): recovery repairs them too.
         extras={"services": sim.queue.services},

@@ -104,6 +104,13 @@ class Scenario:
     #: Makes the per-run services handlers call (say, a downstream dependency), from
     #: the run's store and policies; a fresh set per run, so runs share no state.
     services: Callable[[Store, Guardrails], dict[str, Any]] | None = None
+    #: When set, a recovery actor (:func:`failfirst.recovery.recovery_loop`) starts at
+    #: this simulated second, beside the workers: a restart's recovery, which can crash at
+    #: its ``recovering`` steps and then runs again from the top (FM_007).
+    recovery_at_s: float | None = None
+    #: Judges beyond the invariant checkers, each (events, store) -> violations; say, the
+    #: refinement check of :mod:`failfirst.refinement` (FM_007).
+    checks: tuple[Callable[[list[dict[str, Any]], Store], list[Any]], ...] = ()
     description: str = ""
 
     def __post_init__(self) -> None:

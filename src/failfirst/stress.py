@@ -43,7 +43,7 @@ from typing import IO, Any
 
 from failfirst import checkers
 from failfirst.clock import RealClock
-from failfirst.realrun import JOB_TYPE, STORE_URL_ENV, RealConfig, open_queue
+from failfirst.realrun import JOB_TYPE, STORE_URL_ENV, RealConfig, open_queue, queue_on
 from failfirst.store import Store, StoreError, open_store, parse_store_url
 from failfirst.store.sqlite import shown_path
 from failfirst.transitions import TERMINAL_STATES
@@ -245,6 +245,11 @@ def _is_store_url(db: str) -> bool:
     return db.startswith(("sqlite:", "postgresql://", "postgres://"))
 
 
+def _shown(db: str) -> str:
+    """How a store is named in messages: a URL without its password, a path escaped."""
+    return parse_store_url(db).redacted if _is_store_url(db) else shown_path(db)
+
+
 def _run(queue: Any, store: Store, rng: random.Random, *, db: str, shown: str, jobs: int, workers: int,
          kill_rate: float, guard: bool, seed: int, config: RealConfig,
          timeout_s: float) -> dict[str, Any]:
@@ -255,8 +260,23 @@ def _run(queue: Any, store: Store, rng: random.Random, *, db: str, shown: str, j
             guardrails_off=queue.guard.off(), progress_bound_s=timeout_s,
         )
     enqueued = queue.enqueue_batch(JOB_TYPE, [{"n": i} for i in range(jobs)], actor="client")
+    elapsed_s, kills, restarts, last_kill_t = _work_off(
+        queue, store, rng, db=db, guard=guard, config=config, names=[f"w{i + 1}" for i in range(workers)],
+        kill_rate=kill_rate, jobs=jobs, timeout_s=timeout_s)
+    with store.transaction():
+        store.append_event(actor="stress", job=None, kind="end", reason="every job terminal",
+                           last_fault_s=last_kill_t, faults=kills)
+    return _judge(store, enqueued, db=shown, guard=guard, seed=seed, workers=workers,
+                  kill_rate=kill_rate, kills=kills, restarts=restarts, elapsed_s=elapsed_s,
+                  config=config)
+
+
+def _work_off(queue: Any, store: Store, rng: random.Random, *, db: str, guard: bool,
+              config: RealConfig, names: list[str], kill_rate: float, jobs: int,
+              timeout_s: float) -> tuple[float, int, int, float | None]:
+    """Start a worker process per name and drive the reaper (and the kills) until every job
+    in the store is terminal. Returns (elapsed_s, kills, restarts, time of the last kill)."""
     run = _Run(db, guard, config)
-    names = [f"w{i + 1}" for i in range(workers)]
     # The first kill lands at a seeded point within the first half of the work (so even a
     # run shorter than 1/kill_rate seconds sees a kill that matters); the next follow at
     # kill_rate per second of exposure: time during which some live worker holds a lease.
@@ -288,7 +308,7 @@ def _run(queue: Any, store: Store, rng: random.Random, *, db: str, shown: str, j
             if now > deadline:
                 raise StressError(
                     f"stress timed out after {timeout_s:g} s with {open_jobs} jobs not terminal "
-                    f"({counts}); {kills} kills; the database {shown} is left for inspection")
+                    f"({counts}); {kills} kills; the database {_shown(db)} is left for inspection")
             run.check_alive()
             reaper.step(RealClock().now_s())
             terminal = sum(n for s, n in counts.items() if s in TERMINAL_STATES)
@@ -335,35 +355,38 @@ def _run(queue: Any, store: Store, rng: random.Random, *, db: str, shown: str, j
             raise StressError(f"stress did not finish within {timeout_s:g} s")
     finally:
         run.stop_all()
-    with store.transaction():
-        store.append_event(actor="stress", job=None, kind="end", reason="every job terminal",
-                           last_fault_s=last_kill_t, faults=kills)
-    return _judge(store, enqueued, db=shown, guard=guard, seed=seed, workers=workers,
-                  kill_rate=kill_rate, kills=kills, restarts=restarts, elapsed_s=elapsed_s,
-                  config=config)
+    return elapsed_s, kills, restarts, last_kill_t
+
+
+def _verdict(store: Store, enqueued: list[int]) -> dict[str, Any]:
+    """Everything from the file: the tables and the history in it, never our own counters."""
+    states = {job.id: job.state for job in store.jobs()}
+    lost = sum(1 for job_id in enqueued if states.get(job_id) not in TERMINAL_STATES)
+    per_part = Counter((job_id, part) for job_id, part, _token, _amount in store.effects())
+    violations = checkers.check(store.events(), store)
+    by_invariant = Counter(v.invariant for v in violations)
+    return {
+        "enqueued": len(enqueued),
+        "succeeded": sum(1 for s in states.values() if s == "succeeded"),
+        "dead": sum(1 for s in states.values() if s == "dead"),
+        "lost": lost,
+        "duplicate_effects": sum(n - 1 for n in per_part.values() if n > 1),
+        "violations": {inv: by_invariant[inv] for inv in sorted(by_invariant)},
+        "violation_examples": [v.to_json() for v in violations[:MAX_LISTED_VIOLATIONS]],
+    }
 
 
 def _judge(store: Store, enqueued: list[int], *, db: str, guard: bool, seed: int, workers: int,
            kill_rate: float, kills: int, restarts: int, elapsed_s: float,
            config: RealConfig) -> dict[str, Any]:
-    """Everything from the file: the tables and the history in it, never our own counters."""
-    states = {job.id: job.state for job in store.jobs()}
-    lost = sum(1 for job_id in enqueued if states.get(job_id) not in TERMINAL_STATES)
-    per_part = Counter((job_id, part) for job_id, part, _token, _amount in store.effects())
-    duplicate_effects = sum(n - 1 for n in per_part.values() if n > 1)
-    violations = checkers.check(store.events(), store)
-    by_invariant = Counter(v.invariant for v in violations)
-    succeeded = sum(1 for s in states.values() if s == "succeeded")
+    verdict = _verdict(store, enqueued)
     return {
-        "enqueued": len(enqueued),
-        "succeeded": succeeded,
-        "dead": sum(1 for s in states.values() if s == "dead"),
-        "lost": lost,
-        "duplicate_effects": duplicate_effects,
+        **verdict,
         "kills": kills,
         "restarts": restarts,
         "elapsed_s": round(elapsed_s, 3),
-        "jobs_per_s": round((len(enqueued) - lost) / elapsed_s, 1) if elapsed_s > 0 else None,
+        "jobs_per_s": (round((len(enqueued) - verdict["lost"]) / elapsed_s, 1)
+                       if elapsed_s > 0 else None),
         "db": db,
         "guard": "on" if guard else "off",
         "seed": seed,
@@ -371,16 +394,110 @@ def _judge(store: Store, enqueued: list[int], *, db: str, guard: bool, seed: int
         "kill_rate": kill_rate,
         "batch": config.batch,
         "lease_s": config.lease_s,
-        "violations": {inv: by_invariant[inv] for inv in sorted(by_invariant)},
-        "violation_examples": [v.to_json() for v in violations[:MAX_LISTED_VIOLATIONS]],
     }
+
+
+# -- resume and check: an earlier run's file -----------------------------------------
+
+
+def open_run_store(db: str, *, read_only: bool = False) -> Store:
+    """The store of an earlier run, named by the user: an existing failfirst database,
+    refused (StoreError, nothing written) when it is anything else. The one place
+    ``resume`` and ``check`` open their store."""
+    if _is_store_url(db):  # sqlite:PATH or postgresql://... (PostgreSQL: check only reads)
+        return open_store(db, None, create=False)
+    return Store.open_file(db, RealClock(), create=False, read_only=read_only)
+
+
+def resume(db: str, workers: int = 2, *, batch: int = DEFAULT_BATCH, lease_s: float = 2.0,
+           heartbeat_s: float = 0.5, timeout_s: float | None = None) -> dict[str, Any]:
+    """Finish an interrupted run: the leases its dead workers held are marked as crashed
+    in the history, the reaper takes them back when they expire, and ``workers`` new
+    worker processes work off every job not yet terminal, with every guardrail on (each
+    effect is keyed by its job, so a job already applied is never applied again). Then
+    judges the file as :func:`stress` does. A file with nothing left to do is judged
+    and left unchanged."""
+    _validate(1, workers, 0.0, batch, timeout_s)
+    db = db if _is_store_url(db) else os.path.abspath(db)
+    store = open_run_store(db)
+    try:
+        job_ids = [job.id for job in store.jobs()]
+        open_ids = [job.id for job in store.jobs() if job.state not in TERMINAL_STATES]
+        timeout_s = default_timeout_s(len(open_ids)) if timeout_s is None else timeout_s
+        config = RealConfig(lease_s=lease_s, heartbeat_s=heartbeat_s, batch=batch,
+                            max_runtime_s=timeout_s + 30.0)
+        elapsed_s = 0.0
+        if open_ids:
+            queue = queue_on(store, True, config)
+            with store.transaction():
+                # The interrupted run's workers are gone: their attempts ended in a crash.
+                for job in store.jobs():
+                    if job.state == "leased":
+                        store.append_event(actor=job.lease_owner or "?", job=job.id, kind="crash",
+                                           point="interrupted")
+                store.append_event(actor="resume", job=None, kind="resume", open=len(open_ids),
+                                   workers=workers)
+            resumed_at = RealClock().now_s()
+            elapsed_s, _, _, _ = _work_off(
+                queue, store, random.Random(0), db=db, guard=True, config=config,
+                names=[f"r{i + 1}" for i in range(workers)], kill_rate=0.0, jobs=len(open_ids),
+                timeout_s=timeout_s)
+            with store.transaction():
+                store.append_event(actor="resume", job=None, kind="end", reason="every job terminal",
+                                   last_fault_s=resumed_at, faults=0)
+        return {**_verdict(store, job_ids), **_history_counts(store), "resumed": len(open_ids),
+                "workers": workers, "elapsed_s": round(elapsed_s, 3), "db": _shown(db)}
+    finally:
+        store.close()
+
+
+def check(db: str) -> dict[str, Any]:
+    """Judge any failfirst database file, read-only: what :func:`stress` reports (lost,
+    duplicate effects, violations), from the tables and the history in the file."""
+    db = db if _is_store_url(db) else os.path.abspath(db)
+    store = open_run_store(db, read_only=True)
+    try:
+        return {**_verdict(store, [job.id for job in store.jobs()]), **_history_counts(store),
+                "db": _shown(db)}
+    finally:
+        store.close()
+
+
+def _history_counts(store: Store) -> dict[str, int]:
+    kinds = Counter(e["kind"] for e in store.events() if e["kind"] in ("crash", "restart"))
+    return {"kills": kinds["crash"], "restarts": kinds["restart"]}
+
+
+def describe_check(result: dict[str, Any], what: str = "check") -> str:
+    """The human-readable summary of a ``check`` or ``resume`` result."""
+    r = result
+    head = f"{what} of {shown_path(r['db'])}"
+    if what == "resume":
+        head += f": {r['resumed']} jobs left to do, {r['workers']} workers, {r['elapsed_s']:g} s"
+    lines = [
+        head,
+        f"  {r['enqueued']} jobs, {r['succeeded']} succeeded, {r['dead']} dead, "
+        f"{r['lost']} not terminal (lost)",
+        f"  {r['kills']} crashes in the history ({r['restarts']} restarts)",
+        f"  duplicate effects: {r['duplicate_effects']}",
+    ]
+    lines.extend(_violation_lines(r))
+    return "\n".join(lines)
+
+
+def _violation_lines(r: dict[str, Any]) -> list[str]:
+    if not r["violations"]:
+        return ["  every invariant holds (checked from the file)"]
+    counts = ", ".join(f"{inv} x{n}" for inv, n in r["violations"].items())
+    return [f"  violations: {counts}", *(f"    {v['invariant']} job {v['job']}: {v['detail']}"
+                                         for v in r["violation_examples"][:5])]
 
 
 def describe(result: dict[str, Any]) -> str:
     """The human-readable summary of a stress result."""
     r = result
     lines = [
-        f"stress on {r['db']}: {r['workers']} workers, guard {r['guard']}, seed {r['seed']}, "
+        f"stress on {shown_path(r['db'])}: {r['workers']} workers, guard {r['guard']}, seed {r['seed']}, "
         f"kill rate {r['kill_rate']:g}/s, batch {r['batch']}",
         f"  {r['enqueued']} enqueued, {r['succeeded']} succeeded, {r['dead']} dead, "
         f"{r['lost']} lost",
@@ -388,11 +505,5 @@ def describe(result: dict[str, Any]) -> str:
         f"{r['jobs_per_s']} jobs/s",
         f"  duplicate effects: {r['duplicate_effects']}",
     ]
-    if r["violations"]:
-        counts = ", ".join(f"{inv} x{n}" for inv, n in r["violations"].items())
-        lines.append(f"  violations: {counts}")
-        lines.extend(f"    {v['invariant']} job {v['job']}: {v['detail']}"
-                     for v in r["violation_examples"][:5])
-    else:
-        lines.append("  every invariant holds (INV_001..INV_005, INV_007, checked from the file)")
+    lines.extend(_violation_lines(r))
     return "\n".join(lines)

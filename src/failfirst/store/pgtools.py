@@ -105,6 +105,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A killed child of another process stays a zombie until reaped: count it as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def binaries_available() -> bool:
     return all(shutil.which(b) for b in ("initdb", "pg_ctl", "postgres"))
 
@@ -114,10 +127,10 @@ class PrivateServer:
     and restart. Never the machine's shared server. Runs as the current user, or as
     ``postgres`` when we are root (the server refuses to run as root)."""
 
-    def __init__(self, root: str | None = None) -> None:
+    def __init__(self, root: str | None = None, port: int | None = None) -> None:
         self.root = root or tempfile.mkdtemp(prefix="failfirst-pg-")
         self.data = os.path.join(self.root, "data")
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         self._as_root = os.geteuid() == 0
         self.log = os.path.join(self.root, "server.log")
@@ -132,9 +145,12 @@ class PrivateServer:
             shutil.chown(self.root, "postgres")
         self._run(["initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "--no-sync"])
         with open(os.path.join(self.data, "postgresql.conf"), "a") as conf:
-            conf.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+            # '*': a worker in a network namespace reaches it over a veth (see pgstress).
+            conf.write(f"port = {self.port}\nlisten_addresses = '*'\n"
                        f"unix_socket_directories = '{self.root}'\nfsync = on\n"
                        "synchronous_commit = on\nmax_connections = 60\n")
+        with open(os.path.join(self.data, "pg_hba.conf"), "a") as hba:
+            hba.write("host all all 10.231.0.0/16 trust\n")
         return self
 
     def start(self) -> None:
@@ -145,21 +161,19 @@ class PrivateServer:
             return int(f.readline())
 
     def crash(self) -> None:
-        """SIGKILL the postmaster and every backend: what a power cut does to the process."""
+        """SIGKILL the postmaster and every backend at once: what a power cut does to the
+        processes (the data folder then needs crash recovery, which start() runs)."""
         pid = self.postmaster_pid()
-        os.kill(pid, signal.SIGKILL)
-        # The orphaned backends notice the dead postmaster and exit; wait for the port.
-        deadline = time.monotonic() + 30  # real-time: bounded wait
-        while time.monotonic() < deadline:  # real-time: bounded wait
-            out = subprocess.run(["pgrep", "-f", f"postgres.*{self.data}|-D {self.data}"],
-                                 capture_output=True, text=True).stdout.split()
-            if not out:
-                break
-            for p in out:
-                try:
-                    os.kill(int(p), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True,
+                                  timeout=30).stdout.split()
+        victims = [pid, *(int(c) for c in children)]
+        for victim in victims:
+            try:
+                os.kill(victim, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 30  # real-time: bounded wait for them to be gone
+        while time.monotonic() < deadline and any(_alive(v) for v in victims):  # real-time
             time.sleep(0.05)  # real-time: bounded wait
 
     def stop(self) -> None:
@@ -171,3 +185,36 @@ class PrivateServer:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m failfirst.store.pgtools serve FOLDER [PORT]``: a throwaway server
+    (``make pg-server``); ``... stop FOLDER`` stops it."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 2 or args[0] not in ("serve", "stop"):
+        print("usage: python -m failfirst.store.pgtools serve|stop FOLDER [PORT]", file=sys.stderr)
+        return 2
+    if not binaries_available():
+        print("initdb, pg_ctl and postgres must be on PATH (Debian: apt-get install postgresql)",
+              file=sys.stderr)
+        return 2
+    folder = os.path.abspath(args[1])
+    port = int(args[2]) if len(args) > 2 else 55432
+    server = PrivateServer(folder, port)
+    if args[0] == "stop":
+        server.stop()
+        return 0
+    os.makedirs(folder, exist_ok=True)
+    if not os.path.exists(os.path.join(server.data, "PG_VERSION")):
+        server.init()
+    server.start()
+    print(f"PostgreSQL running in {folder}; try:\n"
+          f"  failfirst explore FM_001 --store {server.url}\n"
+          f"stop it with: python -m failfirst.store.pgtools stop {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

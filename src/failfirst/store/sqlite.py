@@ -166,8 +166,9 @@ class Store:
         return cls(conn, clock, log_in_memory=True)
 
     @classmethod
-    def open_file(cls, path: str, clock: Clock, *, create: bool = True) -> Store:
+    def open_file(cls, path: str, clock: Clock, *, create: bool = True, read_only: bool = False) -> Store:
         """Open (or create) a database file in WAL mode; refuse foreign or newer files.
+        ``read_only``: open an existing failfirst database for reading only (to judge it).
 
         Everything is checked before anything is written (the switch to WAL included):
         a path that is not a regular file, a file that is not SQLite, another
@@ -178,6 +179,7 @@ class Store:
         """
         shown = shown_path(path)
         full = os.path.abspath(path)  # starts with "/": SQLite never reads it as a URI
+        create = create and not read_only
         try:
             st = os.stat(full)
         except FileNotFoundError:
@@ -197,10 +199,24 @@ class Store:
                 raise StoreError(f"{shown}: is a directory, not a database file")
             if not stat.S_ISREG(st.st_mode):  # /dev/null, a FIFO, a socket
                 raise StoreError(f"{shown}: not a regular file")
-            if not os.access(full, os.R_OK | os.W_OK) or not os.access(os.path.dirname(full), os.W_OK):
+            if not os.access(full, os.R_OK):
+                raise StoreError(f"{shown}: not readable")
+            if not read_only and not (os.access(full, os.W_OK)
+                                      and os.access(os.path.dirname(full), os.W_OK)):
                 raise StoreError(f"{shown}: not writable")
-            if st.st_size > 0 or _sidecar_size(full, "-wal") > 0:
+            # Not to be created: it must already be a failfirst database, even when empty.
+            if not create or st.st_size > 0 or _sidecar_size(full, "-wal") > 0:
                 _check_foreign_file(full, shown)
+        if read_only:
+            # A file at rest (no -wal: nobody has it open in WAL mode) is read as immutable,
+            # so the look makes no -wal or -shm beside it; a file in use is read through
+            # its WAL, as any reader would.
+            at_rest = not os.path.lexists(full + "-wal")
+            try:
+                return cls(sqlite3.connect(readonly_uri(full, immutable=at_rest), uri=True,
+                                           isolation_level=None, timeout=30.0), clock)
+            except sqlite3.Error as exc:
+                raise _sqlite_problem(shown, exc) from None
         created = st is None
         conn = None
         try:

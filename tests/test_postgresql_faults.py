@@ -1,0 +1,93 @@
+"""Crashed for real on PostgreSQL, judged by plain SQL afterwards: a connection terminated
+by the server mid-transaction, the server itself crashed and restarted, a worker cut off
+by a network partition longer than its lease. Each with its guard-off negative control.
+
+The server crash and the partition run against a private server that the test starts
+(initdb into a temporary folder, its own port), never the machine's shared one.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from failfirst import pgstress
+from failfirst.store import pgtools
+
+pytestmark = pytest.mark.postgresql
+
+#: Faults strike about this often: a restarted worker process needs a few seconds to
+#: import and connect on a loaded machine, and faults faster than that only stall the run.
+FAULTS_PER_S = 0.5
+
+
+def _require(problem: str | None, what: str) -> None:
+    if problem is None:
+        return
+    if os.environ.get(pgtools.REQUIRE_ENV) == "1":
+        pytest.fail(f"{what}: {problem}")
+    pytest.skip(f"{what}: {problem}")
+
+
+@pytest.fixture(scope="module")
+def shared_db() -> str:
+    _require(pgtools.server_problem(), "PostgreSQL not reachable")
+    with pgtools.throwaway_database(tag="ff_faults") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def private_server() -> pgtools.PrivateServer:
+    _require(None if pgtools.binaries_available() else "initdb/pg_ctl/postgres not on PATH",
+             "no PostgreSQL binaries for a private server")
+    server = pgtools.PrivateServer().init()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+def _run(url: str, schema: str, fault: str, guard: bool, **kw) -> tuple[dict, pgtools.Verdict]:
+    result = pgstress.run(f"{url}?schema={schema}", jobs=kw.pop("jobs", 300), workers=2, fault=fault,
+                          guard=guard, seed=kw.pop("seed", 1),
+                          faults_per_s=kw.pop("faults_per_s", FAULTS_PER_S), timeout_s=300, **kw)
+    return result, pgtools.judge_sql(url, schema)
+
+
+@pytest.mark.parametrize("guard", [True, False], ids=["guard-on", "guard-off"])
+def test_connection_terminated_mid_transaction(shared_db, guard):
+    result, verdict = _run(shared_db, f"term_{int(guard)}", "terminate", guard)
+    assert result["hits"] > 0 and verdict.lost == 0 and verdict.terminal == verdict.jobs
+    if guard:
+        assert verdict.ok, verdict
+    else:  # a worker cut off after its effect committed and before its completion did
+        assert verdict.extra_effect_rows > 0, (result, verdict)
+
+
+@pytest.mark.parametrize("guard", [True, False], ids=["guard-on", "guard-off"])
+def test_server_crash_and_restart(private_server, guard):
+    with pgtools.throwaway_database(private_server.url, tag="ff_crash") as url:
+        # A crash every ten seconds or so: each one restarts the server (crash recovery)
+        # and every worker process, which takes seconds on a loaded machine.
+        result, verdict = _run(url, "crash", "server_crash", guard, jobs=300, server=private_server,
+                               faults_per_s=0.1)
+    assert result["faults"] > 0 and verdict.lost == 0 and verdict.terminal == verdict.jobs
+    if guard:
+        assert verdict.ok, verdict
+    else:
+        assert verdict.extra_effect_rows > 0, (result, verdict)
+
+
+@pytest.mark.parametrize("guard", [True, False], ids=["guard-on", "guard-off"])
+def test_partitioned_worker_late_writes_are_refused(private_server, guard):
+    _require(pgstress.namespaces_permitted(), "network namespaces not permitted")
+    with pgtools.throwaway_database(private_server.url, tag="ff_part") as url:
+        # A handler that takes 0.2 s (less than a heartbeat period, so it sends none): the
+        # worker spends its lease between its claim and its commit, where a zombie is made.
+        result, verdict = _run(url, "part", "partition", guard, jobs=100, batch=1, work_s=0.2)
+    assert result["faults"] == 1 and verdict.lost == 0 and verdict.terminal == verdict.jobs
+    if guard:
+        assert verdict.ok, verdict
+        assert result["refused_writes"] > 0  # the zombie came back and was turned away
+    else:
+        assert verdict.extra_effect_rows > 0, (result, verdict)
