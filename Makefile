@@ -116,7 +116,7 @@ bench: .venv/.synced ## jobs/s on a SQLite file, 1 and 2 workers: failfirst besi
 # The tests find a server at $FAILFIRST_PG_URL (default postgresql://postgres@127.0.0.1:5432/test)
 # and work in a database of their own; without a server they skip (FAILFIRST_REQUIRE_PG=1: fail).
 # The differential proof runs at 1 fault per schedule here; test-pg-full at the catalogue's bounds.
-.PHONY: test-pg test-pg-full stress-pg pg-server pg-server-stop bench-pg
+.PHONY: test-pg test-pg-full stress-pg pg-server pg-server-stop
 test-pg: .venv/.synced ## PostgreSQL: differential proof vs SQLite (every failure mode), isolation, refusals, real faults
 	FAILFIRST_PG_MAX_FAULTS=$${FAILFIRST_PG_MAX_FAULTS:-1} $(PYTEST) -q -m postgresql tests/test_postgresql.py tests/test_postgresql_faults.py
 
@@ -144,7 +144,14 @@ fm008-backoff: .venv/.synced ## FM_008: calls and completion per backoff policy 
 # Bigger: make peers PEERS_JOBS=100 PEERS_SEEDS=5
 PEERS_JOBS ?= 12
 PEERS_SEEDS ?= 2
-PEERS_PARALLEL ?= 2
+PEERS_PARALLEL ?= 3
 .PHONY: peers
 peers: .venv/.synced ## kill workers of Celery, RQ, huey, Dramatiq, procrastinate, pgqueuer, failfirst: _build/peers/results.json
 	$(RUN) failfirst peers --jobs $(PEERS_JOBS) --seeds $(PEERS_SEEDS) --parallel $(PEERS_PARALLEL) --out _build/peers/results.json
+
+# ---------------------------------------------------------------- mutation check (harden)
+# Planted bugs (tests/mutation/mutations.py, each one line of what it breaks), applied
+# one at a time to a temporary copy of the tree; fails when the fast tests miss one.
+.PHONY: mutate
+mutate: .venv/.synced ## apply each curated planted bug to a copy of the tree; fail if one survives
+	$(RUN) python tests/mutation/run.py

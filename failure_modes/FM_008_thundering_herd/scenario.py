@@ -118,9 +118,9 @@ def make_scenario(jobs: int = JOBS, *, workers: int = 1, policy: str = backoff.F
 
 SCENARIO = make_scenario()
 
-#: The figure's run: 100 jobs, an outage of ten seconds, an API that then serves 5 calls
+#: The figure's run: 60 jobs, an outage of ten seconds, an API that then serves 5 calls
 #: per 0.25 s (20 a second).
-FIGURE_JOBS = 100
+FIGURE_JOBS = 60
 FIGURE_OUTAGE = Outage(0.0, 10.0)
 FIGURE_CAPACITY = 5
 FIGURE_WINDOW_S = 0.25
