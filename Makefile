@@ -90,8 +90,17 @@ test-site: .venv/.synced ## check _build/html in headless Chromium, offline (aft
 
 # ---------------------------------------------------------------- the explorer
 .PHONY: bench-explore
-bench-explore: .venv/.synced ## schedules/s, FM_001 proof time, first violation vs Hypothesis
+bench-explore: .venv/.synced ## schedules/s, FM_001 proofs (2 and 3 faults), per-FM reduction, vs Hypothesis
 	$(RUN) python bench/explore_bench.py
+
+# Partial-order reduction: the per-failure-mode rows alone, and the soundness
+# comparison on whole scenarios (make test runs it on scenarios cut to a few jobs).
+.PHONY: bench-por test-por
+bench-por: .venv/.synced ## per failure mode: schedules and time with and without sleep sets
+	$(RUN) python bench/explore_bench.py --per-fm-only
+
+test-por: .venv/.synced ## sleep sets vs symmetry alone on whole scenarios, 1 and 2 faults (slow)
+	FAILFIRST_POR_FULL=1 $(PYTEST) -q tests/test_por.py
 
 # ---------------------------------------------------------------- real runs
 # Worker processes on a SQLite file: SIGKILLed at random (stress), and timed
@@ -107,7 +116,7 @@ bench: .venv/.synced ## jobs/s on a SQLite file, 1 and 2 workers: failfirst besi
 # The tests find a server at $FAILFIRST_PG_URL (default postgresql://postgres@127.0.0.1:5432/test)
 # and work in a database of their own; without a server they skip (FAILFIRST_REQUIRE_PG=1: fail).
 # The differential proof runs at 1 fault per schedule here; test-pg-full at the catalogue's bounds.
-.PHONY: test-pg test-pg-full stress-pg pg-server pg-server-stop bench-pg
+.PHONY: test-pg test-pg-full stress-pg pg-server pg-server-stop
 test-pg: .venv/.synced ## PostgreSQL: differential proof vs SQLite (every failure mode), isolation, refusals, real faults
 	FAILFIRST_PG_MAX_FAULTS=$${FAILFIRST_PG_MAX_FAULTS:-1} $(PYTEST) -q -m postgresql tests/test_postgresql.py tests/test_postgresql_faults.py
 
@@ -115,7 +124,7 @@ test-pg-full: .venv/.synced ## the PostgreSQL differential proof at the catalogu
 	FAILFIRST_PG_MAX_FAULTS=9 $(PYTEST) -q -m postgresql tests/test_postgresql.py -k differential
 
 stress-pg: .venv/.synced ## 10,000 jobs on a private PostgreSQL server under mixed faults (SIGKILL, terminate, server crash)
-	$(RUN) python -m failfirst.pgstress --jobs 10000 --workers 4 --fault mixed --folder _build/pg-stress
+	$(RUN) python -m failfirst.pgstress --jobs 10000 --workers 4 --fault mixed --faults-per-s 0.2 --folder _build/pg-stress
 
 pg-server: .venv/.synced ## start a throwaway PostgreSQL server in _build/pg (port 55432) with initdb and pg_ctl
 	$(RUN) python -m failfirst.store.pgtools serve _build/pg 55432
@@ -135,7 +144,14 @@ fm008-backoff: .venv/.synced ## FM_008: calls and completion per backoff policy 
 # Bigger: make peers PEERS_JOBS=100 PEERS_SEEDS=5
 PEERS_JOBS ?= 12
 PEERS_SEEDS ?= 2
-PEERS_PARALLEL ?= 2
+PEERS_PARALLEL ?= 3
 .PHONY: peers
 peers: .venv/.synced ## kill workers of Celery, RQ, huey, Dramatiq, procrastinate, pgqueuer, failfirst: _build/peers/results.json
 	$(RUN) failfirst peers --jobs $(PEERS_JOBS) --seeds $(PEERS_SEEDS) --parallel $(PEERS_PARALLEL) --out _build/peers/results.json
+
+# ---------------------------------------------------------------- mutation check (harden)
+# Planted bugs (tests/mutation/mutations.py, each one line of what it breaks), applied
+# one at a time to a temporary copy of the tree; fails when the fast tests miss one.
+.PHONY: mutate
+mutate: .venv/.synced ## apply each curated planted bug to a copy of the tree; fail if one survives
+	$(RUN) python tests/mutation/run.py

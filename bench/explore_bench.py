@@ -1,6 +1,9 @@
 """Explorer benchmark: schedules per second on FM_001, the FM_001 proof time, and
 time to the first FM_001 violation for our explorer versus a Hypothesis
-RuleBasedStateMachine driving the same processor API with the same fault points.
+RuleBasedStateMachine driving the same processor API with the same fault points;
+and per failure mode (``per_fm``), the guardrail-on proof's schedules and time with
+the symmetry reduction alone and with sleep sets added (``full``), at the default
+fault bound and at one more fault.
 
 Run with ``make bench-explore``; writes ``_build/bench/explore.json``. Figures are
 wall-clock measurements of this machine: a benchmark, never a test.
@@ -13,6 +16,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
@@ -24,14 +28,17 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from failfirst import catalogue
 from failfirst.clock import SimClock
-from failfirst.explore import explore
+from failfirst.explore import BoundError, explore, with_bounds
 from failfirst.policies import Guardrails
 from failfirst.processor import JobQueue
 from failfirst.store import Store
 from failure_modes.FM_001_retry_duplication.scenario import SCENARIO
 
 REPEATS = 5
+#: The per-failure-mode rows: schedules an exploration without sleep sets may run.
+PER_FM_LIMIT = 20_000
 GUARD_OFF = Guardrails().without("idempotent_commit")
 WORKERS = ("w1", "w2")
 
@@ -119,16 +126,74 @@ def hypothesis_first_violation_s(seed: int) -> float:
     raise RuntimeError("Hypothesis found no violation")
 
 
+def _per_fm_row(task: tuple[str, int, str]) -> dict:
+    fm, max_faults, reduction = task
+    bounded = with_bounds(catalogue.load(fm), max_faults)
+    try:
+        x = explore(bounded, guard=True, reduction=reduction, limit=PER_FM_LIMIT,
+                    shrink_counterexample=False)
+        row = {"schedules": x.schedules, "seconds": round(x.elapsed_s, 3),
+               "violating": x.violating, "reached": x.reached}
+    except BoundError:
+        row = {"schedules": None, "seconds": None, "violating": None, "reached": None}
+    return {"fm": fm, "max_faults": max_faults, "reduction": reduction, **row}
+
+
+def per_fm_rows(on_row: Callable[[list[dict]], None] = lambda rows: None, jobs: int = 1) -> list[dict]:
+    """Each failure mode's proof (guardrail on, one process each) at its default fault
+    bound and one more, with the symmetry reduction alone and with sleep sets (``full``).
+    Schedule counts do not depend on the machine; seconds do (and on its load, and on
+    ``jobs`` rows measured side by side). ``on_row`` sees the rows so far after each one
+    (a long run keeps what it measured)."""
+    tasks = [(scenario.id, max_faults, reduction) for scenario in catalogue.all_scenarios()
+             for max_faults in (scenario.faults.max_faults, scenario.faults.max_faults + 1)
+             for reduction in ("symmetry", "full")]
+    rows: list[dict] = []
+    if jobs > 1:
+        import multiprocessing
+
+        pool = multiprocessing.get_context("fork").Pool(jobs)
+        results = pool.imap(_per_fm_row, tasks)
+    else:
+        pool, results = None, map(_per_fm_row, tasks)
+    try:
+        for row in results:
+            rows.append(row)
+            on_row(rows)
+            print(f"{row['fm']} max_faults={row['max_faults']} {row['reduction']:>8}: "
+                  f"{row['schedules'] if row['schedules'] is not None else f'> {PER_FM_LIMIT}'} "
+                  f"schedules, {row['seconds']} s", flush=True)
+    finally:
+        if pool is not None:
+            pool.close()
+    return rows
+
+
+def reduction_ratios(rows: list[dict]) -> dict[str, float | None]:
+    """Schedules without sleep sets / schedules with them, per (fm, max_faults)."""
+    by = {(r["fm"], r["max_faults"], r["reduction"]): r["schedules"] for r in rows}
+    out = {}
+    for fm, max_faults, reduction in by:
+        if reduction == "full":
+            plain, full = by.get((fm, max_faults, "symmetry")), by[(fm, max_faults, reduction)]
+            out[f"{fm}@{max_faults}"] = round(plain / full, 1) if plain and full else None
+    return out
+
+
 def main() -> int:
+    if "--per-fm-only" in sys.argv:
+        return write_per_fm()
     out_dir = os.path.join("_build", "bench")
     os.makedirs(out_dir, exist_ok=True)
     cores = os.cpu_count() or 1
     proof, proof_one, exhaustive_rate, random_rate, ours_first, theirs_first = [], [], [], [], [], []
     for i in range(REPEATS):
-        p = explore(SCENARIO, guard=True)  # one process: the per-core rate
+        # The per-core rate: schedules run per second, on the tree without sleep sets.
+        rate = explore(SCENARIO, guard=True, reduction="symmetry")
+        exhaustive_rate.append(rate.schedules / rate.elapsed_s)
+        p = explore(SCENARIO, guard=True)  # the proof in one process (full reduction)
         assert p.exhaustive and p.violating == 0 and p.reached > 0
         proof_one.append(p.elapsed_s)
-        exhaustive_rate.append(p.schedules / p.elapsed_s)
         pp = explore(SCENARIO, guard=True, workers=cores)  # as `failfirst explore` runs it
         assert (pp.schedules, pp.violating) == (p.schedules, p.violating)
         proof.append(pp.elapsed_s)
@@ -151,6 +216,12 @@ def main() -> int:
     }
     result["first_violation_ratio"] = round(result["hypothesis_first_violation_s"]
                                             / result["failfirst_first_violation_s"], 1)
+    three = explore(with_bounds(SCENARIO, 3), guard=True, workers=cores, shrink_counterexample=False)
+    assert three.exhaustive and three.violating == 0 and three.reached > 0
+    result["fm001_3_faults_proof_s"] = round(three.elapsed_s, 3)
+    result["fm001_3_faults_schedules"] = three.schedules
+    result["per_fm"] = per_fm_rows()
+    result["reduction_ratio"] = reduction_ratios(result["per_fm"])
     with open(os.path.join(out_dir, "explore.json"), "w") as f:
         json.dump(result, f, indent=2, sort_keys=True)
     print(f"FM_001 exhaustive: {result['schedules_per_s']} schedules/s (target >= 3000 per core); "
@@ -161,6 +232,31 @@ def main() -> int:
     print(f"time to first FM_001 violation: failfirst {result['failfirst_first_violation_s']} s, "
           f"Hypothesis RuleBasedStateMachine {result['hypothesis_first_violation_s']} s "
           f"(ratio {result['first_violation_ratio']}x), median of {REPEATS}")
+    print(f"FM_001 at 3 faults: {result['fm001_3_faults_schedules']} schedules proven in "
+          f"{result['fm001_3_faults_proof_s']} s on {cores} cores (target < 3 s)")
+    print("reduction ratio (schedules, symmetry alone / with sleep sets):",
+          json.dumps(result["reduction_ratio"]))
+    return 0
+
+
+def write_per_fm() -> int:
+    """Only the per-failure-mode rows, merged into an existing explore.json."""
+    path = os.path.join("_build", "bench", "explore.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    result = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            result = json.load(f)
+    def save(rows: list[dict]) -> None:
+        result["per_fm"] = rows
+        result["reduction_ratio"] = reduction_ratios(rows)
+        with open(path, "w") as f:
+            json.dump(result, f, indent=2, sort_keys=True)
+
+    jobs = int(os.environ.get("BENCH_JOBS", "1"))  # rows side by side (counts unchanged)
+    save(per_fm_rows(on_row=save, jobs=jobs))
+    print("reduction ratio (schedules, symmetry alone / with sleep sets):",
+          json.dumps(result["reduction_ratio"]))
     return 0
 
 

@@ -30,9 +30,16 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path):
     return None
 
 
+#: Chapters that need a PostgreSQL server: marked, so `make test` leaves them to `make test-pg`.
+NEEDS_POSTGRESQL = {"postgresql"}
+
+
 class ChapterFile(pytest.File):
     def collect(self):
-        yield ChapterItem.from_parent(self, name=self.path.stem)
+        item = ChapterItem.from_parent(self, name=self.path.stem)
+        if self.path.stem in NEEDS_POSTGRESQL:
+            item.add_marker(pytest.mark.postgresql)
+        yield item
 
 
 class ChapterItem(pytest.Item):

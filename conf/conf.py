@@ -30,7 +30,7 @@ nitpicky = True
 nitpick_ignore_regex = [
     (r"py:(class|obj|exc|data)",
      r"(sqlite3|pathlib|collections\.abc|typing|random|json|argparse|dataclasses|enum|io"
-     r"|contextlib|types|hashlib|concurrent\.futures|subprocess)\..*"),
+     r"|contextlib|types|hashlib|concurrent\.futures|subprocess|psycopg)\..*"),
     (r"py:(class|obj)", r"(Path|Iterator|Iterable|Sequence|Mapping|Callable|Any|Self)"),
 ]
 

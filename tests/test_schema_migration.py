@@ -86,3 +86,33 @@ def test_a_file_claiming_version_1_with_other_tables_is_refused_untouched(tmp_pa
     with pytest.raises(StoreError, match="not a failfirst database"):
         Store.open_file(str(path), SimClock())
     assert path.read_bytes() == before and _version(path) == 1
+
+
+@pytest.mark.postgresql
+def test_a_version_1_postgresql_schema_is_upgraded_in_place():
+    import psycopg
+
+    from failfirst.store import parse_store_url, pgtools
+    from failfirst.store.postgresql import META_TABLE, PostgresStore
+
+    problem = pgtools.server_problem()
+    if problem is not None:
+        pytest.skip(f"PostgreSQL not reachable: {problem}")
+    with pgtools.throwaway_database(tag="ff_migrate") as url:
+        store = PostgresStore.open(url, SimClock())
+        job = JobQueue(store, HANDLERS).enqueue(JOB_TYPE, {"n": 1})
+        store.close()
+        with psycopg.connect(parse_store_url(url).conninfo, autocommit=True) as conn:
+            conn.execute("DROP TABLE failfirst.outbox")
+            conn.execute(f"UPDATE failfirst.{META_TABLE} SET schema_version = 1")
+        store = PostgresStore.open(url, SimClock())
+        try:
+            assert store.job(job).state == "pending" and store.outbox() == []
+            with store.transaction():
+                store.insert_outbox_message("m1.1.0", job, 1, "t", "{}", 0.0)
+            assert store.unpublished_outbox(5)[0]["id"] == "m1.1.0"
+        finally:
+            store.close()
+        with psycopg.connect(parse_store_url(url).conninfo, autocommit=True) as conn:
+            version = conn.execute(f"SELECT schema_version FROM failfirst.{META_TABLE}").fetchone()[0]
+        assert version == SCHEMA_VERSION

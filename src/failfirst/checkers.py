@@ -399,7 +399,7 @@ def check_inv006_recovered(events: list[Event], store: Store) -> list[Violation]
         if states.get(job) == "succeeded" and not parts and job not in charged:
             out.append(Violation("INV_006", job, where,
                                  "after recovery, the job is succeeded but no effect stands"))
-    out.extend(_downstream_not_newest(events))
+    out.extend(downstream_lost_updates(events))
     stored: dict[tuple[int, str], int] = defaultdict(int)
     for job_id, part, _token, _amount in store.effects():
         stored[(job_id, part)] += 1
@@ -417,7 +417,7 @@ def check_inv006_recovered(events: list[Event], store: Store) -> list[Violation]
     return out
 
 
-def _downstream_not_newest(events: list[Event]) -> list[Violation]:
+def downstream_lost_updates(events: list[Event]) -> list[Violation]:
     """After recovery, every downstream row holds the value of the newest lease that
     wrote it: its last ``write`` or ``restore`` carries the newest token ever written."""
     last: dict[str, Event] = {}

@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true",
                    help="go on past the first violation and count every violating schedule "
                         "(by default exploration stops at the first, as model checkers do)")
+    p.add_argument("--reduction", choices=("none", "symmetry", "full"), default="full",
+                   help="skip equivalent schedules: full (symmetry and sleep sets, the default), "
+                        "symmetry (idle workers interchangeable) or none")
     _store(p, _SIM_STORE_HELP)
     p.add_argument("--json", action="store_true", help=json_help)
 
@@ -195,12 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("resume", help="finish an interrupted stress run: reap its leases, then "
                                       "work off what is left, exactly once")
-    p.add_argument("--db", required=True, metavar="PATH", help="the SQLite file of an earlier stress run")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", metavar="PATH", help="the SQLite file of an earlier stress run")
+    _store(where, "or the store URL of one (sqlite:PATH, postgresql://...)")
     p.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default: 2)")
     p.add_argument("--json", action="store_true", help=json_help)
 
     p = sub.add_parser("check", help="judge a failfirst database file with the checkers (read-only)")
-    p.add_argument("--db", required=True, metavar="PATH", help="a failfirst SQLite file")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", metavar="PATH", help="a failfirst SQLite file")
+    _store(where, "or a store URL (sqlite:PATH, postgresql://...)")
     p.add_argument("--json", action="store_true", help=json_help)
     return parser
 
@@ -278,7 +285,8 @@ def cmd_explore(args: argparse.Namespace) -> None:
     result = explore_cli(catalogue.load(args.fm), guard=args.guard == "on", mode=args.mode,
                          runs=args.runs, seed=args.seed, max_faults=args.max_faults,
                          stop_at_first=not args.all, workers=args.workers,
-                         progress=not args.json and sys.stderr.isatty(), store_url=args.store)
+                         progress=not args.json and sys.stderr.isatty(), store_url=args.store,
+                         reduction=args.reduction)
     _emit(args, result.to_json(), describe(result))
 
 
@@ -306,14 +314,14 @@ def cmd_peers(args: argparse.Namespace) -> None:
 def cmd_resume(args: argparse.Namespace) -> None:
     from failfirst.stress import describe_check, resume
 
-    result = resume(args.db, workers=args.workers)
+    result = resume(args.db or args.store, workers=args.workers)
     _emit(args, result, describe_check(result, "resume"))
 
 
 def cmd_check(args: argparse.Namespace) -> None:
     from failfirst.stress import check, describe_check
 
-    result = check(args.db)
+    result = check(args.db or args.store)
     _emit(args, result, describe_check(result, "check"))
 
 
@@ -326,11 +334,12 @@ def _bad_input_types() -> tuple[type[BaseException], ...]:
     input is checked, before anything is written. A ValueError from anywhere else is a
     bug and must not be reported as the user's mistake."""
     from failfirst.explore import BoundError
+    from failfirst.peers.matrix import PeersInputError
     from failfirst.store import StoreError
     from failfirst.stress import StressInputError
 
     return (UsageError, catalogue.UnknownFailureMode, ScheduleError, StoreError, BoundError,
-            StressInputError)
+            StressInputError, PeersInputError)
 
 
 def _on_signal(signum: int, frame: object) -> None:

@@ -26,5 +26,26 @@ def write_jsonl(events: list[Event], out: TextIO) -> None:
         out.write(canonical(event) + "\n")
 
 
+#: Fields every event has (see DESIGN: seq, t, actor, job, kind, from, to, token).
+EVENT_FIELDS = ("seq", "t", "actor", "job", "kind", "from", "to", "token")
+
+
 def read_jsonl(stream: TextIO) -> list[Event]:
-    return [json.loads(line) for line in stream if line.strip()]
+    """Events from JSON Lines, as :func:`write_jsonl` writes them. Blank lines are
+    skipped; a line that is not a JSON object with every event field raises
+    ValueError naming the line."""
+    events = []
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"line {number}: not JSON ({exc.msg})") from None
+        if not isinstance(event, dict):
+            raise ValueError(f"line {number}: not a JSON object")
+        missing = [f for f in EVENT_FIELDS if f not in event]
+        if missing:
+            raise ValueError(f"line {number}: not an event (missing {', '.join(missing)})")
+        events.append(event)
+    return events

@@ -42,6 +42,8 @@ from failfirst.store.url import parse_store_url
 FAULTS = ("sigkill", "terminate", "server_crash", "partition", "pause", "mixed")
 MAX_FAULTS = 10_000
 MAX_RESTARTS = 20_000
+#: A worker that lost its connection is restarted after this long (the server may be down).
+RESTART_DELAY_S = 0.5
 POLL_S = 0.05
 #: The partitioned worker's network: a /24 of its own, host side .1, namespace side .2.
 NET_PREFIX = "10.231.7"
@@ -130,6 +132,7 @@ class _Fleet:
     workers: dict[str, _Worker] = field(default_factory=dict)
     reaper: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    exited_at: dict[str, float] = field(default_factory=dict)
 
     def spawn(self, slot: str, incarnation: int = 1, netns: Netns | None = None,
               url: str | None = None) -> _Worker:
@@ -165,6 +168,10 @@ class _Fleet:
                 with open(w.log, encoding="utf-8", errors="replace") as f:
                     tail = f.read()[-1500:]
                 raise PgStressError(f"{w.name} exited with code {code}:\n{tail}")
+            now = time.monotonic()  # real-time: the restart delay
+            if code == EXIT_CONNECTION_LOST and now - self.exited_at.setdefault(slot, now) < RESTART_DELAY_S:
+                continue
+            self.exited_at.pop(slot, None)
             self.restarts += 1
             restarted += 1
             if self.restarts > MAX_RESTARTS:

@@ -30,10 +30,24 @@ class Proof:
     control: Exploration
 
 
-def prove(scenario: Scenario, *, workers: int = 1) -> Proof:
+def summary(proof: Exploration) -> str:
+    """The proof in one line: its bounds, its reduction and what its schedules stand for."""
+    b = proof.bounds
+    reduction = {"full": "symmetry and sleep sets", "symmetry": "symmetry of idle workers",
+                 "none": "none"}.get(proof.reduction, proof.reduction)
+    cut = (f", and cut off {proof.sleep_blocked} paths that only reorder independent steps"
+           if proof.sleep_blocked else "")
+    return (f"{proof.fm} proof: bounds {b['workers']} workers, {b['jobs']} jobs, at most "
+            f"{b['max_faults']} faults and {b['max_steps']} steps; reduction: {reduction}. "
+            f"{proof.schedules} schedules explored{cut}: they stand for every schedule within "
+            f"the bounds; {proof.reached} reached the fault, {proof.violating} violate an invariant.")
+
+
+def prove(scenario: Scenario, *, workers: int = 1, show: bool = True) -> Proof:
     """Explore with the guardrail on and off; raise ProofError unless the proof is
     exhaustive, clean, reached the fault, and its negative control violates one of
-    the scenario's invariants."""
+    the scenario's invariants. ``show`` prints the proof's :func:`summary` (a chapter's
+    proof cell shows it)."""
     proof = explore(scenario, guard=True, workers=workers)
     control = explore(scenario, guard=False, stop_at_first=True, shrink_counterexample=False)
     problems = []
@@ -52,6 +66,8 @@ def prove(scenario: Scenario, *, workers: int = 1) -> Proof:
                         f" none of the scenario's {list(scenario.invariants)}")
     if problems:
         raise ProofError(f"{scenario.id}: " + "; ".join(problems))
+    if show:
+        print(summary(proof))
     return Proof(proof, control)
 
 

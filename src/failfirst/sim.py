@@ -14,10 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from failfirst import por
 from failfirst.batch import BatchQueue, batch_worker_loop
 from failfirst.choices import ChoiceSource, Recorder
 from failfirst.clock import SimClock, SkewedClock
 from failfirst.policies import Guardrails
+from failfirst.por import Footprint, SleepSetBlocked, SleepSetChoices, TrackedStore
 from failfirst.processor import Hooks, LostAck, WorkerCrash
 from failfirst.recovery import recovery_loop
 from failfirst.scenario import CALL_FAULTS, IN_TRANSACTION_FAULTS, Scenario
@@ -101,8 +103,10 @@ class Simulation:
         self.guard = guardrails
         self.choices = Recorder(source)
         self.clock = SimClock()
+        # Sleep sets (see failfirst.por): on when the explorer drives the run with them.
+        self.sleep = source if isinstance(source, SleepSetChoices) else None
         if store is None:
-            self.store = Store.memory(self.clock)
+            self.store = (TrackedStore if self.sleep else Store).memory(self.clock)
         else:  # a reused connection (the explorer's): emptied, same prepared statements
             store.reset(self.clock)
             self.store = store
@@ -132,6 +136,8 @@ class Simulation:
             # The outbox relay (FM_009) sleeps until a commit writes an outbox row.
             self.actors.append(Actor("relay", lambda: relay_loop("relay", self.queue),
                                      ready_at_s=None, wake=self.store.next_outbox_s))
+        if self.sleep is not None:
+            self._track_footprints()
 
     def _worker(self, name: str) -> Actor:
         config, seed = self.scenario.worker, self.scenario.id
@@ -202,6 +208,9 @@ class Simulation:
                 continue
             if self.reduce and len(ready) > 1:
                 ready = self._one_per_symmetry_class(ready)
+            if self.sleep is not None:
+                self._sleep_set_step(ready)
+                continue
             actor = ready[self.choices.choose(len(ready), "schedule")] if len(ready) > 1 else ready[0]
             self._step(actor)
         self.store.append_event(
@@ -265,6 +274,52 @@ class Simulation:
                                         point=step.name, rate=rate, own_s=actor.clock.now_s())
         self._wake_idle()
 
+    # -- sleep sets (partial-order reduction, see failfirst.por) --------------------
+
+    def _track_footprints(self) -> None:
+        assert isinstance(self.store, TrackedStore), "sleep sets record steps on a TrackedStore"
+        self.sleeping: dict[str, Footprint] = {}  # actor name -> its next step's footprint
+        self._known_actors = {a.name for a in self.actors if a.is_worker} | {"reaper"}
+        backoff_s, store = self.queue.backoff_s, self.store
+
+        def drawn_backoff_s(*args: Any, **kwargs: Any) -> float:
+            # One generator (and one memory of past waits) for every retry: order matters.
+            store.touch(writes=(("jitter",),))
+            return backoff_s(*args, **kwargs)
+
+        self.queue.backoff_s = drawn_backoff_s  # type: ignore[method-assign]
+
+    def _sleep_set_step(self, ready: list[Actor]) -> None:
+        """Choose among the ready actors that are not asleep, take the step, recording what
+        it touched, and carry into the next state the sleepers it is independent of."""
+        assert self.sleep is not None and isinstance(self.store, TrackedStore)
+        asleep = frozenset(i for i, a in enumerate(ready) if a.name in self.sleeping)
+        if len(asleep) == len(ready):
+            raise SleepSetBlocked
+        siblings: list[tuple[int, Footprint]] = []
+        if len(ready) > 1:
+            self.sleep.offer(asleep)
+            actor = ready[self.choices.choose(len(ready), "schedule")]
+            siblings = self.sleep.siblings()
+        else:
+            actor = ready[0]
+        self.store.begin_step()
+        self._step(actor)
+        if actor.name not in self._known_actors:
+            self.store.touch(writes=(("global",),))  # an actor whose reads are not modelled
+        elif actor.is_worker:
+            # A crash names the job the worker holds; handlers reach the run's services.
+            self.store.touch(reads=(("owner", actor.name),))
+            if self.scenario.services is not None:
+                self.store.touch(writes=(("services",),))
+        footprint = self.store.end_step()
+        if len(ready) > 1:
+            self.sleep.record(footprint)
+        sleepers = dict(self.sleeping)
+        sleepers.update((ready[j].name, fp) for j, fp in siblings)
+        self.sleeping = {name: fp for name, fp in sleepers.items()
+                         if name != actor.name and not por.dependent(fp, footprint)}
+
     @staticmethod
     def _one_per_symmetry_class(ready: list[Actor]) -> list[Actor]:
         seen: set[tuple[str, bool, float]] = set()
@@ -299,7 +354,14 @@ class Simulation:
             return  # no job changed: every idle actor's wake-up time still holds
         self._woken_at_version = self.store.version
         now_s = self.clock.now_s()
+        # The scheduler's reads, not the step's: the wake-ups follow from the state the
+        # step left, so they are not part of its footprint (see failfirst.por).
+        recording = getattr(self.store, "recording", None)
+        if recording is not None:
+            self.store.recording = None
         for a in self.actors:
             if a.wake is not None:
                 wake_s = a.wake()
                 a.ready_at_s = None if wake_s is None else max(wake_s, now_s)
+        if recording is not None:
+            self.store.recording = recording

@@ -288,6 +288,12 @@ def _work_off(queue: Any, store: Store, rng: random.Random, *, db: str, guard: b
     last_kill_t = None
     started = time.monotonic()  # real-time: the run's own stopwatch
     exposed_s, exposed_since = 0.0, None
+    # No two kills without progress between them: a kill waits until some job became
+    # terminal since the previous one. At a rate the machine cannot sustain (a batch takes
+    # longer than the time between kills), every batch would be killed before its commit;
+    # this way the rate drops to what the machine allows and the run always ends (at most
+    # one kill per finished job).
+    terminal_at_last_kill = -1
     deadline = started + timeout_s
     try:
         for name in names:
@@ -332,6 +338,12 @@ def _work_off(queue: Any, store: Store, rng: random.Random, *, db: str, guard: b
                 if not holders:
                     time.sleep(FIRST_KILL_POLL_S)  # real-time: look again soon
                     continue
+                finished = sum(n for state, n in store.counts_by_state().items()
+                               if state in TERMINAL_STATES)
+                if kills > 0 and finished <= terminal_at_last_kill:
+                    time.sleep(FIRST_KILL_POLL_S)  # real-time: wait for progress
+                    continue
+                terminal_at_last_kill = finished
                 victim = run.children[rng.choice(holders)]
                 victim.proc.send_signal(signal.SIGKILL)
                 victim.proc.wait(timeout=10.0)  # real-time: SIGKILL is not refused; bounded
@@ -404,6 +416,8 @@ def open_run_store(db: str, *, read_only: bool = False) -> Store:
     """The store of an earlier run, named by the user: an existing failfirst database,
     refused (StoreError, nothing written) when it is anything else. The one place
     ``resume`` and ``check`` open their store."""
+    if _is_store_url(db):  # sqlite:PATH or postgresql://... (PostgreSQL: check only reads)
+        return open_store(db, None, create=False)
     return Store.open_file(db, RealClock(), create=False, read_only=read_only)
 
 
@@ -416,7 +430,7 @@ def resume(db: str, workers: int = 2, *, batch: int = DEFAULT_BATCH, lease_s: fl
     judges the file as :func:`stress` does. A file with nothing left to do is judged
     and left unchanged."""
     _validate(1, workers, 0.0, batch, timeout_s)
-    db = os.path.abspath(db)
+    db = db if _is_store_url(db) else os.path.abspath(db)
     store = open_run_store(db)
     try:
         job_ids = [job.id for job in store.jobs()]
@@ -444,7 +458,7 @@ def resume(db: str, workers: int = 2, *, batch: int = DEFAULT_BATCH, lease_s: fl
                 store.append_event(actor="resume", job=None, kind="end", reason="every job terminal",
                                    last_fault_s=resumed_at, faults=0)
         return {**_verdict(store, job_ids), **_history_counts(store), "resumed": len(open_ids),
-                "workers": workers, "elapsed_s": round(elapsed_s, 3), "db": db}
+                "workers": workers, "elapsed_s": round(elapsed_s, 3), "db": _shown(db)}
     finally:
         store.close()
 
@@ -452,11 +466,11 @@ def resume(db: str, workers: int = 2, *, batch: int = DEFAULT_BATCH, lease_s: fl
 def check(db: str) -> dict[str, Any]:
     """Judge any failfirst database file, read-only: what :func:`stress` reports (lost,
     duplicate effects, violations), from the tables and the history in the file."""
-    db = os.path.abspath(db)
+    db = db if _is_store_url(db) else os.path.abspath(db)
     store = open_run_store(db, read_only=True)
     try:
         return {**_verdict(store, [job.id for job in store.jobs()]), **_history_counts(store),
-                "db": db}
+                "db": _shown(db)}
     finally:
         store.close()
 

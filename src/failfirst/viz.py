@@ -21,6 +21,7 @@ from typing import Any
 __all__ = [
     "Evidence",
     "Table",
+    "build_path",
     "fmt_bounds",
     "fmt_mapping",
     "fmt_schedule",
@@ -103,6 +104,24 @@ class Table:
     __repr__ = __str__
 
 
+# --------------------------------------------------------------------------- files
+
+
+def build_path(*parts: str) -> Any:
+    """A file under the repository's ``_build/`` (say, a benchmark's results), from any folder.
+
+    A chapter runs in ``book/`` under Sphinx and pytest, but in ``_build/notebooks/``
+    under ``make notebooks`` and wherever a reader opens it: never ``Path.cwd()``.
+    The repository is found from the installed ``failure_modes`` package (the
+    editable install ``make sync`` makes).
+    """
+    from pathlib import Path
+
+    import failure_modes
+
+    return Path(failure_modes.__file__).resolve().parent.parent.joinpath("_build", *parts)
+
+
 # --------------------------------------------------------------------------- words for readers
 
 
@@ -140,10 +159,10 @@ def fmt_violation(v: Any) -> str:
 
 
 def violation_table(violations: Iterable[Any]) -> Table:
-    """Violations as a table: invariant, job (or "the run"), what, events."""
-    rows = [[v.invariant, "the run" if v.job is None else v.job, v.detail,
-             ", ".join(str(e) for e in v.events)] for v in violations]
-    return Table(["invariant", "job", "what the checker found", "events"], rows,
+    """Violations as a table: invariant, job (or "the run"), events, what the checker found."""
+    rows = [[v.invariant, "the run" if v.job is None else v.job,
+             ", ".join(str(e) for e in v.events), v.detail] for v in violations]
+    return Table(["invariant", "job", "events", "what the checker found"], rows,
                  caption=f"{len(rows)} violation{'s' if len(rows) != 1 else ''}")
 
 

@@ -15,7 +15,7 @@ from failure_modes.FM_001_retry_duplication.scenario import SCENARIO
 def test_exhaustive_proof_at_default_bounds():
     result = prove(SCENARIO)
     proof, control = result.proof, result.control
-    assert proof.schedules >= 1000
+    assert proof.schedules >= 200  # after the sleep sets (2,044 with symmetry alone)
     assert "INV_001" in control.counterexample.result.invariants_violated
 
 

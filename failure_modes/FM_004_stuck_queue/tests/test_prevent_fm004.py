@@ -14,7 +14,7 @@ from failure_modes.FM_004_stuck_queue.scenario import LEASE, SCENARIO, SHORT_LEA
 def test_exhaustive_proof_at_default_bounds():
     result = prove(SCENARIO)
     proof, control = result.proof, result.control
-    assert proof.schedules >= 200
+    assert proof.schedules >= 50  # after the sleep sets
     assert "INV_004" in control.counterexample.result.invariants_violated
 
 

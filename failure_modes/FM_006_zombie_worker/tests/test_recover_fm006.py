@@ -21,7 +21,7 @@ def _lost_update():
 
 def test_the_repair_restores_the_newest_value():
     run, documents = _lost_update()
-    assert checkers._downstream_not_newest(run.store.events()), "the lost update stands"
+    assert checkers.downstream_lost_updates(run.store.events()), "the lost update stands"
     restored = restore_newest(documents)
     assert restored
     events = run.store.events()
@@ -46,9 +46,9 @@ def test_the_repair_restores_every_guardrail_off_schedule_and_touches_no_clean_o
     for run in depth_first(lambda source: simulate(SCENARIO, False, source, store=shared),
                            limit=10_000):
         documents = run.extras["services"]["documents"]
-        had = bool(checkers._downstream_not_newest(run.store.events()))
+        had = bool(checkers.downstream_lost_updates(run.store.events()))
         restored = restore_newest(documents)
         lost += had
         assert bool(restored) == had, run.schedule
-        assert checkers._downstream_not_newest(run.store.events()) == [], run.schedule
+        assert checkers.downstream_lost_updates(run.store.events()) == [], run.schedule
     assert lost > 0

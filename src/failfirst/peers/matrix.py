@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -36,6 +37,10 @@ ADAPTERS: list[type[Adapter]] = [
     *sys_failfirst.ADAPTERS, *sys_celery.ADAPTERS, *sys_rq.ADAPTERS, *sys_huey.ADAPTERS,
     *sys_dramatiq.ADAPTERS, *sys_procrastinate.ADAPTERS, *sys_pgqueuer.ADAPTERS,
 ]
+class PeersInputError(ValueError):
+    """Bad input to the matrix (a number out of range, a selection that matches nothing)."""
+
+
 REQUIRED_KEYS = ("system", "version", "config", "broker", "jobs", "kills", *CATEGORIES, "seed")
 MAX_SEEDS = 100
 
@@ -47,7 +52,7 @@ def select(only: str | None = None) -> list[type[Adapter]]:
     chosen = [a for a in ADAPTERS
               if only.lower() in f"{a.system} {a.config} {a.broker} {a.__name__}".lower()]
     if not chosen:
-        raise ValueError(f"--only: no configuration matches {only!r}")
+        raise PeersInputError(f"--only: no configuration matches {only!r}")
     return chosen
 
 
@@ -80,18 +85,18 @@ def run_matrix(
     ``adapters`` replaces the selection by ``only`` with a list of configurations.
     """
     if not 1 <= seeds <= MAX_SEEDS:
-        raise ValueError(f"--seeds: must be in 1..{MAX_SEEDS}, got {seeds}")
+        raise PeersInputError(f"--seeds: must be in 1..{MAX_SEEDS}, got {seeds}")
     if not 1 <= kills <= jobs:
-        raise ValueError(f"--kills: must be in 1..jobs ({jobs}), got {kills}")
+        raise PeersInputError(f"--kills: must be in 1..jobs ({jobs}), got {kills}")
     if not 2 <= jobs <= 10_000:
-        raise ValueError(f"--jobs: must be in 2..10000, got {jobs}")
+        raise PeersInputError(f"--jobs: must be in 2..10000, got {jobs}")
     if not 1 <= workers <= 8:
-        raise ValueError(f"--workers: must be in 1..8, got {workers}")
+        raise PeersInputError(f"--workers: must be in 1..8, got {workers}")
     if not 0.05 <= work_s <= 5:
-        raise ValueError(f"--work-s: must be in 0.05..5, got {work_s}")
+        raise PeersInputError(f"--work-s: must be in 0.05..5, got {work_s}")
     adapters = select(only) if adapters is None else list(adapters)
     if not 1 <= parallel <= 4:
-        raise ValueError(f"--parallel: must be in 1..4, got {parallel}")
+        raise PeersInputError(f"--parallel: must be in 1..4, got {parallel}")
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
     plan = [(i, adapter_class, Settings(jobs=jobs, workers=workers, work_s=work_s, kills=kills, seed=seed,
@@ -113,7 +118,8 @@ def run_matrix(
             record(i, run_one(adapter_class(), settings), time.monotonic() - started)  # real-time
     else:
         # Runs side by side, each in a process of its own (its workers are its children).
-        with ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("fork")) as pool:
+        with ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("fork"),
+                                 initializer=_unwind_on_signals) as pool:
             futures = {pool.submit(_timed_run, adapter_class, settings): i
                        for i, adapter_class, settings in plan}
             try:
@@ -127,6 +133,16 @@ def run_matrix(
                     future.cancel()
                 raise
     return [d[2] for d in done]
+
+
+def _unwind_on_signals() -> None:
+    """In a run's process, Ctrl-C and SIGTERM unwind (KeyboardInterrupt), so that run_one's
+    ``finally`` kills the run's workers; the parent's handlers are not inherited."""
+    def unwind(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, unwind)
+    signal.signal(signal.SIGTERM, unwind)
 
 
 def _timed_run(adapter_class: type[Adapter], settings: Settings) -> tuple[dict[str, Any], float]:

@@ -105,6 +105,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A killed child of another process stays a zombie until reaped: count it as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def binaries_available() -> bool:
     return all(shutil.which(b) for b in ("initdb", "pg_ctl", "postgres"))
 
@@ -148,22 +161,29 @@ class PrivateServer:
             return int(f.readline())
 
     def crash(self) -> None:
-        """SIGKILL the postmaster and every backend: what a power cut does to the process."""
+        """SIGKILL the postmaster and every backend at once: what a power cut does to the
+        processes (the data folder then needs crash recovery, which start() runs)."""
         pid = self.postmaster_pid()
-        os.kill(pid, signal.SIGKILL)
-        # The orphaned backends notice the dead postmaster and exit; wait for the port.
-        deadline = time.monotonic() + 30  # real-time: bounded wait
-        while time.monotonic() < deadline:  # real-time: bounded wait
-            out = subprocess.run(["pgrep", "-f", f"postgres.*{self.data}|-D {self.data}"],
-                                 capture_output=True, text=True).stdout.split()
-            if not out:
-                break
-            for p in out:
-                try:
-                    os.kill(int(p), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True,
+                                  timeout=30).stdout.split()
+        victims = [pid, *(int(c) for c in children)]
+        for victim in victims:
+            try:
+                os.kill(victim, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 30  # real-time: bounded wait for them to be gone
+        while time.monotonic() < deadline and any(_alive(v) for v in victims):  # real-time
             time.sleep(0.05)  # real-time: bounded wait
+        # A killed postmaster that nobody reaps stays a zombie, and its PID keeps the lock
+        # file "alive" for the next start; it is dead, so its lock file goes.
+        if not _alive(pid):
+            for lock in (os.path.join(self.data, "postmaster.pid"),
+                         os.path.join(self.root, f".s.PGSQL.{self.port}.lock")):
+                try:
+                    os.remove(lock)
+                except FileNotFoundError:
+                    pass
 
     def stop(self) -> None:
         try:

@@ -1,0 +1,326 @@
+"""Every checker judged on small hand-built histories: for each kind of violation it
+knows, a history with exactly that one violation, which it must name, and a near miss
+(the same history one step from it), which it must accept. The checkers are the
+judge: a judge that cannot convict proves nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from failfirst import checkers
+from failfirst.clock import SimClock
+from failfirst.store import Store
+
+
+class History:
+    """A hand-built history: events in order, seq from 1, as the processor logs them."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def add(self, kind: str, job: int | None = 1, *, actor: str = "w1", frm: str | None = None,
+            to: str | None = None, token: int | None = None, **data: Any) -> History:
+        self.events.append({"seq": len(self.events) + 1, "t": float(len(self.events)), "actor": actor,
+                            "job": job, "kind": kind, "from": frm, "to": to, "token": token, **data})
+        return self
+
+    def enqueue(self, job: int = 1, max_attempts: int = 3) -> History:
+        return self.add("enqueue", job, actor="client", to="pending", token=0, type="t",
+                        max_attempts=max_attempts)
+
+    def claim(self, job: int = 1, token: int = 1, actor: str = "w1") -> History:
+        return self.add("claim", job, actor=actor, frm="pending", to="leased", token=token)
+
+    def effect(self, job: int = 1, token: int = 1, part: str = "p", parts: int = 1, tx: int = 1,
+               actor: str = "w1") -> History:
+        return self.add("effect", job, actor=actor, token=token, part=part, amount=1, parts=parts, tx=tx)
+
+    def complete(self, job: int = 1, token: int = 1, actor: str = "w1") -> History:
+        return self.add("complete", job, actor=actor, frm="leased", to="succeeded", token=token)
+
+    def expire(self, job: int = 1, token: int = 1, dead: bool = False) -> History:
+        return self.add("expire_dead" if dead else "expire", job, actor="reaper", frm="leased",
+                        to="dead" if dead else "pending", token=token)
+
+    def fail(self, job: int = 1, token: int = 1, dead: bool = False, actor: str = "w1") -> History:
+        return self.add("dead" if dead else "retry", job, actor=actor, frm="leased",
+                        to="dead" if dead else "pending", token=token, reason="boom")
+
+    def end(self, reason: str = "quiescent") -> History:
+        return self.add("end", None, actor="sim", reason=reason, last_fault_s=0.0, faults=0)
+
+
+def _store(jobs: dict[int, str] | None = None, effects: list[tuple[int, str, int]] = (),
+           dead_letters: tuple[int, ...] = ()) -> Store:
+    """A real in-memory store holding exactly these rows."""
+    store = Store.memory(SimClock())
+    with store.transaction():
+        for job_id, state in sorted((jobs or {}).items()):
+            assert store.insert_job("t", "{}", None, 0.0, 3) == job_id
+            if state != "pending":
+                store._write("UPDATE jobs SET state = ? WHERE id = ?", (state, job_id))
+        for job_id, part, token in effects:
+            store.insert_effect(job_id, part, token, 1, 1, once=False)
+        for job_id in dead_letters:
+            store.insert_dead_letter(job_id, "boom", 0.0)
+    return store
+
+
+def _names(checker, history: History, store: Store | None = None) -> list[tuple[str, int | None]]:
+    return [(v.invariant, v.job) for v in checker(history.events, store or _store())]
+
+
+def _done() -> History:
+    return History().enqueue().claim().effect().complete()
+
+
+# -- INV_001 ---------------------------------------------------------------------------
+
+def test_inv001_names_an_effect_applied_twice_and_accepts_once():
+    assert _names(checkers.check_inv001_effect_once, _done()) == []
+    twice = History().enqueue().claim().effect().expire().claim(token=2, actor="w2") \
+        .effect(token=2, actor="w2", tx=2).complete(token=2, actor="w2")
+    assert _names(checkers.check_inv001_effect_once, twice) == [("INV_001", 1)]
+
+
+def test_inv001_names_a_success_without_effect():
+    bare = History().enqueue().claim().complete()
+    assert _names(checkers.check_inv001_effect_once, bare) == [("INV_001", 1)]
+
+
+def test_inv001_names_an_external_charge_made_twice():
+    once = _done().add("charge", 1, actor="provider", charge="ch_1")
+    assert _names(checkers.check_inv001_effect_once, once) == []
+    twice = History().enqueue().claim().add("charge", 1, actor="provider", charge="ch_1") \
+        .add("charge", 1, actor="provider", charge="ch_2").complete()
+    assert _names(checkers.check_inv001_effect_once, twice) == [("INV_001", 1)]
+
+
+# -- INV_002 ---------------------------------------------------------------------------
+
+def test_inv002_names_a_torn_effect_and_accepts_a_whole_one():
+    whole = History().enqueue().claim().effect(part="a", parts=2).effect(part="b", parts=2).complete()
+    assert _names(checkers.check_inv002_all_or_nothing, whole) == []
+    torn = History().enqueue().claim().effect(part="a", parts=2)
+    assert _names(checkers.check_inv002_all_or_nothing, torn) == [("INV_002", 1)]
+
+
+def test_inv002_names_parts_committed_in_two_transactions():
+    apart = History().enqueue().claim().effect(part="a", parts=2, tx=1).effect(part="b", parts=2, tx=2)
+    assert _names(checkers.check_inv002_all_or_nothing, apart) == [("INV_002", 1)]
+
+
+# -- INV_003 ---------------------------------------------------------------------------
+
+def test_inv003_accepts_a_clean_history():
+    ok = History().enqueue().claim().add("heartbeat", 1, token=1, until=5.0).effect().complete()
+    assert _names(checkers.check_inv003_transitions, ok) == []
+
+
+def test_inv003_names_a_change_on_a_job_never_enqueued():
+    assert _names(checkers.check_inv003_transitions, History().claim()) == [("INV_003", 1)]
+
+
+def test_inv003_names_a_transition_the_table_forbids():
+    illegal = History().enqueue().add("complete", 1, frm="pending", to="succeeded", token=0)
+    assert ("INV_003", 1) in _names(checkers.check_inv003_transitions, illegal)
+
+
+def test_inv003_names_an_effect_with_a_stale_token():
+    """Surviving bug: INV_003 ignoring the token of effect events."""
+    stale = History().enqueue().claim().expire().claim(token=2, actor="w2").effect(token=1)
+    assert _names(checkers.check_inv003_transitions, stale) == [("INV_003", 1)]
+    fresh = History().enqueue().claim().expire().claim(token=2, actor="w2").effect(token=2, actor="w2")
+    assert _names(checkers.check_inv003_transitions, fresh) == []
+
+
+def test_inv003_names_a_claim_that_reuses_the_current_token():
+    """Surviving bug: INV_003 accepting a claim whose token is not strictly newer."""
+    reused = History().enqueue().claim(token=1).expire(token=1).claim(token=1, actor="w2")
+    assert _names(checkers.check_inv003_transitions, reused) == [("INV_003", 1)]
+    newer = History().enqueue().claim(token=1).expire(token=1).claim(token=2, actor="w2")
+    assert _names(checkers.check_inv003_transitions, newer) == []
+
+
+def test_inv003_names_a_zombie_completion():
+    zombie = History().enqueue().claim().expire().claim(token=2, actor="w2").complete(token=1)
+    assert _names(checkers.check_inv003_transitions, zombie) == [("INV_003", 1)]
+
+
+def test_inv003_names_a_zombie_heartbeat():
+    zombie = History().enqueue().claim().expire().claim(token=2, actor="w2") \
+        .add("heartbeat", 1, token=1, until=9.0)
+    assert _names(checkers.check_inv003_transitions, zombie) == [("INV_003", 1)]
+
+
+def test_inv003_names_a_downstream_write_older_than_the_newest():
+    newest_last = History().enqueue().add("write", 1, actor="db", token=1, key="k") \
+        .add("write", 1, actor="db", token=2, key="k")
+    assert _names(checkers.check_inv003_transitions, newest_last) == []
+    lost_update = History().enqueue().add("write", 1, actor="db", token=2, key="k") \
+        .add("write", 1, actor="db", token=1, key="k")
+    assert _names(checkers.check_inv003_transitions, lost_update) == [("INV_003", 1)]
+
+
+# -- INV_004 ---------------------------------------------------------------------------
+
+def test_inv004_names_a_job_left_pending_at_the_end():
+    assert _names(checkers.check_inv004_progress, _done().end()) == []
+    stuck = History().enqueue().enqueue(job=2).claim().effect().complete().end()
+    assert _names(checkers.check_inv004_progress, stuck) == [("INV_004", 2)]
+
+
+def test_inv004_gives_no_verdict_on_a_run_still_going():
+    assert _names(checkers.check_inv004_progress, History().enqueue()) == []
+
+
+# -- INV_005 ---------------------------------------------------------------------------
+
+def test_inv005_names_one_attempt_too_many_and_accepts_the_bound():
+    """Surviving bug: INV_005's attempt bound off by one."""
+    at_bound = History().enqueue(max_attempts=2).claim().expire().claim(token=2).expire(token=2, dead=True)
+    assert _names(checkers.check_inv005_bounded_work, at_bound) == []
+    over = History().enqueue(max_attempts=2).claim().expire().claim(token=2).expire(token=2) \
+        .claim(token=3)
+    assert _names(checkers.check_inv005_bounded_work, over) == [("INV_005", 1)]
+
+
+def test_inv005_counts_afresh_after_a_redrive():
+    again = History().enqueue(max_attempts=1).claim().fail(dead=True) \
+        .add("redrive", 1, actor="operator", frm="dead", to="pending", token=1).claim(token=2)
+    assert _names(checkers.check_inv005_bounded_work, again) == []
+
+
+def test_inv005_names_too_many_downstream_calls():
+    def calls(n: int, per_job: int, total: int) -> History:
+        h = History().add("start", None, actor="sim", max_calls_per_job=per_job, max_calls_total=total)
+        h.enqueue()
+        for _ in range(n):
+            h.add("call", 1, actor="w1", attempt=1)
+        return h
+    assert _names(checkers.check_inv005_bounded_work, calls(3, 3, 10)) == []
+    assert _names(checkers.check_inv005_bounded_work, calls(4, 3, 10)) == [("INV_005", 1)]
+    assert _names(checkers.check_inv005_bounded_work, calls(3, 5, 2)) == [("INV_005", None)]
+
+
+# -- INV_006 ---------------------------------------------------------------------------
+
+def test_inv006_accepts_a_repaired_torn_effect():
+    repaired = History().enqueue().claim().effect(part="a", parts=2) \
+        .add("repair", 1, actor="recovery", token=1, part="a")
+    assert _names(checkers.check_inv006_recovered, repaired, _store({1: "leased"})) == []
+
+
+def test_inv006_names_a_repair_that_removes_more_than_was_applied():
+    """Surviving bug: a repair removing an effect part more often than it was applied."""
+    over = History().enqueue().claim().effect(part="a", parts=2) \
+        .add("repair", 1, actor="recovery", token=1, part="a") \
+        .add("repair", 1, actor="recovery", token=1, part="a")
+    assert ("INV_006", 1) in _names(checkers.check_inv006_recovered, over, _store({1: "leased"}))
+
+
+def test_inv006_names_an_effect_standing_twice():
+    twice = History().enqueue().claim().effect().effect(tx=2)
+    store = _store({1: "leased"}, effects=[(1, "p", 1), (1, "p", 1)])
+    assert ("INV_006", 1) in _names(checkers.check_inv006_recovered, twice, store)
+
+
+def test_inv006_names_a_torn_effect_left_standing():
+    torn = History().enqueue().claim().effect(part="a", parts=2)
+    store = _store({1: "leased"}, effects=[(1, "a", 1)])
+    assert _names(checkers.check_inv006_recovered, torn, store) == [("INV_006", 1)]
+
+
+def test_inv006_names_a_success_with_no_effect_standing():
+    bare = History().enqueue().claim().complete()
+    assert _names(checkers.check_inv006_recovered, bare, _store({1: "succeeded"})) == [("INV_006", 1)]
+
+
+def test_inv006_names_rows_the_history_does_not_explain():
+    store = _store({1: "succeeded"}, effects=[(1, "p", 1), (1, "q", 1)])
+    assert ("INV_006", 1) in _names(checkers.check_inv006_recovered, _done(), store)
+    assert _names(checkers.check_inv006_recovered, _done(), _store({1: "succeeded"}, [(1, "p", 1)])) == []
+
+
+def test_inv006_names_a_downstream_row_left_with_an_old_value():
+    lost = History().enqueue().add("write", 1, actor="db", token=2, key="k") \
+        .add("write", 1, actor="db", token=1, key="k")
+    assert ("INV_006", 1) in _names(checkers.check_inv006_recovered, lost, _store({1: "pending"}))
+    restored = lost.add("restore", 1, actor="recovery", token=2, key="k")
+    assert _names(checkers.check_inv006_recovered, restored, _store({1: "pending"})) == []
+
+
+# -- INV_007 ---------------------------------------------------------------------------
+
+def test_inv007_accepts_records_that_agree():
+    assert _names(checkers.check_inv007_records_agree, _done(),
+                  _store({1: "succeeded"}, [(1, "p", 1)])) == []
+
+
+def test_inv007_names_a_state_the_history_does_not_give():
+    assert _names(checkers.check_inv007_records_agree, _done(),
+                  _store({1: "pending"}, [(1, "p", 1)])) == [("INV_007", 1)]
+
+
+def test_inv007_names_effect_rows_that_disagree_with_the_log():
+    assert _names(checkers.check_inv007_records_agree, _done(),
+                  _store({1: "succeeded"}, [(1, "p", 1), (1, "p", 1)])) == [("INV_007", 1)]
+
+
+def test_inv007_names_a_dead_job_without_its_dead_letter():
+    dead = History().enqueue().claim().fail(dead=True)
+    assert _names(checkers.check_inv007_records_agree, dead, _store({1: "dead"})) == [("INV_007", 1)]
+    assert _names(checkers.check_inv007_records_agree, dead,
+                  _store({1: "dead"}, dead_letters=(1,))) == []
+
+
+def test_inv007_names_a_dead_letter_without_a_dead_job():
+    """Surviving bug: INV_007 checking only one direction."""
+    pending = History().enqueue()
+    assert _names(checkers.check_inv007_records_agree, pending,
+                  _store({1: "pending"}, dead_letters=(1,))) == [("INV_007", 1)]
+
+
+# -- INV_008 ---------------------------------------------------------------------------
+
+def test_inv008_names_a_healthy_job_dead_lettered_by_expiries():
+    """A lease that expires with no fault of its holder, until the attempts run out:
+    the bug INV_004 cannot see (it counts dead as progress)."""
+    healthy = History().enqueue(max_attempts=2).claim().expire() \
+        .claim(token=2, actor="w2").expire(token=2, dead=True)
+    assert _names(checkers.check_inv008_dead_only_for_cause, healthy) == [("INV_008", 1)]
+
+
+def test_inv008_accepts_expiries_that_a_fault_caused():
+    crashed = History().enqueue(max_attempts=2).claim().add("crash", 1, point="claimed").expire() \
+        .claim(token=2, actor="w2").add("pause", 1, actor="w2", point="working", pause_s=9) \
+        .expire(token=2, dead=True)
+    assert _names(checkers.check_inv008_dead_only_for_cause, crashed) == []
+
+
+def test_inv008_accepts_handled_failures_and_needs_the_fault_inside_the_attempt():
+    handled = History().enqueue(max_attempts=2).claim().fail().claim(token=2).fail(token=2, dead=True)
+    assert _names(checkers.check_inv008_dead_only_for_cause, handled) == []
+    # The holder's crash came before this attempt began: it did not cause this expiry.
+    earlier = History().add("crash", None, point="idle").enqueue(max_attempts=1).claim() \
+        .expire(dead=True)
+    assert _names(checkers.check_inv008_dead_only_for_cause, earlier) == [("INV_008", 1)]
+    # Another worker's fault does not excuse this holder's expiry.
+    other = History().enqueue(max_attempts=1).claim().add("crash", None, actor="w2", point="idle") \
+        .expire(dead=True)
+    assert _names(checkers.check_inv008_dead_only_for_cause, other) == [("INV_008", 1)]
+
+
+def test_inv008_judges_attempts_since_the_last_redrive():
+    redriven = History().enqueue(max_attempts=1).claim().expire(dead=True) \
+        .add("redrive", 1, actor="operator", frm="dead", to="pending", token=1) \
+        .claim(token=2).fail(token=2, dead=True)
+    assert _names(checkers.check_inv008_dead_only_for_cause, redriven) == []
+
+
+@pytest.mark.parametrize("inv", sorted(checkers.CHECKERS))
+def test_every_checker_accepts_a_plain_successful_run(inv):
+    store = _store({1: "succeeded"}, [(1, "p", 1)])
+    assert checkers.CHECKERS[inv](_done().end().events, store) == []
