@@ -124,7 +124,7 @@ test-pg-full: .venv/.synced ## the PostgreSQL differential proof at the catalogu
 	FAILFIRST_PG_MAX_FAULTS=9 $(PYTEST) -q -m postgresql tests/test_postgresql.py -k differential
 
 stress-pg: .venv/.synced ## 10,000 jobs on a private PostgreSQL server under mixed faults (SIGKILL, terminate, server crash)
-	$(RUN) python -m failfirst.pgstress --jobs 10000 --workers 4 --fault mixed --folder _build/pg-stress
+	$(RUN) python -m failfirst.pgstress --jobs 10000 --workers 4 --fault mixed --faults-per-s 0.2 --folder _build/pg-stress
 
 pg-server: .venv/.synced ## start a throwaway PostgreSQL server in _build/pg (port 55432) with initdb and pg_ctl
 	$(RUN) python -m failfirst.store.pgtools serve _build/pg 55432

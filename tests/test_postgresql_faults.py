@@ -50,13 +50,14 @@ def private_server() -> pgtools.PrivateServer:
 def _run(url: str, schema: str, fault: str, guard: bool, **kw) -> tuple[dict, pgtools.Verdict]:
     result = pgstress.run(f"{url}?schema={schema}", jobs=kw.pop("jobs", 300), workers=2, fault=fault,
                           guard=guard, seed=kw.pop("seed", 1),
-                          faults_per_s=kw.pop("faults_per_s", FAULTS_PER_S), timeout_s=300, **kw)
+                          faults_per_s=kw.pop("faults_per_s", FAULTS_PER_S), timeout_s=600, **kw)
     return result, pgtools.judge_sql(url, schema)
 
 
 @pytest.mark.parametrize("guard", [True, False], ids=["guard-on", "guard-off"])
 def test_connection_terminated_mid_transaction(shared_db, guard):
-    result, verdict = _run(shared_db, f"term_{int(guard)}", "terminate", guard)
+    result, verdict = _run(shared_db, f"term_{int(guard)}", "terminate", guard, jobs=150,
+                           faults_per_s=0.2)
     assert result["hits"] > 0 and verdict.lost == 0 and verdict.terminal == verdict.jobs
     if guard:
         assert verdict.ok, verdict
@@ -69,7 +70,7 @@ def test_server_crash_and_restart(private_server, guard):
     with pgtools.throwaway_database(private_server.url, tag="ff_crash") as url:
         # A crash every ten seconds or so: each one restarts the server (crash recovery)
         # and every worker process, which takes seconds on a loaded machine.
-        result, verdict = _run(url, "crash", "server_crash", guard, jobs=300, server=private_server,
+        result, verdict = _run(url, "crash", "server_crash", guard, jobs=200, server=private_server,
                                faults_per_s=0.1)
     assert result["faults"] > 0 and verdict.lost == 0 and verdict.terminal == verdict.jobs
     if guard:

@@ -175,6 +175,15 @@ class PrivateServer:
         deadline = time.monotonic() + 30  # real-time: bounded wait for them to be gone
         while time.monotonic() < deadline and any(_alive(v) for v in victims):  # real-time
             time.sleep(0.05)  # real-time: bounded wait
+        # A killed postmaster that nobody reaps stays a zombie, and its PID keeps the lock
+        # file "alive" for the next start; it is dead, so its lock file goes.
+        if not _alive(pid):
+            for lock in (os.path.join(self.data, "postmaster.pid"),
+                         os.path.join(self.root, f".s.PGSQL.{self.port}.lock")):
+                try:
+                    os.remove(lock)
+                except FileNotFoundError:
+                    pass
 
     def stop(self) -> None:
         try:
