@@ -153,5 +153,6 @@ peers: .venv/.synced ## kill workers of Celery, RQ, huey, Dramatiq, procrastinat
 # Planted bugs (tests/mutation/mutations.py, each one line of what it breaks), applied
 # one at a time to a temporary copy of the tree; fails when the fast tests miss one.
 .PHONY: mutate
+MUTATE_ARGS ?=
 mutate: .venv/.synced ## apply each curated planted bug to a copy of the tree; fail if one survives
-	$(RUN) python tests/mutation/run.py
+	$(RUN) python tests/mutation/run.py $(MUTATE_ARGS)

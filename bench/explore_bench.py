@@ -126,30 +126,46 @@ def hypothesis_first_violation_s(seed: int) -> float:
     raise RuntimeError("Hypothesis found no violation")
 
 
-def per_fm_rows(on_row: Callable[[list[dict]], None] = lambda rows: None) -> list[dict]:
-    """Each failure mode's proof (guardrail on, one process) at its default fault bound and
-    one more, with the symmetry reduction alone and with sleep sets (``full``). Schedule
-    counts do not depend on the machine; seconds do (and on its load). ``on_row`` sees
-    the rows so far after each one (a long run keeps what it measured)."""
+def _per_fm_row(task: tuple[str, int, str]) -> dict:
+    fm, max_faults, reduction = task
+    bounded = with_bounds(catalogue.load(fm), max_faults)
+    try:
+        x = explore(bounded, guard=True, reduction=reduction, limit=PER_FM_LIMIT,
+                    shrink_counterexample=False)
+        row = {"schedules": x.schedules, "seconds": round(x.elapsed_s, 3),
+               "violating": x.violating, "reached": x.reached}
+    except BoundError:
+        row = {"schedules": None, "seconds": None, "violating": None, "reached": None}
+    return {"fm": fm, "max_faults": max_faults, "reduction": reduction, **row}
+
+
+def per_fm_rows(on_row: Callable[[list[dict]], None] = lambda rows: None, jobs: int = 1) -> list[dict]:
+    """Each failure mode's proof (guardrail on, one process each) at its default fault
+    bound and one more, with the symmetry reduction alone and with sleep sets (``full``).
+    Schedule counts do not depend on the machine; seconds do (and on its load, and on
+    ``jobs`` rows measured side by side). ``on_row`` sees the rows so far after each one
+    (a long run keeps what it measured)."""
+    tasks = [(scenario.id, max_faults, reduction) for scenario in catalogue.all_scenarios()
+             for max_faults in (scenario.faults.max_faults, scenario.faults.max_faults + 1)
+             for reduction in ("symmetry", "full")]
     rows: list[dict] = []
-    for scenario in catalogue.all_scenarios():
-        default = scenario.faults.max_faults
-        for max_faults in (default, default + 1):
-            bounded = with_bounds(scenario, max_faults)
-            for reduction in ("symmetry", "full"):
-                try:
-                    x = explore(bounded, guard=True, reduction=reduction, limit=PER_FM_LIMIT,
-                                shrink_counterexample=False)
-                    row = {"schedules": x.schedules, "seconds": round(x.elapsed_s, 3),
-                           "violating": x.violating, "reached": x.reached}
-                except BoundError:
-                    row = {"schedules": None, "seconds": None, "violating": None, "reached": None}
-                rows.append({"fm": scenario.id, "max_faults": max_faults, "reduction": reduction,
-                             **row})
-                on_row(rows)
-                print(f"{scenario.id} max_faults={max_faults} {reduction:>8}: "
-                      f"{row['schedules'] if row['schedules'] is not None else f'> {PER_FM_LIMIT}'} "
-                      f"schedules, {row['seconds']} s", flush=True)
+    if jobs > 1:
+        import multiprocessing
+
+        pool = multiprocessing.get_context("fork").Pool(jobs)
+        results = pool.imap(_per_fm_row, tasks)
+    else:
+        pool, results = None, map(_per_fm_row, tasks)
+    try:
+        for row in results:
+            rows.append(row)
+            on_row(rows)
+            print(f"{row['fm']} max_faults={row['max_faults']} {row['reduction']:>8}: "
+                  f"{row['schedules'] if row['schedules'] is not None else f'> {PER_FM_LIMIT}'} "
+                  f"schedules, {row['seconds']} s", flush=True)
+    finally:
+        if pool is not None:
+            pool.close()
     return rows
 
 
@@ -237,7 +253,8 @@ def write_per_fm() -> int:
         with open(path, "w") as f:
             json.dump(result, f, indent=2, sort_keys=True)
 
-    save(per_fm_rows(on_row=save))
+    jobs = int(os.environ.get("BENCH_JOBS", "1"))  # rows side by side (counts unchanged)
+    save(per_fm_rows(on_row=save, jobs=jobs))
     print("reduction ratio (schedules, symmetry alone / with sleep sets):",
           json.dumps(result["reduction_ratio"]))
     return 0

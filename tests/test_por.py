@@ -35,25 +35,26 @@ CASES = [(scenario.id, faults, guard) for scenario in catalogue.all_scenarios()
          for faults in (1, 2) for guard in (False, True)]
 
 
-def _pair(scenario, guard: bool) -> tuple[Exploration, Exploration]:
-    kw = dict(shrink_counterexample=False, keep_states=True, limit=LIMIT)
+def _pair(scenario, guard: bool, limit: int = LIMIT) -> tuple[Exploration, Exploration]:
+    kw = dict(shrink_counterexample=False, keep_states=True, limit=limit)
     return (explore(scenario, guard, reduction="symmetry", **kw),
             explore(scenario, guard, reduction="full", **kw))
 
 
 def _small(fm: str, faults: int, guard: bool):
-    """The scenario at ``faults``, with as many of its jobs (2, else 1; all of them under
-    ``make test-por``) as keep the exploration without sleep sets within LIMIT
-    schedules; and that pair."""
+    """The scenario at ``faults``, cut to 2 jobs, else 1 job, else 1 job and 1 worker
+    (whole under ``make test-por``): the first cut whose exploration without sleep sets
+    stays within LIMIT schedules; and that pair of explorations."""
     scenario = with_bounds(catalogue.load(fm), faults)
-    sizes = [len(scenario.jobs)] if FULL else sorted({min(2, len(scenario.jobs)), 1}, reverse=True)
-    for jobs in sizes:
-        cut = dataclasses.replace(scenario, jobs=scenario.jobs[:jobs])
+    cuts = ([(len(scenario.jobs), scenario.workers)] if FULL else
+            [(min(2, len(scenario.jobs)), scenario.workers), (1, scenario.workers), (1, 1)])
+    for jobs, workers in cuts:
+        cut = dataclasses.replace(scenario, jobs=scenario.jobs[:jobs], workers=workers)
         try:
             return cut, _pair(cut, guard)
         except BoundError:
             continue
-    pytest.skip(f"{fm}: even one job has more than {LIMIT} schedules")
+    pytest.skip(f"{fm}: one job and one worker have more than {LIMIT} schedules")
 
 
 def _same_verdicts(plain: Exploration, reduced: Exploration) -> list[str]:
@@ -105,7 +106,7 @@ _REAL_DEPENDENT = por.dependent
 def test_a_planted_dependency_mistake_fails_the_comparison(monkeypatch):
     scenario = with_bounds(catalogue.load("FM_004"), 2)
     scenario = dataclasses.replace(scenario, jobs=scenario.jobs[:2])
-    plain, reduced = _pair(scenario, guard=True)
+    plain, reduced = _pair(scenario, guard=True, limit=2_000)  # 460 schedules without sleep sets
     assert not _same_verdicts(plain, reduced)
     monkeypatch.setattr(por, "dependent", _planted_mistake)
     wrong = explore(scenario, True, reduction="full", shrink_counterexample=False,

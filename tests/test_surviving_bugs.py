@@ -150,3 +150,14 @@ def test_batched_fm001_never_dead_letters_a_healthy_job():
         run = simulate(scenario, True, RandomChoices(seed))
         assert run.violations == [], (seed, run.violations)
         assert checkers.check_inv008_dead_only_for_cause(run.events, run.store) == []
+
+
+def test_a_heartbeat_extends_the_lease_to_now_plus_the_lease_time():
+    """Bugs once caught only by a proof blowing up (minutes): a heartbeat that extends by
+    the heartbeat interval, or that does not extend at all."""
+    queue = _queue()
+    queue.enqueue("deliver", {})
+    lease = queue.claim("w1")
+    queue.store.clock.advance_to(1.5)
+    assert queue.heartbeat(lease, "w1")
+    assert queue.store.job(lease.job_id).lease_expires_s == 1.5 + CONFIG.lease_s

@@ -124,12 +124,13 @@ _PAGE_JS = r"""
                     + describe(el));
   }
   // A fenced block flattened into a paragraph: the paragraph starts with the fence, or
-  // with inline code that starts with the fence's language name ("bash failfirst ...").
+  // is one inline code span that starts with the fence's language ("bash failfirst ...").
   const lang = /^(bash|sh|shell|console|python|ipython3?|pycon|text|json|yaml|sql|md|myst)\s+\S/;
   for (const p of main.querySelectorAll("p")) {
     const text = (p.textContent || "").trim();
     const first = p.firstElementChild;
-    const leadingCode = first && first.tagName === "CODE" && text.startsWith(first.textContent.trim());
+    // ... and the inline code is the whole paragraph ("``python -m x`` runs ..." is prose).
+    const leadingCode = first && first.tagName === "CODE" && text === first.textContent.trim();
     if (/^(```|~~~|:::)/.test(text) || (leadingCode && lang.test(first.textContent.trim())))
       problems.push("a code block rendered as a paragraph: " + describe(p));
   }

@@ -79,6 +79,7 @@ def test_code_block_rendered_as_a_paragraph(page):
     assert any("code block rendered as a paragraph" in p for p in found), found
     # A sentence that happens to start with a language's name is prose.
     assert problems(page, CLEAN + "<p>text with the password replaced by ***</p>") == []
+    assert problems(page, CLEAN + "<p><code>python -m failfirst.realrun</code> runs a worker</p>") == []
     found = problems(page, CLEAN + "<p>```bash failfirst list ```</p>")
     assert any("code block rendered as a paragraph" in p for p in found), found
 

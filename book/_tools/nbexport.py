@@ -176,8 +176,10 @@ class Renderer:
             return [f"```{arg.strip()}", *content, "```"]
         if name in self.blocks:
             return self.blocks[name].splitlines()
-        if name == "toctree":
-            return []
+        if name == "toctree":  # the chapters it lists, as links to their notebooks
+            entries = [e.strip() for e in content if e.strip() and "*" not in e]
+            caption = [f"**{opts['caption']}**", ""] if opts.get("caption") else []
+            return caption + [f"- [{self.doc_title(e)}]({e}.ipynb)" for e in entries] + [""]
         if name in _ADMONITIONS or name.startswith("admonition"):
             title = arg.strip() or name.capitalize()
             inner = self.markdown("\n".join(content)).splitlines()

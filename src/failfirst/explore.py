@@ -724,4 +724,4 @@ def describe(x: Exploration) -> str:
 
 
 __all__ = ["Exploration", "Counterexample", "BoundError", "explore", "shrink", "depth_first", "find_run",
-           "canonical_digest", "final_state", "sleep_set_search", "REDUCTIONS"]
+           "canonical_digest", "final_state", "job_histories", "sleep_set_search", "REDUCTIONS"]

@@ -113,8 +113,8 @@ class TrackedStore(Store):
     """The in-memory store, recording the footprint of the step in progress.
 
     Outside a step (``recording`` None: setting up a run, idle wake-ups recomputed by
-    the scheduler, the checkers) it is the plain store. Every public method of
-    :class:`failfirst.store.Store` that is not modelled here counts as a global read
+    the scheduler, the checkers) it is the plain store. Every public method of the
+    SQLite ``Store`` that is not modelled here counts as a global read
     and write (see the end of this module), so a method added later is safe by default.
     """
 
@@ -389,8 +389,8 @@ class Frame:
 class SleepSetChoices:
     """A choice source that replays the persistent ``frames`` and extends them, taking
     the first option not asleep; the simulator tells it, before each scheduling
-    decision, which options are asleep (:meth:`offer`) and, after the step, what the
-    step touched (:meth:`record`)."""
+    decision, which options are asleep (``offer``) and, after the step, what the
+    step touched (``record``)."""
 
     def __init__(self, frames: list[Frame], *, stop_after: Frame | None = None) -> None:
         self.frames = frames

@@ -61,7 +61,7 @@ def recovery_loop(queue: JobQueue, actor: str = "recovery") -> Generator[Point, 
 
     With ``recovery_via_transitions`` (FM_007) every state change goes through the
     transition table and the same code the reaper runs; without it, a hand-written
-    re-implementation takes leases back (see :func:`_drifted_take_back`)."""
+    re-implementation takes leases back (``_drifted_take_back``, FM_007)."""
     bounded = bound_leases(queue, actor) if queue.guard.lease_expiry else ()
     yield Point("recovering")
     expired = 0

@@ -288,6 +288,12 @@ def _work_off(queue: Any, store: Store, rng: random.Random, *, db: str, guard: b
     last_kill_t = None
     started = time.monotonic()  # real-time: the run's own stopwatch
     exposed_s, exposed_since = 0.0, None
+    # No two kills without progress between them: a kill waits until some job became
+    # terminal since the previous one. At a rate the machine cannot sustain (a batch takes
+    # longer than the time between kills), every batch would be killed before its commit;
+    # this way the rate drops to what the machine allows and the run always ends (at most
+    # one kill per finished job).
+    terminal_at_last_kill = -1
     deadline = started + timeout_s
     try:
         for name in names:
@@ -332,6 +338,12 @@ def _work_off(queue: Any, store: Store, rng: random.Random, *, db: str, guard: b
                 if not holders:
                     time.sleep(FIRST_KILL_POLL_S)  # real-time: look again soon
                     continue
+                finished = sum(n for state, n in store.counts_by_state().items()
+                               if state in TERMINAL_STATES)
+                if kills > 0 and finished <= terminal_at_last_kill:
+                    time.sleep(FIRST_KILL_POLL_S)  # real-time: wait for progress
+                    continue
+                terminal_at_last_kill = finished
                 victim = run.children[rng.choice(holders)]
                 victim.proc.send_signal(signal.SIGKILL)
                 victim.proc.wait(timeout=10.0)  # real-time: SIGKILL is not refused; bounded

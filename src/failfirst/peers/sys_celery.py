@@ -80,7 +80,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-class _Celery(Adapter):
+class CeleryBase(Adapter):
+    """What every Celery configuration shares; the subclasses set the broker and acks."""
+
     system = "Celery"
     package = "celery"
     pool = "prefork"
@@ -129,7 +131,7 @@ class _Celery(Adapter):
         services.redis_delete_prefix(f"{run.run_id}:")
 
 
-class CeleryRabbit(_Celery):
+class CeleryRabbit(CeleryBase):
     broker = "RabbitMQ"
     services = ("rabbitmq", "redis")
     config = "acks early (default)"
@@ -167,7 +169,7 @@ class CeleryRabbitReject(CeleryRabbit):
             "dies, so the task runs again (the documentation warns of message loops).")
 
 
-class CeleryRedis(_Celery):
+class CeleryRedis(CeleryBase):
     broker = "Redis"
     config = f"acks_late + task_reject_on_worker_lost, visibility_timeout {VISIBILITY_TIMEOUT_S} s"
     acks_late = True
