@@ -24,6 +24,7 @@ Every wait is bounded.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import shutil
@@ -272,6 +273,7 @@ def run(url: str, *, jobs: int, workers: int, fault: str, guard: bool = True, se
     started = time.monotonic()  # real-time: the run's own stopwatch
     next_fault_s = rng.uniform(0.5, 1.5) / max(faults_per_s, 1e-9)
     ongoing: tuple[str, float, _Worker] | None = None  # (kind, until, worker)
+    healed_s = -math.inf  # the run ends no sooner than two leases after a heal (the zombie acts)
     try:
         fleet.spawn_reaper()
         for i, name in enumerate(names):
@@ -295,8 +297,9 @@ def run(url: str, *, jobs: int, workers: int, fault: str, guard: bool = True, se
                 timeline.append({"t_s": round(now, 3), "what": "heal" if kind == "partition"
                                  else "SIGCONT", "worker": victim.name})
                 ongoing = None
+                healed_s = now
             rows = _query(url, "SELECT count(*) FILTER (WHERE state IN ('pending', 'leased')) FROM jobs")
-            if rows is not None and rows[0][0] == 0 and ongoing is None:
+            if rows is not None and rows[0][0] == 0 and ongoing is None and now - healed_s > 2 * lease_s:
                 break
             if ongoing is None and now >= next_fault_s and fired < MAX_FAULTS and (
                     fault != "partition" or fired == 0):

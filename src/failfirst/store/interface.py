@@ -7,7 +7,7 @@ outside ``failfirst.store`` writes SQL.
 The rules every backend keeps (the differential proof in ``tests/test_postgresql.py``
 checks that both keep them the same way, schedule by schedule):
 
-- every write happens inside :meth:`JobStore.transaction`; an exception rolls the
+- every write happens inside :meth:`failfirst.store.interface.JobStore.transaction`; an exception rolls the
   whole transaction back, the event log with it;
 - a state change is a compare-and-set on (state, fencing token): it moves the job
   only if nobody moved it first;
@@ -50,7 +50,7 @@ class Job:
     last_error: str | None
 
 
-#: One event row written by :meth:`JobStore.append_events`: (actor, job, kind, from, to, token, data).
+#: One event row written by ``append_events``: (actor, job, kind, from, to, token, data).
 EventRow = tuple[str, "int | None", str, "str | None", "str | None", "int | None", dict[str, Any]]
 
 

@@ -45,7 +45,8 @@ class StoreURL:
 
 
 def parse_store_url(text: str) -> StoreURL:
-    """Parse a store URL; a malformed one raises :class:`StoreError` (without the password)."""
+    """Parse a store URL; a malformed one raises
+    :class:`failfirst.store.interface.StoreError` (without the password)."""
     if not isinstance(text, str) or not text.strip():
         raise StoreError("store URL: empty")
     text = text.strip()
