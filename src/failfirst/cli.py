@@ -172,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive_int, required=True, help="jobs to enqueue")
     p.add_argument("--workers", type=_positive_int, required=True, help="worker processes")
     p.add_argument("--kill-rate", type=_non_negative_float, default=0.0,
-                   help="SIGKILLs per second while a worker holds a lease, each aimed at such a "
-                        "worker (default: 0)")
+                   help="SIGKILLs per second at most, each aimed at a worker holding a lease; "
+                        "two kills with no job finished between them are a lease apart (default: 0)")
     _guard(p, "off removes the idempotent commit boundary (default: on)")
     p.add_argument("--seed", type=_non_negative_int, default=0,
                    help="seed of the kill schedule (which worker, when); default: 0")

@@ -8,10 +8,12 @@ processes, a real file and real crashes. :func:`stress`
    loop with the wall clock (:mod:`failfirst.realrun`), and drives the reaper's
    loop itself between its looks at the file (a process of its own would only
    compete with the workers for the CPU);
-3. kills a random worker with SIGKILL at ``kill_rate`` per second of exposure (the
-   time during which some live worker holds a lease; the victim is drawn among the
-   workers that hold one at that moment) and restarts it: its open transaction
-   dies with it; its leases expire and the reaper hands the jobs back;
+3. kills a random worker with SIGKILL at ``kill_rate`` per second at most (the
+   victim is drawn among the workers that hold a lease at that moment, or any worker
+   when none is seen holding one for a few polls) and restarts it: its open
+   transaction dies with it; its leases expire and the reaper hands the jobs back;
+   two kills without a job finished between them are at least a lease apart, so on
+   a machine too slow for the rate the rate drops and the run still ends;
 4. when every job is terminal, stops everything and judges the file: every
    invariant checker runs on the history in ``events`` and on the final tables, and
    ``lost`` and ``duplicate_effects`` are counted from the tables themselves.
@@ -57,6 +59,8 @@ DEFAULT_BATCH = 256
 #: How often the parent looks at the file, its children and the kill schedule.
 POLL_S = 0.01
 FIRST_KILL_POLL_S = 0.002
+#: How long a due kill waits for a worker that holds a lease before it takes any worker.
+KILL_PATIENCE_S = 0.05
 #: A kill or restart beyond these bounds means the run is broken, not slow.
 MAX_KILLS = 10_000
 #: Violations listed in the result (all are counted).
@@ -279,21 +283,21 @@ def _work_off(queue: Any, store: Store, rng: random.Random, *, db: str, guard: b
     run = _Run(db, guard, config)
     # The first kill lands at a seeded point within the first half of the work (so even a
     # run shorter than 1/kill_rate seconds sees a kill that matters); the next follow at
-    # kill_rate per second of exposure: time during which some live worker holds a lease.
-    # (A clock that also ran while restarted workers start up would, at a high rate on a
-    # loaded machine, kill each one as soon as it claims: a run that never ends.)
+    # kill_rate per second of the run.
     first_kill_claimed = rng.uniform(0.05, 0.5) * jobs
     next_kill_s = rng.expovariate(kill_rate) if kill_rate > 0 else math.inf
     kills = restarts = 0
     last_kill_t = None
     started = time.monotonic()  # real-time: the run's own stopwatch
     exposed_s, exposed_since = 0.0, None
-    # No two kills without progress between them: a kill waits until some job became
-    # terminal since the previous one. At a rate the machine cannot sustain (a batch takes
-    # longer than the time between kills), every batch would be killed before its commit;
-    # this way the rate drops to what the machine allows and the run always ends (at most
-    # one kill per finished job).
+    # No two kills without progress between them, unless a lease apart: a kill waits until
+    # some job became terminal since the previous one, or one lease passed. At a rate the
+    # machine cannot sustain (a batch takes longer than the time between kills), every
+    # batch would otherwise be killed before its commit; this way the rate drops to what
+    # the machine allows and the run always ends.
     terminal_at_last_kill = -1
+    last_kill_mono = -math.inf
+    due_since: float | None = None
     deadline = started + timeout_s
     try:
         for name in names:
@@ -325,7 +329,7 @@ def _work_off(queue: Any, store: Store, rng: random.Random, *, db: str, guard: b
                            if store.job_leased_by(run.children[n].name) is not None]
                 if exposed_since is not None:
                     exposed_s += now - exposed_since
-                exposed_since = now if holders else None
+                exposed_since = now
             due = exposed_s >= next_kill_s or first_due
             if kill_rate > 0 and due:
                 if kills >= MAX_KILLS:
@@ -335,16 +339,21 @@ def _work_off(queue: Any, store: Store, rng: random.Random, *, db: str, guard: b
                 # still starting, one inside its claim transaction), the kill waits until
                 # one does. Killing any worker instead would, at a high rate on a loaded
                 # machine, kill every worker before it claims: a run that never ends.
-                if not holders:
-                    time.sleep(FIRST_KILL_POLL_S)  # real-time: look again soon
-                    continue
                 finished = sum(n for state, n in store.counts_by_state().items()
                                if state in TERMINAL_STATES)
-                if kills > 0 and finished <= terminal_at_last_kill:
+                # ... or one lease: by then the killed worker's jobs are due again, and the
+                # survivors, which a kill never waits for, have had a lease's time to commit.
+                stalled = kills > 0 and finished <= terminal_at_last_kill
+                if stalled and now - last_kill_mono < config.lease_s:
                     time.sleep(FIRST_KILL_POLL_S)  # real-time: wait for progress
                     continue
-                terminal_at_last_kill = finished
-                victim = run.children[rng.choice(holders)]
+                if not holders:  # a batch is claimed and committed between two looks
+                    due_since = now if due_since is None else due_since
+                    if now - due_since < KILL_PATIENCE_S:
+                        time.sleep(FIRST_KILL_POLL_S)  # real-time: look again soon
+                        continue
+                terminal_at_last_kill, last_kill_mono, due_since = finished, now, None
+                victim = run.children[rng.choice(holders or names)]
                 victim.proc.send_signal(signal.SIGKILL)
                 victim.proc.wait(timeout=10.0)  # real-time: SIGKILL is not refused; bounded
                 kills += 1
