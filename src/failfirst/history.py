@@ -31,7 +31,7 @@ EVENT_FIELDS = ("seq", "t", "actor", "job", "kind", "from", "to", "token")
 
 
 def read_jsonl(stream: TextIO) -> list[Event]:
-    """Events from JSON Lines, as :func:`write_jsonl` writes them. Blank lines are
+    """Events from JSON Lines, as ``write_jsonl`` writes them. Blank lines are
     skipped; a line that is not a JSON object with every event field raises
     ValueError naming the line."""
     events = []

@@ -7,7 +7,7 @@ outside ``failfirst.store`` writes SQL.
 The rules every backend keeps (the differential proof in ``tests/test_postgresql.py``
 checks that both keep them the same way, schedule by schedule):
 
-- every write happens inside :meth:`failfirst.store.interface.JobStore.transaction`; an exception rolls the
+- every write happens inside ``JobStore.transaction()``; an exception rolls the
   whole transaction back, the event log with it;
 - a state change is a compare-and-set on (state, fencing token): it moves the job
   only if nobody moved it first;
