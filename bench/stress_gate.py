@@ -36,7 +36,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--kill-rate", default="20")
     parser.add_argument("--seed", default="0")
-    parser.add_argument("--min-kills", type=int, default=20)
+    parser.add_argument("--min-kills", type=int, default=10)
     parser.add_argument("--out", default=str(RESULT), help="where the result is written (JSON)")
     args = parser.parse_args()
     db = Path(args.db)
