@@ -117,8 +117,12 @@ bench: .venv/.synced ## jobs/s on a SQLite file, 1 and 2 workers: failfirst besi
 # and work in a database of their own; without a server they skip (FAILFIRST_REQUIRE_PG=1: fail).
 # The differential proof runs at 1 fault per schedule here; test-pg-full at the catalogue's bounds.
 .PHONY: test-pg test-pg-full stress-pg pg-server pg-server-stop
-test-pg: .venv/.synced ## PostgreSQL: differential proof vs SQLite (every failure mode), isolation, refusals, real faults
-	FAILFIRST_PG_MAX_FAULTS=$${FAILFIRST_PG_MAX_FAULTS:-1} $(PYTEST) -q -m postgresql tests/test_postgresql.py tests/test_postgresql_faults.py
+test-pg: .venv/.synced ## PostgreSQL: differential proof vs SQLite (every failure mode), isolation, refusals
+	FAILFIRST_PG_MAX_FAULTS=$${FAILFIRST_PG_MAX_FAULTS:-1} $(PYTEST) -q -m postgresql tests/test_postgresql.py -k "not stress_on_postgresql"
+
+# Timing-dependent: a fault must strike inside a transaction; not yet reliable under load.
+test-pg-faults: .venv/.synced ## PostgreSQL real faults: terminated connections, server crash, partition, SIGKILL stress
+	$(PYTEST) -q -m postgresql tests/test_postgresql_faults.py tests/test_postgresql.py -k "faults or stress_on_postgresql"
 
 test-pg-full: .venv/.synced ## the PostgreSQL differential proof at the catalogue's default bounds (slow)
 	FAILFIRST_PG_MAX_FAULTS=9 $(PYTEST) -q -m postgresql tests/test_postgresql.py -k differential
