@@ -34,7 +34,8 @@ def main() -> int:
     parser.add_argument("--db", default="_build/stress/stress.db")
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--kill-rate", default="20")
+    parser.add_argument("--kill-rate", default="0")
+    parser.add_argument("--kills", default="0", help="planned SIGKILLs (failfirst stress --kills)")
     parser.add_argument("--seed", default="0")
     parser.add_argument("--min-kills", type=int, default=10)
     parser.add_argument("--out", default=str(RESULT), help="where the result is written (JSON)")
@@ -45,7 +46,7 @@ def main() -> int:
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     command = [sys.executable, "-m", "failfirst.cli", "stress", "--db", str(db),
                "--jobs", str(args.jobs), "--workers", str(args.workers),
-               "--kill-rate", args.kill_rate, "--seed", args.seed, "--json"]
+               "--kill-rate", args.kill_rate, "--kills", args.kills, "--seed", args.seed, "--json"]
     print("$", " ".join(["failfirst", *command[3:]]), flush=True)
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:

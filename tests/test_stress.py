@@ -69,6 +69,22 @@ def test_short_stress_with_kills_keeps_every_invariant(tmp_path, capsys):
     assert set(states) <= {"succeeded", "dead"} and crashes == result["kills"]
 
 
+def test_planned_kills_are_exactly_as_many_as_asked(tmp_path):
+    """``kills`` plans SIGKILLs by progress, not by the clock: the count a gate asks for is
+    the count it gets on a fast machine and a slow one (a rate gave 8 where 10 were asked
+    on a fast CI machine, whose 10,000 jobs took under 3 s)."""
+    db = str(tmp_path / "planned.db")
+    result = stress(db=db, jobs=600, workers=2, kills=6, guard=True, seed=2,
+                    batch=16, lease_s=1.0, heartbeat_s=0.25)
+    assert result["kills"] == 6 and result["restarts"] == 6 and result["planned_kills"] == 6
+    assert result["lost"] == 0 and result["duplicate_effects"] == 0
+    assert result["violations"] == {}, result["violation_examples"]
+    conn = sqlite3.connect(db)
+    crashes = conn.execute("SELECT count(*) FROM events WHERE kind = 'crash'").fetchone()[0]
+    conn.close()
+    assert crashes == 6
+
+
 def test_stress_cli_json_contract(tmp_path, capsys):
     db = str(tmp_path / "cli.db")
     code = main(["stress", "--db", db, "--jobs", "50", "--workers", "1", "--json"])
@@ -187,7 +203,8 @@ def test_database_with_jobs_is_refused_untouched(tmp_path, capsys):
 @pytest.mark.parametrize("argv", [
     ["--jobs", "0"], ["--jobs", "x"], ["--jobs", "2000000"], ["--workers", "0"],
     ["--workers", "65"], ["--kill-rate", "-1"], ["--kill-rate", "nan"], ["--kill-rate", "1000"],
-    ["--seed", "-1"], ["--guard", "maybe"],
+    ["--seed", "-1"], ["--guard", "maybe"], ["--kills", "-1"], ["--kills", "11"],
+    ["--kills", "2", "--kill-rate", "1"],
 ])
 def test_bad_numbers_are_refused_before_any_file_exists(tmp_path, capsys, argv):
     db = tmp_path / "x.db"

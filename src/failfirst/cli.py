@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kill-rate", type=_non_negative_float, default=0.0,
                    help="SIGKILLs per second at most, each aimed at a worker holding a lease; "
                         "two kills with no job finished between them are a lease apart (default: 0)")
+    p.add_argument("--kills", type=_non_negative_int, default=0,
+                   help="instead of a rate: exactly this many SIGKILLs, each at a seeded point "
+                        "of the run's progress (jobs claimed), whatever the machine's speed")
     _guard(p, "off removes the idempotent commit boundary (default: on)")
     p.add_argument("--seed", type=_non_negative_int, default=0,
                    help="seed of the kill schedule (which worker, when); default: 0")
@@ -294,7 +297,7 @@ def cmd_stress(args: argparse.Namespace) -> None:
     from failfirst.stress import describe, stress
 
     result = stress(db=args.db or args.store, jobs=args.jobs, workers=args.workers, kill_rate=args.kill_rate,
-                    guard=args.guard == "on", seed=args.seed)
+                    guard=args.guard == "on", seed=args.seed, kills=args.kills)
     _emit(args, result, describe(result))
 
 

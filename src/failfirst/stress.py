@@ -8,12 +8,15 @@ processes, a real file and real crashes. :func:`stress`
    loop with the wall clock (:mod:`failfirst.realrun`), and drives the reaper's
    loop itself between its looks at the file (a process of its own would only
    compete with the workers for the CPU);
-3. kills a random worker with SIGKILL at ``kill_rate`` per second at most (the
-   victim is drawn among the workers that hold a lease at that moment, or any worker
-   when none is seen holding one for a few polls) and restarts it: its open
-   transaction dies with it; its leases expire and the reaper hands the jobs back;
-   two kills without a job finished between them are at least a lease apart, so on
-   a machine too slow for the rate the rate drops and the run still ends;
+3. kills a random worker with SIGKILL and restarts it, either ``kills`` times at
+   seeded points of the run's progress (after so many jobs were claimed: the same
+   count on a fast machine and a slow one, which is what a gate needs) or at
+   ``kill_rate`` per second at most (two kills without a job finished between them
+   are then at least a lease apart, so on a machine too slow for the rate the rate
+   drops and the run still ends). The victim is drawn among the workers that hold a
+   lease at that moment, or any worker when none is seen holding one for a few
+   polls. Its open transaction dies with it; its leases expire and the reaper hands
+   the jobs back;
 4. when every job is terminal, stops everything and judges the file: every
    invariant checker runs on the history in ``events`` and on the final tables, and
    ``lost`` and ``duplicate_effects`` are counted from the tables themselves.
@@ -63,6 +66,11 @@ FIRST_KILL_POLL_S = 0.002
 KILL_PATIENCE_S = 0.05
 #: A kill or restart beyond these bounds means the run is broken, not slow.
 MAX_KILLS = 10_000
+#: ``--kills``: planned kills, each at its own point of progress.
+MAX_PLANNED_KILLS = 1_000
+#: Planned kills land while this share of the jobs is claimed: late enough that workers
+#: run, early enough that the run cannot end before the last one.
+KILL_POINTS_SHARE = (0.02, 0.8)
 #: Violations listed in the result (all are counted).
 MAX_LISTED_VIOLATIONS = 20
 
@@ -176,13 +184,20 @@ class _Stepper:
             self.ready_at_s = now_s + min(max(wait_s, 0.001), self.idle_poll_s)
 
 
-def _validate(jobs: int, workers: int, kill_rate: float, batch: int, timeout_s: float | None) -> None:
+def _validate(jobs: int, workers: int, kill_rate: float, batch: int, timeout_s: float | None,
+              kills: int = 0) -> None:
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
         raise StressInputError(f"--jobs: must be an integer in 1..{MAX_JOBS}, got {jobs!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
         raise StressInputError(f"--workers: must be an integer in 1..{MAX_WORKERS}, got {workers!r}")
     if not isinstance(kill_rate, int | float) or not 0 <= kill_rate <= MAX_KILL_RATE:
         raise StressInputError(f"--kill-rate: must be a number in 0..{MAX_KILL_RATE:g}, got {kill_rate!r}")
+    if isinstance(kills, bool) or not isinstance(kills, int) or not 0 <= kills <= MAX_PLANNED_KILLS:
+        raise StressInputError(f"--kills: must be an integer in 0..{MAX_PLANNED_KILLS}, got {kills!r}")
+    if kills and kill_rate:
+        raise StressInputError("--kills and --kill-rate: choose one (a kill count or a rate)")
+    if kills > jobs:
+        raise StressInputError(f"--kills: at most one kill per job ({jobs}), got {kills}")
     if not isinstance(batch, int) or not 1 <= batch <= 1000:
         raise StressInputError(f"batch: must be an integer in 1..1000, got {batch!r}")
     if timeout_s is not None and not 0 < timeout_s < math.inf:
@@ -206,14 +221,18 @@ def stress(
     lease_s: float = 2.0,
     heartbeat_s: float = 0.5,
     timeout_s: float | None = None,
+    kills: int = 0,
 ) -> dict[str, Any]:
     """Run the stress experiment on the SQLite file ``db``; return the JSON result.
+
+    ``kills`` asks for exactly that many SIGKILLs at seeded points of progress;
+    ``kill_rate`` for SIGKILLs at a rate per second (at most one of them).
 
     Bad input (numbers out of range, a path that cannot hold a database, a file
     that is not a failfirst database or is of a newer schema, a database that
     already holds jobs) raises StressInputError or StoreError before anything is written.
     """
-    _validate(jobs, workers, kill_rate, batch, timeout_s)
+    _validate(jobs, workers, kill_rate, batch, timeout_s, kills)
     timeout_s = default_timeout_s(jobs) if timeout_s is None else timeout_s
     config = RealConfig(lease_s=lease_s, heartbeat_s=heartbeat_s, batch=batch,
                         max_runtime_s=timeout_s + 30.0)
@@ -240,7 +259,7 @@ def stress(
     rng = random.Random(seed)
     try:
         return _run(queue, store, rng, db=db, shown=shown, jobs=jobs, workers=workers, kill_rate=kill_rate,
-                    guard=guard, seed=seed, config=config, timeout_s=timeout_s)
+                    guard=guard, seed=seed, config=config, timeout_s=timeout_s, planned_kills=kills)
     finally:
         store.close()
 
@@ -256,36 +275,43 @@ def _shown(db: str) -> str:
 
 def _run(queue: Any, store: Store, rng: random.Random, *, db: str, shown: str, jobs: int, workers: int,
          kill_rate: float, guard: bool, seed: int, config: RealConfig,
-         timeout_s: float) -> dict[str, Any]:
+         timeout_s: float, planned_kills: int = 0) -> dict[str, Any]:
     with store.transaction():
         store.append_event(
             actor="stress", job=None, kind="start", jobs=jobs, workers=workers,
-            kill_rate=kill_rate, seed=seed, batch=config.batch, lease_s=config.lease_s,
+            kill_rate=kill_rate, planned_kills=planned_kills, seed=seed, batch=config.batch,
+            lease_s=config.lease_s,
             guardrails_off=queue.guard.off(), progress_bound_s=timeout_s,
         )
     enqueued = queue.enqueue_batch(JOB_TYPE, [{"n": i} for i in range(jobs)], actor="client")
     elapsed_s, kills, restarts, last_kill_t = _work_off(
         queue, store, rng, db=db, guard=guard, config=config, names=[f"w{i + 1}" for i in range(workers)],
-        kill_rate=kill_rate, jobs=jobs, timeout_s=timeout_s)
+        kill_rate=kill_rate, jobs=jobs, timeout_s=timeout_s, planned_kills=planned_kills)
     with store.transaction():
         store.append_event(actor="stress", job=None, kind="end", reason="every job terminal",
                            last_fault_s=last_kill_t, faults=kills)
     return _judge(store, enqueued, db=shown, guard=guard, seed=seed, workers=workers,
-                  kill_rate=kill_rate, kills=kills, restarts=restarts, elapsed_s=elapsed_s,
+                  kill_rate=kill_rate, planned_kills=planned_kills, kills=kills, restarts=restarts,
+                  elapsed_s=elapsed_s,
                   config=config)
 
 
 def _work_off(queue: Any, store: Store, rng: random.Random, *, db: str, guard: bool,
               config: RealConfig, names: list[str], kill_rate: float, jobs: int,
-              timeout_s: float) -> tuple[float, int, int, float | None]:
+              timeout_s: float, planned_kills: int = 0) -> tuple[float, int, int, float | None]:
     """Start a worker process per name and drive the reaper (and the kills) until every job
     in the store is terminal. Returns (elapsed_s, kills, restarts, time of the last kill)."""
     run = _Run(db, guard, config)
-    # The first kill lands at a seeded point within the first half of the work (so even a
-    # run shorter than 1/kill_rate seconds sees a kill that matters); the next follow at
-    # kill_rate per second of the run.
+    # Planned kills: each at a seeded number of claimed jobs, so their count does not
+    # depend on the machine's speed.
+    low, high = KILL_POINTS_SHARE
+    kill_points = sorted(rng.uniform(low, high) * jobs for _ in range(planned_kills))
+    # At a rate: the first kill lands at a seeded point within the first half of the work
+    # (so even a run shorter than 1/kill_rate seconds sees a kill that matters); the next
+    # follow at kill_rate per second of the run.
     first_kill_claimed = rng.uniform(0.05, 0.5) * jobs
     next_kill_s = rng.expovariate(kill_rate) if kill_rate > 0 else math.inf
+    killing = kill_rate > 0 or planned_kills > 0
     kills = restarts = 0
     last_kill_t = None
     started = time.monotonic()  # real-time: the run's own stopwatch
@@ -309,7 +335,7 @@ def _work_off(queue: Any, store: Store, rng: random.Random, *, db: str, guard: b
             # Two O(log n) look-ups each poll; a full count only to confirm the end (terminal
             # states are final, so the confirmation is exact) and until the first kill.
             maybe_done = store.next_run_at_s() is None and store.next_lease_expiry_s() is None
-            if maybe_done or (kill_rate > 0 and kills == 0):
+            if maybe_done or (kill_rate > 0 and kills == 0) or kills < planned_kills:
                 counts = store.counts_by_state()
             open_jobs = counts.get("pending", 0) + counts.get("leased", 0)
             if maybe_done and open_jobs == 0:
@@ -322,16 +348,18 @@ def _work_off(queue: Any, store: Store, rng: random.Random, *, db: str, guard: b
             run.check_alive()
             reaper.step(RealClock().now_s())
             terminal = sum(n for s, n in counts.items() if s in TERMINAL_STATES)
-            first_due = kills == 0 and terminal + counts.get("leased", 0) >= first_kill_claimed
+            claimed = terminal + counts.get("leased", 0)
+            first_due = kill_rate > 0 and kills == 0 and claimed >= first_kill_claimed
             holders: list[str] = []
-            if kill_rate > 0:
+            if killing:
                 holders = [n for n in names
                            if store.job_leased_by(run.children[n].name) is not None]
                 if exposed_since is not None:
                     exposed_s += now - exposed_since
                 exposed_since = now
-            due = exposed_s >= next_kill_s or first_due
-            if kill_rate > 0 and due:
+            due = exposed_s >= next_kill_s or first_due or (
+                kills < planned_kills and claimed >= kill_points[kills])
+            if due:
                 if kills >= MAX_KILLS:
                     raise StressError(f"more than {MAX_KILLS} kills: the run does not finish")
                 # A kill of a process that holds nothing tests nothing: the victim is drawn
@@ -343,7 +371,7 @@ def _work_off(queue: Any, store: Store, rng: random.Random, *, db: str, guard: b
                                if state in TERMINAL_STATES)
                 # ... or one lease: by then the killed worker's jobs are due again, and the
                 # survivors, which a kill never waits for, have had a lease's time to commit.
-                stalled = kills > 0 and finished <= terminal_at_last_kill
+                stalled = kill_rate > 0 and kills > 0 and finished <= terminal_at_last_kill
                 if stalled and now - last_kill_mono < config.lease_s:
                     time.sleep(FIRST_KILL_POLL_S)  # real-time: wait for progress
                     continue
@@ -367,10 +395,11 @@ def _work_off(queue: Any, store: Store, rng: random.Random, *, db: str, guard: b
                 with store.transaction():
                     store.append_event(actor=reborn.name, job=None, kind="restart",
                                        replaces=victim.name)
-                next_kill_s = max(next_kill_s, exposed_s) + rng.expovariate(kill_rate)
+                if kill_rate > 0:
+                    next_kill_s = max(next_kill_s, exposed_s) + rng.expovariate(kill_rate)
                 exposed_since = None  # the victim's restart holds nothing yet
             # Until the first kill, look often: a short run must not slip between two looks.
-            hurry = kill_rate > 0 and kills == 0
+            hurry = (kill_rate > 0 and kills == 0) or kills < planned_kills
             time.sleep(FIRST_KILL_POLL_S if hurry else POLL_S)  # real-time: the parent polls
         else:
             raise StressError(f"stress did not finish within {timeout_s:g} s")
@@ -399,7 +428,7 @@ def _verdict(store: Store, enqueued: list[int]) -> dict[str, Any]:
 
 def _judge(store: Store, enqueued: list[int], *, db: str, guard: bool, seed: int, workers: int,
            kill_rate: float, kills: int, restarts: int, elapsed_s: float,
-           config: RealConfig) -> dict[str, Any]:
+           config: RealConfig, planned_kills: int = 0) -> dict[str, Any]:
     verdict = _verdict(store, enqueued)
     return {
         **verdict,
@@ -413,6 +442,7 @@ def _judge(store: Store, enqueued: list[int], *, db: str, guard: bool, seed: int
         "seed": seed,
         "workers": workers,
         "kill_rate": kill_rate,
+        "planned_kills": planned_kills,
         "batch": config.batch,
         "lease_s": config.lease_s,
     }
