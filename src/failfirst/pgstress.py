@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -422,7 +423,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.cleanup()
     result["verdict"] = {**verdict.__dict__, "ok": verdict.ok}
+    result["faults_by_kind"] = dict(Counter(entry["what"] for entry in result["timeline"]
+                                            if entry["what"] not in ("heal", "SIGCONT")))
     print(json.dumps({k: v for k, v in result.items() if k != "timeline"}, sort_keys=True))
+    if args.guard == "on" and result["hits"] == 0:  # a clean verdict of a run nothing struck
+        print("pgstress: no fault struck a worker; the run proves nothing", file=sys.stderr)
+        return 1
     return 0 if verdict.ok or args.guard == "off" else 1
 
 
