@@ -115,17 +115,14 @@ bench: .venv/.synced ## jobs/s on a SQLite file, 1 and 2 workers: failfirst besi
 # ---------------------------------------------------------------- PostgreSQL (#12)
 # The tests find a server at $FAILFIRST_PG_URL (default postgresql://postgres@127.0.0.1:5432/test)
 # and work in a database of their own; without a server they skip (FAILFIRST_REQUIRE_PG=1: fail).
-# The differential proof runs at 1 fault per schedule here; test-pg-full at the catalogue's bounds.
-.PHONY: test-pg test-pg-full stress-pg pg-server pg-server-stop
-test-pg: .venv/.synced ## PostgreSQL: differential proof vs SQLite (every failure mode), isolation, refusals
-	FAILFIRST_PG_MAX_FAULTS=$${FAILFIRST_PG_MAX_FAULTS:-1} $(PYTEST) -q -m postgresql tests/test_postgresql.py -k "not stress_on_postgresql"
+# The differential proof runs at the catalogue's default bounds (FAILFIRST_PG_MAX_FAULTS=1: a quick look).
+.PHONY: test-pg test-pg-faults stress-pg pg-server pg-server-stop
+test-pg: .venv/.synced ## PostgreSQL: differential proof vs SQLite (every failure mode, default bounds), isolation, refusals
+	$(PYTEST) -q -m postgresql tests/test_postgresql.py -k "not stress_on_postgresql"
 
 # Timing-dependent: a fault must strike inside a transaction; not yet reliable under load.
 test-pg-faults: .venv/.synced ## PostgreSQL real faults: terminated connections, server crash, partition, SIGKILL stress
 	$(PYTEST) -q -m postgresql tests/test_postgresql_faults.py tests/test_postgresql.py -k "faults or stress_on_postgresql"
-
-test-pg-full: .venv/.synced ## the PostgreSQL differential proof at the catalogue's default bounds (slow)
-	FAILFIRST_PG_MAX_FAULTS=9 $(PYTEST) -q -m postgresql tests/test_postgresql.py -k differential
 
 stress-pg: .venv/.synced ## 10,000 jobs on a private PostgreSQL server under mixed faults (SIGKILL, terminate, server crash)
 	$(RUN) python -m failfirst.pgstress --jobs 10000 --workers 4 --fault mixed --faults-per-s 0.2 --folder _build/pg-stress

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from failfirst import catalogue
+from failfirst import catalogue, differential
 from failfirst.choices import ReplayChoices
 from failfirst.cli import main
 from failfirst.clock import SimClock
@@ -27,14 +27,10 @@ from failfirst.stress import stress
 
 pytestmark = pytest.mark.postgresql
 
-#: The differential proof's fault bound. The catalogue's default bounds (2 faults) take
-#: minutes per failure mode on PostgreSQL, where every store call is a network round
-#: trip; ``FAILFIRST_PG_MAX_FAULTS`` raises it (``make test-pg-full`` runs the defaults).
-PROOF_MAX_FAULTS = int(os.environ.get("FAILFIRST_PG_MAX_FAULTS", "1"))
-#: A failure mode whose tree at that bound holds more schedules than this is proven at
-#: one fault fewer (stated in the test's output): every PostgreSQL schedule costs some
-#: hundred round trips. ``FAILFIRST_PG_BUDGET`` raises it.
-PG_SCHEDULE_BUDGET = int(os.environ.get("FAILFIRST_PG_BUDGET", "800"))
+#: The differential proof runs at the catalogue's default bounds: with sleep sets on
+#: both stores the whole catalogue is some 4,000 schedules. ``FAILFIRST_PG_MAX_FAULTS``
+#: lowers the fault bound (a quick look), never raises it past the default.
+PROOF_MAX_FAULTS = int(os.environ.get("FAILFIRST_PG_MAX_FAULTS", "9"))
 SCHEDULE_LIMIT = 200_000
 
 
@@ -59,56 +55,74 @@ def _proof_cases():
             yield pytest.param(scenario.id, guard, id=f"{scenario.id}-guard-{'on' if guard else 'off'}")
 
 
+_PROOF_ROWS: dict[tuple[str, bool], dict] = {}
+
+
+@pytest.fixture(scope="module")
+def proof_table():
+    """The proof's rows; once every failure mode passed both ways at its default bounds,
+    the table the PostgreSQL chapter publishes (``failfirst.differential.RESULTS``)."""
+    yield _PROOF_ROWS
+    complete = len(_PROOF_ROWS) == 2 * len(catalogue.all_scenarios())
+    if complete and PROOF_MAX_FAULTS >= max(s.faults.max_faults for s in catalogue.all_scenarios()):
+        differential.save([_PROOF_ROWS[key] for key in sorted(_PROOF_ROWS)])
+
+
 @pytest.mark.parametrize(("fm", "guard"), list(_proof_cases()))
-def test_differential_proof_same_schedules_digests_and_violations(pg_url, fm, guard):
-    """Enumerate every schedule on PostgreSQL (its own depth-first search, its own choice
-    tree); replay each on SQLite: the same history digest, the same violations, the same
-    ``reached``; and the counts equal SQLite's own exhaustive exploration."""
+def test_differential_proof_same_schedules_digests_and_violations(pg_url, proof_table, fm, guard):
+    """At the catalogue's default bounds, with the default reduction (symmetry and sleep
+    sets, footprints recorded on each store alike): every schedule PostgreSQL's own
+    search finds, replayed on SQLite, gives the same digest, violations and ``reached``;
+    the counts and the violated invariants equal SQLite's own exploration
+    (:func:`failfirst.differential.differential` raises on any difference)."""
     scenario = catalogue.load(fm)
     if PROOF_MAX_FAULTS < scenario.faults.max_faults:
         scenario = with_bounds(scenario, PROOF_MAX_FAULTS)
+    row = differential.differential(scenario, guard, pg_url)
+    print(f"{fm} guard {row['guard']}: bounds {row['bounds']}, {row['schedules']} schedules")
+    assert row["reduction"] == "full" and row["same_digest"] == row["schedules"] > 0
+    if guard:
+        assert row["violating"] == 0, f"{fm}: the guardrail fails on PostgreSQL"
+    else:
+        assert row["violating"] > 0 and set(row["invariants_violated"]) & set(scenario.invariants)
+    proof_table[(fm, guard)] = row
+
+
+@pytest.mark.parametrize("fm", ["FM_004", "FM_010"])
+@pytest.mark.parametrize("guard", [False, True], ids=["guard-off", "guard-on"])
+def test_differential_without_reduction_schedule_by_schedule(pg_url, fm, guard):
+    """The same comparison with no reduction at all (at one fault; two failure modes
+    whose plain trees are small): every schedule of the plain tree, so the equality does
+    not rest on the footprints."""
+    scenario = with_bounds(catalogue.load(fm), 1)
     sqlite = explore(scenario, guard, stop_at_first=False, shrink_counterexample=False,
-                     reduction="symmetry")
-    while sqlite.schedules > PG_SCHEDULE_BUDGET and scenario.faults.max_faults > 0:
-        scenario = with_bounds(scenario, scenario.faults.max_faults - 1)
-        sqlite = explore(scenario, guard, stop_at_first=False, shrink_counterexample=False,
-                     reduction="symmetry")
-    print(f"{fm} guard {'on' if guard else 'off'}: bounds {sqlite.bounds}, {sqlite.schedules} schedules")
+                     reduction="none")
     pg = simulation_store(pg_url, SimClock())
     lite = Store.memory(SimClock())
-    schedules = violating = reached = 0
-    invariants: set[str] = set()
+    schedules = violating = 0
     try:
-        for on_pg in depth_first(lambda source: simulate(scenario, guard, source, store=pg),
-                                 SCHEDULE_LIMIT):
-            on_lite = simulate(scenario, guard, ReplayChoices(on_pg.choices), store=lite)
+        for on_pg in depth_first(lambda source: simulate(scenario, guard, source, reduce=False,
+                                                         store=pg), SCHEDULE_LIMIT):
+            on_lite = simulate(scenario, guard, ReplayChoices(on_pg.choices), reduce=False,
+                               store=lite)
             assert on_pg.digest == on_lite.digest, f"{on_pg.schedule}: histories differ"
-            assert on_pg.invariants_violated == on_lite.invariants_violated, on_pg.schedule
-            assert on_pg.reached == on_lite.reached
             schedules += 1
             violating += bool(on_pg.violations)
-            reached += on_pg.reached
-            invariants |= set(on_pg.invariants_violated)
     finally:
         pg.close()
-    assert (schedules, violating, reached) == (sqlite.schedules, sqlite.violating, sqlite.reached)
-    if guard:
-        assert violating == 0, f"{fm}: the guardrail fails on PostgreSQL"
-    elif violating == 0:  # the negative control needs more faults than the budget allows
-        pytest.xfail(f"{fm}: no violation within {scenario.faults.max_faults} fault(s) "
-                     f"({schedules} schedules, all equal on both stores)")
-    else:
-        assert violating > 0 and invariants & set(scenario.invariants)
+    assert (schedules, violating) == (sqlite.schedules, sqlite.violating)
+    assert (violating == 0) == guard
 
 
 def test_explore_cli_on_postgresql_equals_sqlite(pg_url, capsys):
     """The issue's check at FM_001's default bounds: the same ``schedules`` and
-    ``reached`` as SQLite, none violating with the guardrail; INV_001 without it. Sleep
-    sets need the footprints only the in-memory SQLite store records, so a PostgreSQL
-    exploration runs the symmetry reduction: the SQLite run is asked for the same."""
-    argv = ["explore", "FM_001", "--guard", "on", "--json", "--workers", "2", "--reduction", "symmetry"]
-    assert main([*argv, "--store", pg_url]) == 0
+    ``reached`` as SQLite, none violating with the guardrail; INV_001 without it. Both
+    run the default reduction (sleep sets record footprints on either store), and the
+    PostgreSQL one in two processes, each on a private schema that it drops."""
+    argv = ["explore", "FM_001", "--guard", "on", "--json"]
+    assert main([*argv, "--workers", "2", "--store", pg_url]) == 0
     on_pg = json.loads(capsys.readouterr().out)
+    assert on_pg["reduction"] == "full"
     assert main(argv) == 0
     on_lite = json.loads(capsys.readouterr().out)
     assert on_pg["schedules"] == on_lite["schedules"] and on_pg["reached"] == on_lite["reached"]

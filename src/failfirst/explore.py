@@ -32,6 +32,7 @@ choice sequences: a counterexample replays with ``failfirst replay`` and shrinks
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -44,9 +45,9 @@ from failfirst.por import (
     SleepSetBlocked,
     SleepSetChoices,
     StepRecorded,
-    TrackedStore,
     backtrack,
     next_index,
+    tracked_simulation_store,
 )
 from failfirst.runner import RunResult, simulate
 from failfirst.scenario import FAULT_KINDS, Scenario
@@ -348,14 +349,15 @@ def explore(
     if mode == "exhaustive" and runs is not None:
         raise BoundError("--runs applies to random mode; exhaustive mode runs every schedule")
     reduction = reduction_name(reduction, reduce)
-    if reduction == "full" and (mode == "random" or store_url is not None):
-        reduction = "symmetry"  # sleep sets need the depth-first order and a TrackedStore
+    if reduction == "full" and mode == "random":
+        reduction = "symmetry"  # sleep sets need the depth-first order
     symmetric = reduction != "none"
     sleep_sets = reduction == "full"
     started = time.perf_counter()  # real-time: elapsed_s is a measurement, not an input
 
     # One connection, emptied per run: statements stay prepared.
-    shared = TrackedStore.memory(SimClock()) if sleep_sets else simulation_store(store_url, SimClock())
+    shared = (tracked_simulation_store(store_url, SimClock()) if sleep_sets
+              else simulation_store(store_url, SimClock()))
 
     def run(source: ChoiceSource) -> RunResult:
         return simulate(scenario, guard, source, reduce=symmetric, store=shared)
@@ -489,8 +491,8 @@ def _forked_run() -> tuple[_Job, Callable[[ChoiceSource], RunResult]]:
     assert _FORKED_JOB is not None
     scenario, guard, reduction, _, _, store_url = job = _FORKED_JOB
     if _PROCESS_STORE is None or _PROCESS_STORE[0] != os.getpid():
-        store = (TrackedStore.memory(SimClock()) if reduction == "full"
-                 else simulation_store(store_url, SimClock(), owner_pid=os.getppid()))
+        opener = tracked_simulation_store if reduction == "full" else simulation_store
+        store = opener(store_url, SimClock(), owner_pid=os.getppid())
         _PROCESS_STORE = (os.getpid(), store)
     shared = _PROCESS_STORE[1]
     return job, lambda source: simulate(scenario, guard, source, reduce=reduction != "none",
@@ -524,6 +526,33 @@ def _split_depth(run: Callable[[ChoiceSource], RunResult], workers: int
     return depth, firsts
 
 
+_PARENT_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _quiet_child() -> None:
+    """A pool worker leaves Ctrl-C and SIGTERM to the parent: SIGINT to the terminal's
+    process group reaches every worker too, and a worker that died of it mid-task would
+    leave the parent waiting for a result that never comes. The parent, interrupted,
+    terminates the pool (SIGTERM, which kills a worker outright)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENT_SIGNALS)
+
+
+def _quiet_pool(workers: int) -> Any:
+    """A forked pool whose workers ignore Ctrl-C. The signals stay blocked while the
+    pool forks its workers (and in its helper threads, which fork replacements), so no
+    worker can take a signal before :func:`_quiet_child` runs; one sent to the parent
+    meanwhile waits, and is delivered when the mask is restored."""
+    import multiprocessing
+
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _PARENT_SIGNALS)
+    try:
+        return multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_child)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _explore_in_parallel(
     run: Callable[[ChoiceSource], RunResult], job: _Job, workers: int,
 ) -> Iterator[_Tally]:
@@ -531,13 +560,12 @@ def _explore_in_parallel(
     subtrees differ in size by orders of magnitude), run the first schedule of each here,
     explore the rest of each in ``workers`` forked processes, and yield the tallies in
     depth-first order, so the first violation is the one a single process finds."""
-    import multiprocessing
 
     global _FORKED_JOB
     depth, firsts = _split_depth(run, workers)
     _FORKED_JOB = job
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with _quiet_pool(workers) as pool:
             tasks = [(trail, min(depth, len(trail))) for trail, _ in firsts]
             for (_, first), rest in zip(firsts, pool.imap(_explore_subtree, tasks), strict=True):
                 head = _Tally(job[3], job[4])
@@ -593,7 +621,6 @@ def _explore_in_parallel_with_sleep_sets(
     (:func:`_complete_footprint`) before it moves past it, so every worker starts from
     exactly the frames a single process would have there, and the counts agree."""
     import copy
-    import multiprocessing
 
     global _FORKED_JOB
     depth, _ = _split_depth(lambda source: simulate(job[0], job[1], source), workers)
@@ -618,7 +645,7 @@ def _explore_in_parallel_with_sleep_sets(
         raise BoundError("more than 100000 subtrees")
     _FORKED_JOB = job
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with _quiet_pool(workers) as pool:
             tasks = [task for _, task in firsts]
             for (head, _), rest in zip(firsts, pool.imap(_explore_sleep_subtree, tasks), strict=True):
                 head.merge(rest)

@@ -13,7 +13,9 @@ the steps they take are independent of ``a``'s; a state where every ready actor 
 asleep is cut off, because everything below it was already seen in another order.
 
 Dependency is taken from what each step actually read and wrote, recorded by
-:class:`TrackedStore` at the level of the store's operations and over-approximated:
+:class:`StoreTracking` (mixed into either backend: :class:`TrackedStore` for SQLite,
+:func:`tracked_simulation_store` for any simulation store URL) at the level of the
+store's operations, which both backends share, and over-approximated:
 
 - ``("row", j)``: job ``j``'s own data (state, token, attempts, its effects, its
   attempt log, its dead letter);
@@ -36,10 +38,11 @@ before them too, so the budget creates no dependency (see the method chapter).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-from failfirst.store import Store
+from failfirst.store import Store, StoreURL, parse_store_url
 
 ANY = "*"
 Key = tuple[Any, ...]
@@ -109,13 +112,15 @@ _ALL_JOBS = _job_keys(ANY)
 _LEASE_COLUMNS = frozenset({"lease_owner", "lease_expires_s"})
 
 
-class TrackedStore(Store):
-    """The in-memory store, recording the footprint of the step in progress.
+class StoreTracking:
+    """Mixed into a store class, records the footprint of the step in progress.
 
     Outside a step (``recording`` None: setting up a run, idle wake-ups recomputed by
     the scheduler, the checkers) it is the plain store. Every public method of the
-    SQLite ``Store`` that is not modelled here counts as a global read
-    and write (see the end of this module), so a method added later is safe by default.
+    backend that is not modelled here counts as a global read and write
+    (:func:`tracked_class`), so a method added later is safe by default. The keys come
+    from the interface's operations and their arguments, never from a backend's SQL,
+    so both backends record the same footprints and prune the same schedules.
     """
 
     recording: _Recording | None = None
@@ -137,8 +142,8 @@ class TrackedStore(Store):
             rec.writes.update(writes)
 
     def _owner_of(self, job_id: int) -> Any:
-        row = self._conn.execute("SELECT lease_owner FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return None if row is None else row[0]
+        job = super().job(job_id)  # type: ignore[misc]  # the backend's, recording nothing
+        return None if job is None else job.lease_owner
 
     def _transition(self, rec: _Recording, job_id: int, from_state: str, to_state: str,
                     columns: Any) -> None:
@@ -343,14 +348,11 @@ class TrackedStore(Store):
 
 #: Methods that touch nothing another step reads: the event log is the trace itself
 #: (reordering independent steps reorders its events), transactions only scope writes.
-_UNTRACKED = frozenset({"append_event", "append_events", "transaction", "reset", "close",
-                        "memory", "open_file"})
+_UNTRACKED = frozenset({"append_event", "append_events", "transaction", "reset", "close"})
 
 
-def _global_access(name: str) -> Any:
-    method = getattr(Store, name)
-
-    def tracked(self: TrackedStore, *args: Any, **kwargs: Any) -> Any:
+def _global_access(method: Any, name: str) -> Any:
+    def tracked(self: StoreTracking, *args: Any, **kwargs: Any) -> Any:
         if self.recording is not None:
             self.recording.reads.add(GLOBAL)
             self.recording.writes.add(GLOBAL)
@@ -361,12 +363,45 @@ def _global_access(name: str) -> Any:
     return tracked
 
 
-# Every other public method (``events``, ``image``, ``insert_job`` and any added later)
-# is a global access: over-approximating dependency is sound, under-approximating is not.
-for _name in dir(Store):
-    if (not _name.startswith("_") and _name not in _UNTRACKED and _name not in vars(TrackedStore)
-            and callable(getattr(Store, _name)) and not isinstance(getattr(Store, _name), type)):
-        setattr(TrackedStore, _name, _global_access(_name))
+def tracked_class(backend: type) -> type:
+    """``backend`` with :class:`StoreTracking` mixed in. Every other public method
+    (``events``, ``image``, ``insert_job`` and any added later) is a global access:
+    over-approximating dependency is sound, under-approximating is not."""
+    members: dict[str, Any] = {}
+    for name in dir(backend):
+        raw = inspect.getattr_static(backend, name)
+        if (name.startswith("_") or name in _UNTRACKED or name in vars(StoreTracking)
+                or isinstance(raw, classmethod | staticmethod | property | type)
+                or not callable(raw)):
+            continue
+        members[name] = _global_access(getattr(backend, name), name)
+    cls = type(f"Tracked{backend.__name__}", (StoreTracking, backend), members)
+    cls.__module__ = __name__
+    cls.__doc__ = f"{backend.__name__}, recording each step's footprint (see StoreTracking)."
+    return cls
+
+
+#: The SQLite store, in memory for the simulator, recording footprints.
+TrackedStore = tracked_class(Store)
+_TRACKED: dict[type, type] = {Store: TrackedStore}
+
+
+def tracked_simulation_store(url: str | StoreURL | None, clock: Any, *,
+                             owner_pid: int | None = None) -> Any:
+    """What :func:`failfirst.store.simulation_store` gives, recording footprints: SQLite
+    in memory (None) or a private schema on a PostgreSQL server."""
+    if url is None:
+        return TrackedStore.memory(clock)
+    parsed = parse_store_url(url) if isinstance(url, str) else url
+    if parsed.kind != "postgresql":
+        from failfirst.store.url import simulation_store
+
+        simulation_store(parsed, clock).close()  # the same refusals (a file is not a simulation)
+        return TrackedStore.memory(clock)
+    from failfirst.store.postgresql import PostgresStore
+
+    cls = _TRACKED.setdefault(PostgresStore, tracked_class(PostgresStore))
+    return cls.simulation(parsed, clock, owner_pid=owner_pid)
 
 
 # -- the search ---------------------------------------------------------------------
@@ -464,5 +499,6 @@ def backtrack(frames: list[Frame], floor: int = 0) -> bool:
     return False
 
 
-__all__ = ["Footprint", "TrackedStore", "SleepSetChoices", "SleepSetBlocked", "StepRecorded", "Frame",
+__all__ = ["Footprint", "StoreTracking", "TrackedStore", "tracked_class", "tracked_simulation_store",
+           "SleepSetChoices", "SleepSetBlocked", "StepRecorded", "Frame",
            "backtrack", "next_index", "dependent", "ANY"]

@@ -19,7 +19,7 @@ from failfirst.batch import BatchQueue, batch_worker_loop
 from failfirst.choices import ChoiceSource, Recorder
 from failfirst.clock import SimClock, SkewedClock
 from failfirst.policies import Guardrails
-from failfirst.por import Footprint, SleepSetBlocked, SleepSetChoices, TrackedStore
+from failfirst.por import Footprint, SleepSetBlocked, SleepSetChoices, StoreTracking, TrackedStore
 from failfirst.processor import Hooks, LostAck, WorkerCrash
 from failfirst.recovery import recovery_loop
 from failfirst.scenario import CALL_FAULTS, IN_TRANSACTION_FAULTS, Scenario
@@ -277,7 +277,7 @@ class Simulation:
     # -- sleep sets (partial-order reduction, see failfirst.por) --------------------
 
     def _track_footprints(self) -> None:
-        assert isinstance(self.store, TrackedStore), "sleep sets record steps on a TrackedStore"
+        assert isinstance(self.store, StoreTracking), "sleep sets record steps on a tracked store"
         self.sleeping: dict[str, Footprint] = {}  # actor name -> its next step's footprint
         self._known_actors = {a.name for a in self.actors if a.is_worker} | {"reaper"}
         backoff_s, store = self.queue.backoff_s, self.store
@@ -292,7 +292,7 @@ class Simulation:
     def _sleep_set_step(self, ready: list[Actor]) -> None:
         """Choose among the ready actors that are not asleep, take the step, recording what
         it touched, and carry into the next state the sleepers it is independent of."""
-        assert self.sleep is not None and isinstance(self.store, TrackedStore)
+        assert self.sleep is not None and isinstance(self.store, StoreTracking)
         asleep = frozenset(i for i, a in enumerate(ready) if a.name in self.sleeping)
         if len(asleep) == len(ready):
             raise SleepSetBlocked
