@@ -41,8 +41,8 @@ connecting; procrastinate and pgqueuer import in about 0.35 s, failfirst's worke
 about 0.1 s on the machine this was written on), which at 2,000 jobs is a sizeable
 part of every run; and, for the peers, not their last acknowledgements (the clock
 stops at the last effect row, while pgqueuer may still hold completions in its buffer
-and procrastinate may be finishing its last job): both in the peers' favour or
-against them by a fixed amount, never by the queue's steady rate alone.
+and procrastinate may be finishing its last job). The first weighs against the
+peers, the second in their favour; both are fixed amounts per run, not a steady rate.
 
 Verified after every run (a run that fails its check aborts the benchmark):
 failfirst as the SQLite benchmark judges it (``lost`` 0, ``duplicate_effects`` 0,
