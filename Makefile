@@ -116,9 +116,9 @@ bench: .venv/.synced ## jobs/s on a SQLite file, 1 and 2 workers: failfirst besi
 # The tests find a server at $FAILFIRST_PG_URL (default postgresql://postgres@127.0.0.1:5432/test)
 # and work in a database of their own; without a server they skip (FAILFIRST_REQUIRE_PG=1: fail).
 # The differential proof runs at the catalogue's default bounds (FAILFIRST_PG_MAX_FAULTS=1: a quick look).
-.PHONY: test-pg test-pg-faults stress-pg pg-server pg-server-stop
+.PHONY: test-pg test-pg-faults stress-pg bench-pg pg-server pg-server-stop
 test-pg: .venv/.synced ## PostgreSQL: differential proof vs SQLite (every failure mode, default bounds), isolation, refusals
-	$(PYTEST) -q -m postgresql tests/test_postgresql.py -k "not stress_on_postgresql"
+	$(PYTEST) -q -m postgresql tests/test_postgresql.py tests/test_bench_pg.py -k "not stress_on_postgresql"
 
 # Timing-dependent: a fault must strike inside a transaction; not yet reliable under load.
 test-pg-faults: .venv/.synced ## PostgreSQL real faults: terminated connections, server crash, partition, SIGKILL stress
@@ -126,6 +126,10 @@ test-pg-faults: .venv/.synced ## PostgreSQL real faults: terminated connections,
 
 stress-pg: .venv/.synced ## 10,000 jobs on a private PostgreSQL server under mixed faults (SIGKILL, terminate, server crash)
 	$(RUN) python -m failfirst.pgstress --jobs 10000 --workers 4 --fault mixed --faults-per-s 0.2 --folder _build/pg-stress
+
+# Throwaway databases on the server of the tests ($FAILFIRST_PG_URL); never stops it.
+bench-pg: .venv/.synced ## jobs/s on PostgreSQL, 1, 2 and 4 workers: failfirst beside procrastinate and pgqueuer, and a profile
+	$(RUN) python bench/throughput_pg.py --profile --out _build/bench/throughput_pg.json
 
 pg-server: .venv/.synced ## start a throwaway PostgreSQL server in _build/pg (port 55432) with initdb and pg_ctl
 	$(RUN) python -m failfirst.store.pgtools serve _build/pg 55432
