@@ -124,8 +124,8 @@ test-pg: .venv/.synced ## PostgreSQL: differential proof vs SQLite (every failur
 test-pg-faults: .venv/.synced ## PostgreSQL real faults: terminated connections, server crash, partition, SIGKILL stress
 	$(PYTEST) -q -m postgresql tests/test_postgresql_faults.py tests/test_postgresql.py -k "faults or stress_on_postgresql"
 
-stress-pg: .venv/.synced ## 10,000 jobs on a private PostgreSQL server under mixed faults (SIGKILL, terminate, server crash)
-	$(RUN) python -m failfirst.pgstress --jobs 10000 --workers 4 --fault mixed --faults-per-s 0.2 --folder _build/pg-stress
+stress-pg: .venv/.synced ## 10,000 jobs on a private PostgreSQL server, 12 mixed faults (SIGKILL, terminate, server crash)
+	$(RUN) python -m failfirst.pgstress --jobs 10000 --workers 4 --fault mixed --faults 12 --folder _build/pg-stress
 
 # Throwaway databases on the server of the tests ($FAILFIRST_PG_URL); never stops it.
 bench-pg: .venv/.synced ## jobs/s on PostgreSQL, 1, 2 and 4 workers: failfirst beside procrastinate and pgqueuer, and a profile

@@ -42,6 +42,8 @@ from failfirst.store.postgresql import ACTOR_ENV
 from failfirst.store.url import parse_store_url
 
 FAULTS = ("sigkill", "terminate", "server_crash", "partition", "pause", "mixed")
+#: Planned faults strike while this share of the jobs is claimed (see failfirst.stress).
+FAULT_POINTS_SHARE = (0.02, 0.8)
 MAX_FAULTS = 10_000
 MAX_RESTARTS = 20_000
 #: A worker that lost its connection is restarted after this long (the server may be down).
@@ -237,9 +239,11 @@ def _log_event(url: str, actor: str, kind: str, job: int | None = None, **data: 
 def run(url: str, *, jobs: int, workers: int, fault: str, guard: bool = True, seed: int = 0,
         faults_per_s: float = 0.5, batch: int = 16, lease_s: float = 1.0, heartbeat_s: float = 0.25,
         timeout_s: float = 600.0, server: Any = None, fault_s: float | None = None,
-        work_s: float = 0.0) -> dict[str, Any]:
+        work_s: float = 0.0, faults: int = 0) -> dict[str, Any]:
     """Drain ``jobs`` jobs with ``workers`` worker processes and a reaper process while
-    ``fault`` strikes about ``faults_per_s`` times a second; return the counts.
+    ``fault`` strikes about ``faults_per_s`` times a second, or, with ``faults``, exactly
+    that many times at seeded points of progress (so many jobs claimed: the same count
+    on a fast machine as on a slow one); return the counts.
     ``server``: the private server (:class:`failfirst.store.pgtools.PrivateServer`) that
     ``server_crash`` crashes; ``fault_s``: how long a partition or pause lasts
     (default three leases)."""
@@ -272,7 +276,8 @@ def run(url: str, *, jobs: int, workers: int, fault: str, guard: bool = True, se
     hits = 0  # faults that struck a worker inside a transaction or holding a lease
     timeline: list[dict[str, Any]] = []
     started = time.monotonic()  # real-time: the run's own stopwatch
-    next_fault_s = rng.uniform(0.5, 1.5) / max(faults_per_s, 1e-9)
+    next_fault_s = rng.uniform(0.5, 1.5) / max(faults_per_s, 1e-9) if not faults else math.inf
+    fault_points = sorted(rng.uniform(*FAULT_POINTS_SHARE) * jobs for _ in range(faults))
     ongoing: tuple[str, float, _Worker] | None = None  # (kind, until, worker)
     healed_s = -math.inf  # the run ends no sooner than two leases after a heal (the zombie acts)
     try:
@@ -299,10 +304,13 @@ def run(url: str, *, jobs: int, workers: int, fault: str, guard: bool = True, se
                                  else "SIGCONT", "worker": victim.name})
                 ongoing = None
                 healed_s = now
-            rows = _query(url, "SELECT count(*) FILTER (WHERE state IN ('pending', 'leased')) FROM jobs")
+            rows = _query(url, "SELECT count(*) FILTER (WHERE state IN ('pending', 'leased')), "
+                               "count(*) FILTER (WHERE state = 'pending') FROM jobs")
             if rows is not None and rows[0][0] == 0 and ongoing is None and now - healed_s > 2 * lease_s:
                 break
-            if ongoing is None and now >= next_fault_s and fired < MAX_FAULTS and (
+            claimed = jobs - rows[0][1] if rows is not None else 0
+            due = now >= next_fault_s or (fired < faults and claimed >= fault_points[fired])
+            if ongoing is None and due and fired < MAX_FAULTS and (
                     fault != "partition" or fired == 0):
                 result = _strike(fault, url, fleet, names, rng, server, netns)
                 if result is not None:
@@ -312,7 +320,8 @@ def run(url: str, *, jobs: int, workers: int, fault: str, guard: bool = True, se
                                                               if k != "victim"}})
                     if fault in ("partition", "pause"):
                         ongoing = (fault, now + fault_s, result["victim"])
-                    next_fault_s = now + rng.expovariate(faults_per_s)
+                    if not faults:
+                        next_fault_s = now + rng.expovariate(faults_per_s)
             time.sleep(POLL_S)  # real-time: the parent polls
         elapsed_s = time.monotonic() - started  # real-time
     finally:
@@ -401,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--fault", choices=FAULTS, default="mixed")
     parser.add_argument("--faults-per-s", type=float, default=0.5)
+    parser.add_argument("--faults", type=int, default=0,
+                        help="instead of a rate: exactly this many faults, at seeded points of progress")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--guard", choices=("on", "off"), default="on")
     parser.add_argument("--seed", type=int, default=0)
@@ -418,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         with pgtools.throwaway_database(server.url, tag="ff_stress") as url:
             result = run(f"{url}?schema=stress", jobs=args.jobs, workers=args.workers, fault=args.fault,
                          guard=args.guard == "on", seed=args.seed, faults_per_s=args.faults_per_s,
-                         batch=args.batch, timeout_s=args.timeout_s, server=server)
+                         batch=args.batch, timeout_s=args.timeout_s, server=server,
+                         faults=args.faults)
             verdict = pgtools.judge_sql(url, "stress")
     finally:
         server.cleanup()
@@ -428,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: v for k, v in result.items() if k != "timeline"}, sort_keys=True))
     if args.guard == "on" and result["hits"] == 0:  # a clean verdict of a run nothing struck
         print("pgstress: no fault struck a worker; the run proves nothing", file=sys.stderr)
+        return 1
+    if result["faults"] < args.faults:
+        print(f"pgstress: {result['faults']} of {args.faults} faults struck", file=sys.stderr)
         return 1
     return 0 if verdict.ok or args.guard == "off" else 1
 

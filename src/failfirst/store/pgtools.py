@@ -127,27 +127,56 @@ class PrivateServer:
     and restart. Never the machine's shared server. Runs as the current user, or as
     ``postgres`` when we are root (the server refuses to run as root)."""
 
+    #: In the folder when the server's files live elsewhere (see :meth:`init`).
+    POINTER = "server-home"
+
     def __init__(self, root: str | None = None, port: int | None = None) -> None:
         self.root = root or tempfile.mkdtemp(prefix="failfirst-pg-")
-        self.data = os.path.join(self.root, "data")
         self.port = port or _free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         self._as_root = os.geteuid() == 0
-        self.log = os.path.join(self.root, "server.log")
+        pointer = os.path.join(self.root, self.POINTER)
+        home = self.root
+        if os.path.isfile(pointer):  # a server that init() placed elsewhere
+            with open(pointer, encoding="utf-8") as f:
+                home = f.read().strip()
+        self._place(home)
+
+    def _place(self, home: str) -> None:
+        """Where the server's own files go: its data folder, socket and log."""
+        self.home = home
+        self.data = os.path.join(home, "data")
+        self.log = os.path.join(home, "server.log")
 
     def _run(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
         if self._as_root:
             argv = ["runuser", "-u", "postgres", "--", *argv]
         return subprocess.run(argv, check=True, capture_output=True, timeout=120, **kwargs)
 
+    def _reachable(self, path: str) -> bool:
+        """Can the server's user write there? (As root the server runs as ``postgres``,
+        who cannot pass a folder such as a ``mktemp -d`` of root's.)"""
+        if not self._as_root:
+            return True
+        return subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", path],
+                              capture_output=True, timeout=30, check=False).returncode == 0
+
     def init(self) -> PrivateServer:
         if self._as_root:
             shutil.chown(self.root, "postgres")
+        if not self._reachable(self.root):
+            # Never loosen the permissions of the user's folders: the server's files go to
+            # a temporary folder of its own, and the folder names it (stop and cleanup find it).
+            home = tempfile.mkdtemp(prefix="failfirst-pg-")
+            shutil.chown(home, "postgres")
+            with open(os.path.join(self.root, self.POINTER), "w", encoding="utf-8") as f:
+                f.write(home + "\n")
+            self._place(home)
         self._run(["initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "--no-sync"])
         with open(os.path.join(self.data, "postgresql.conf"), "a") as conf:
             # '*': a worker in a network namespace reaches it over a veth (see pgstress).
             conf.write(f"port = {self.port}\nlisten_addresses = '*'\n"
-                       f"unix_socket_directories = '{self.root}'\nfsync = on\n"
+                       f"unix_socket_directories = '{self.home}'\nfsync = on\n"
                        "synchronous_commit = on\nmax_connections = 60\n")
         with open(os.path.join(self.data, "pg_hba.conf"), "a") as hba:
             hba.write("host all all 10.231.0.0/16 trust\n")
@@ -179,7 +208,7 @@ class PrivateServer:
         # file "alive" for the next start; it is dead, so its lock file goes.
         if not _alive(pid):
             for lock in (os.path.join(self.data, "postmaster.pid"),
-                         os.path.join(self.root, f".s.PGSQL.{self.port}.lock")):
+                         os.path.join(self.home, f".s.PGSQL.{self.port}.lock")):
                 try:
                     os.remove(lock)
                 except FileNotFoundError:
@@ -193,6 +222,8 @@ class PrivateServer:
 
     def cleanup(self) -> None:
         self.stop()
+        if self.home != self.root:
+            shutil.rmtree(self.home, ignore_errors=True)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
