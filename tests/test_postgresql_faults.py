@@ -17,9 +17,9 @@ from failfirst.store import pgtools
 
 pytestmark = pytest.mark.postgresql
 
-#: Faults strike about this often: a restarted worker process needs a few seconds to
-#: import and connect on a loaded machine, and faults faster than that only stall the run.
-FAULTS_PER_S = 0.5
+#: Each run's faults are planned at seeded points of its progress (so many jobs claimed),
+#: never by the clock: a fast machine and a loaded one see the same number of them.
+FAULTS = 4
 
 
 def _require(problem: str | None, what: str) -> None:
@@ -49,16 +49,18 @@ def private_server() -> pgtools.PrivateServer:
 
 def _run(url: str, schema: str, fault: str, guard: bool, **kw) -> tuple[dict, pgtools.Verdict]:
     result = pgstress.run(f"{url}?schema={schema}", jobs=kw.pop("jobs", 300), workers=2, fault=fault,
-                          guard=guard, seed=kw.pop("seed", 1),
-                          faults_per_s=kw.pop("faults_per_s", FAULTS_PER_S), timeout_s=600, **kw)
+                          guard=guard, seed=kw.pop("seed", 1), faults=kw.pop("faults", FAULTS),
+                          timeout_s=600, **kw)
     return result, pgtools.judge_sql(url, schema)
 
 
 @pytest.mark.parametrize("guard", [True, False], ids=["guard-on", "guard-off"])
 def test_connection_terminated_mid_transaction(shared_db, guard):
-    result, verdict = _run(shared_db, f"term_{int(guard)}", "terminate", guard, jobs=150,
-                           faults_per_s=0.2)
-    assert result["hits"] > 0 and verdict.lost == 0 and verdict.terminal == verdict.jobs
+    # Handlers that take 10 ms, in batches of 4: a run of seconds, with transactions to cut.
+    result, verdict = _run(shared_db, f"term_{int(guard)}", "terminate", guard, jobs=400, faults=6,
+                           batch=4, work_s=0.01)
+    assert result["faults"] == 6 and result["hits"] > 0
+    assert verdict.lost == 0 and verdict.terminal == verdict.jobs
     if guard:
         assert verdict.ok, verdict
     else:  # a worker cut off after its effect committed and before its completion did
@@ -68,11 +70,12 @@ def test_connection_terminated_mid_transaction(shared_db, guard):
 @pytest.mark.parametrize("guard", [True, False], ids=["guard-on", "guard-off"])
 def test_server_crash_and_restart(private_server, guard):
     with pgtools.throwaway_database(private_server.url, tag="ff_crash") as url:
-        # A crash every ten seconds or so: each one restarts the server (crash recovery)
-        # and every worker process, which takes seconds on a loaded machine.
-        result, verdict = _run(url, "crash", "server_crash", guard, jobs=200, server=private_server,
-                               faults_per_s=0.1)
-    assert result["faults"] > 0 and verdict.lost == 0 and verdict.terminal == verdict.jobs
+        # Each crash restarts the server (crash recovery) and every worker process.
+        # No handler work: a worker's time is its commits, so a crash lands between a
+        # job's effect and its completion often (what the guard-off control needs).
+        result, verdict = _run(url, "crash", "server_crash", guard, jobs=600, server=private_server,
+                               faults=4)
+    assert result["faults"] == 4 and verdict.lost == 0 and verdict.terminal == verdict.jobs
     if guard:
         assert verdict.ok, verdict
     else:
@@ -85,7 +88,8 @@ def test_partitioned_worker_late_writes_are_refused(private_server, guard):
     with pgtools.throwaway_database(private_server.url, tag="ff_part") as url:
         # A handler that takes 0.2 s (less than a heartbeat period, so it sends none): the
         # worker spends its lease between its claim and its commit, where a zombie is made.
-        result, verdict = _run(url, "part", "partition", guard, jobs=100, batch=1, work_s=0.2)
+        result, verdict = _run(url, "part", "partition", guard, jobs=100, batch=1, work_s=0.2,
+                               faults=1)
     assert result["faults"] == 1 and verdict.lost == 0 and verdict.terminal == verdict.jobs
     if guard:
         assert verdict.ok, verdict

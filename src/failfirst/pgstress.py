@@ -322,7 +322,8 @@ def run(url: str, *, jobs: int, workers: int, fault: str, guard: bool = True, se
                         ongoing = (fault, now + fault_s, result["victim"])
                     if not faults:
                         next_fault_s = now + rng.expovariate(faults_per_s)
-            time.sleep(POLL_S)  # real-time: the parent polls
+            # While planned faults wait, look often: a short run must not slip past them.
+            time.sleep(POLL_S if fired >= faults else POLL_S / 5)  # real-time: the parent polls
         elapsed_s = time.monotonic() - started  # real-time
     finally:
         fleet.stop()
