@@ -334,10 +334,10 @@ def explore(
     store_url: str | None = None,
 ) -> Exploration:
     """Explore ``scenario``'s schedules; see the module docstring. ``reduction`` is
-    ``full`` (the default), ``symmetry`` or ``none``; random mode samples schedules, and
-    a store other than SQLite in memory (``store_url``) records no footprints, so sleep
-    sets (which need both) give way to the symmetry reduction there, and the result's
-    ``reduction`` says so. With ``workers`` > 1, an exhaustive exploration splits the
+    ``full`` (the default), ``symmetry`` or ``none``; random mode samples schedules, so
+    sleep sets (which need the depth-first order) give way to the symmetry reduction
+    there, and the result's ``reduction`` says so. Either store records footprints
+    (:func:`failfirst.por.tracked_simulation_store`). With ``workers`` > 1, an exhaustive exploration splits the
     choice tree into subtrees explored by that many processes; the counts and the
     counterexample are the same as with one. ``keep_states`` keeps the canonical final
     store state of every schedule (:func:`final_state`), for comparing reductions;
