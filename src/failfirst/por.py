@@ -388,7 +388,7 @@ _TRACKED: dict[type, type] = {Store: TrackedStore}
 
 def tracked_simulation_store(url: str | StoreURL | None, clock: Any, *,
                              owner_pid: int | None = None) -> Any:
-    """What :func:`failfirst.store.simulation_store` gives, recording footprints: SQLite
+    """What ``failfirst.store.simulation_store`` gives, recording footprints: SQLite
     in memory (None) or a private schema on a PostgreSQL server."""
     if url is None:
         return TrackedStore.memory(clock)

@@ -127,7 +127,7 @@ class PrivateServer:
     and restart. Never the machine's shared server. Runs as the current user, or as
     ``postgres`` when we are root (the server refuses to run as root)."""
 
-    #: In the folder when the server's files live elsewhere (see :meth:`init`).
+    #: In the folder when the server's files live elsewhere (see ``init()``).
     POINTER = "server-home"
 
     def __init__(self, root: str | None = None, port: int | None = None) -> None:
