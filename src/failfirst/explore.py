@@ -337,8 +337,9 @@ def explore(
     ``full`` (the default), ``symmetry`` or ``none``; random mode samples schedules, so
     sleep sets (which need the depth-first order) give way to the symmetry reduction
     there, and the result's ``reduction`` says so. Either store records footprints
-    (:func:`failfirst.por.tracked_simulation_store`). With ``workers`` > 1, an exhaustive exploration splits the
-    choice tree into subtrees explored by that many processes; the counts and the
+    (:func:`failfirst.por.tracked_simulation_store`). With ``workers`` > 1, an
+    exhaustive exploration splits the choice tree into subtrees explored by that many
+    processes; the counts and the
     counterexample are the same as with one. ``keep_states`` keeps the canonical final
     store state of every schedule (:func:`final_state`), for comparing reductions;
     ``limit`` bounds the schedules an exhaustive exploration may run (BoundError past
