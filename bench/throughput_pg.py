@@ -38,8 +38,8 @@ not levelled.
 
 What the clock includes: the worker processes' start-up (interpreter, imports,
 connecting; procrastinate and pgqueuer import in about 0.35 s, failfirst's worker in
-about 0.1 s on the machine this was written on), which at 2,000 jobs is a sizeable
-part of every run; and, for the peers, not their last acknowledgements (the clock
+about 0.1 s on the machine this was written on), which at 5,000 jobs is still a
+noticeable part of every run; and, for the peers, not their last acknowledgements (the clock
 stops at the last effect row, while pgqueuer may still hold completions in its buffer
 and procrastinate may be finishing its last job). The first weighs against the
 peers, the second in their favour; both are fixed amounts per run, not a steady rate.
@@ -92,7 +92,7 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH.parent / "_build" / "bench" / "throughput_pg.json"
 PROFILE = BENCH.parent / "_build" / "bench" / "profile_pg.txt"
 #: The benchmark's size: what `make bench-pg` runs.
-JOBS, RUNS, WORKER_COUNTS = 2_000, 3, (1, 2, 4)
+JOBS, RUNS, WORKER_COUNTS = 5_000, 3, (1, 2, 4)
 SYSTEMS = ("failfirst", "procrastinate", "pgqueuer")
 PEERS = {
     "procrastinate": (pg_apps.procrastinate_setup, pg_apps.procrastinate_command),
