@@ -74,8 +74,10 @@ def test_planned_kills_are_exactly_as_many_as_asked(tmp_path):
     the count it gets on a fast machine and a slow one (a rate gave 8 where 10 were asked
     on a fast CI machine, whose 10,000 jobs took under 3 s)."""
     db = str(tmp_path / "planned.db")
-    result = stress(db=db, jobs=600, workers=2, kills=6, guard=True, seed=2,
-                    batch=16, lease_s=1.0, heartbeat_s=0.25)
+    # Work must remain when a kill is due: batches of 4 make 3,000 jobs last a second or
+    # two (600 jobs in batches of 16 were done, on a fast machine, before the second kill).
+    result = stress(db=db, jobs=3000, workers=2, kills=6, guard=True, seed=2,
+                    batch=4, lease_s=1.0, heartbeat_s=0.25)
     assert result["kills"] == 6 and result["restarts"] == 6 and result["planned_kills"] == 6
     assert result["lost"] == 0 and result["duplicate_effects"] == 0
     assert result["violations"] == {}, result["violation_examples"]
