@@ -1,12 +1,15 @@
-"""Shared fixtures: a real in-memory SQLite store under a simulated clock."""
+"""Shared fixtures: a real in-memory SQLite store under a simulated clock, and the
+PostgreSQL server the ``postgresql`` tests use."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
 from failfirst.clock import SimClock
 from failfirst.processor import JobQueue
-from failfirst.store import Store
+from failfirst.store import Store, parse_store_url, pgtools
 
 
 def deliver(payload, ctx):
@@ -26,3 +29,16 @@ def store(clock: SimClock) -> Store:
 @pytest.fixture
 def queue(store: Store) -> JobQueue:
     return JobQueue(store, {"deliver": deliver})
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """The server at ``$FAILFIRST_PG_URL``. Without one the test is skipped with a one-line
+    reason, or fails when ``FAILFIRST_REQUIRE_PG=1`` (CI)."""
+    problem = pgtools.server_problem()
+    if problem is not None:
+        reason = f"PostgreSQL not reachable at {parse_store_url(pgtools.admin_url()).redacted}: {problem}"
+        if os.environ.get(pgtools.REQUIRE_ENV) == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return pgtools.admin_url()

@@ -8,27 +8,18 @@ group); skipped without a server, failing instead with ``FAILFIRST_REQUIRE_PG=1`
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from failfirst.store import parse_store_url, pgtools
-
 pytestmark = pytest.mark.postgresql
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_bench_pg_rows(tmp_path):
-    problem = pgtools.server_problem()
-    if problem is not None:
-        reason = f"PostgreSQL not reachable at {parse_store_url(pgtools.admin_url()).redacted}: {problem}"
-        if os.environ.get(pgtools.REQUIRE_ENV) == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+def test_bench_pg_rows(tmp_path, pg_admin_url):
     out = tmp_path / "throughput_pg.json"
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "throughput_pg.py"), "--jobs", "50", "--runs", "1",

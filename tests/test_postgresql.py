@@ -35,14 +35,8 @@ SCHEDULE_LIMIT = 200_000
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> str:
-    problem = pgtools.server_problem()
-    if problem is not None:
-        reason = f"PostgreSQL not reachable at {parse_store_url(pgtools.admin_url()).redacted}: {problem}"
-        if os.environ.get(pgtools.REQUIRE_ENV) == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with pgtools.throwaway_database(tag="ff_pytest") as url:
+def pg_url(pg_admin_url) -> str:
+    with pgtools.throwaway_database(pg_admin_url, tag="ff_pytest") as url:
         yield url
 
 

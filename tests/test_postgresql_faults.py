@@ -31,9 +31,8 @@ def _require(problem: str | None, what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def shared_db() -> str:
-    _require(pgtools.server_problem(), "PostgreSQL not reachable")
-    with pgtools.throwaway_database(tag="ff_faults") as url:
+def shared_db(pg_admin_url) -> str:
+    with pgtools.throwaway_database(pg_admin_url, tag="ff_faults") as url:
         yield url
 
 
