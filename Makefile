@@ -48,7 +48,7 @@ endef
 $(foreach n,$(FM_NUMBERS),$(eval $(call fm_targets,$(n))))
 
 lint: .venv/.synced ## ruff
-	$(RUN) ruff check src failure_modes tests bench book/_tools book/conftest.py conf
+	$(RUN) ruff check src failure_modes tests book/_tools book/conftest.py conf
 
 clean: ## remove build output and caches (keeps the environment)
 	rm -rf _build .pytest_cache .ruff_cache
@@ -74,7 +74,7 @@ preview: .venv/.synced ## the book, fast: cached execution, for writing (never t
 	$(SPHINX) -n --keep-going -D nb_execution_mode=cache book _build/preview/html
 
 notebooks: .venv/.synced ## every chapter as an executed .ipynb in _build/notebooks/
-	$(RUN) python book/_tools/notebooks.py _build/notebooks
+	$(RUN) python -m failfirst_book.notebooks _build/notebooks
 
 # The `lab` group is optional; the settings make .md chapters open as notebooks.
 lab: .venv/.synced ## JupyterLab on book/, .md chapters opening as notebooks (jupytext)
@@ -85,19 +85,19 @@ lab: .venv/.synced ## JupyterLab on book/, .md chapters opening as notebooks (ju
 
 # First the checker's own tests (a planted defect per check), then the site.
 test-site: .venv/.synced ## check _build/html in headless Chromium, offline (after make html)
-	$(PYTEST) -q -p no:cacheprovider book/_tools/check_site_test.py
-	$(RUN) python book/_tools/check_site.py _build/html
+	$(PYTEST) -q -p no:cacheprovider book/_tools/tests/check_site_test.py
+	$(RUN) python -m failfirst_book.check_site _build/html
 
 # ---------------------------------------------------------------- the explorer
 .PHONY: bench-explore
 bench-explore: .venv/.synced ## schedules/s, FM_001 proofs (2 and 3 faults), per-FM reduction, vs Hypothesis
-	$(RUN) python bench/explore_bench.py
+	$(RUN) python -m failfirst.bench.explore_bench
 
 # Partial-order reduction: the per-failure-mode rows alone, and the soundness
 # comparison on whole scenarios (make test runs it on scenarios cut to a few jobs).
 .PHONY: bench-por test-por
 bench-por: .venv/.synced ## per failure mode: schedules and time with and without sleep sets
-	$(RUN) python bench/explore_bench.py --per-fm-only
+	$(RUN) python -m failfirst.bench.explore_bench --per-fm-only
 
 test-por: .venv/.synced ## sleep sets vs symmetry alone on whole scenarios, 1 and 2 faults (slow)
 	FAILFIRST_POR_FULL=1 $(PYTEST) -q tests/test_por.py
@@ -107,10 +107,10 @@ test-por: .venv/.synced ## sleep sets vs symmetry alone on whole scenarios, 1 an
 # beside huey's SqliteHuey (bench). Figures come from here, never from tests.
 .PHONY: stress bench
 stress: .venv/.synced ## 10,000 jobs, 2 worker processes, 20 SIGKILLs at seeded points of progress: lost 0, duplicates 0
-	$(RUN) python bench/stress_gate.py --db _build/stress/stress.db --jobs 10000 --workers 2 --kills 20 --min-kills 20
+	$(RUN) python -m failfirst.bench.stress_gate --db _build/stress/stress.db --jobs 10000 --workers 2 --kills 20 --min-kills 20
 
 bench: .venv/.synced ## jobs/s on a SQLite file, 1 and 2 workers: failfirst beside huey
-	$(RUN) python bench/throughput.py --out _build/bench/throughput.json
+	$(RUN) python -m failfirst.bench.throughput --out _build/bench/throughput.json
 
 # ---------------------------------------------------------------- PostgreSQL (#12)
 # The tests find a server at $FAILFIRST_PG_URL (default postgresql://postgres@127.0.0.1:5432/test)
@@ -125,11 +125,11 @@ test-pg-faults: .venv/.synced ## only the real faults: terminated connections, s
 	$(PYTEST) -q -m postgresql tests/test_postgresql_faults.py tests/test_postgresql.py -k "faults or stress_on_postgresql"
 
 stress-pg: .venv/.synced ## 10,000 jobs on a private PostgreSQL server, 12 mixed faults (SIGKILL, terminate, server crash)
-	$(RUN) python -m failfirst.pgstress --jobs 10000 --workers 4 --fault mixed --faults 12 --folder _build/pg-stress
+	$(RUN) python -m failfirst.realrun.pgstress --jobs 10000 --workers 4 --fault mixed --faults 12 --folder _build/pg-stress
 
 # Throwaway databases on the server of the tests ($FAILFIRST_PG_URL); never stops it.
 bench-pg: .venv/.synced ## jobs/s on PostgreSQL, 1, 2 and 4 workers: failfirst beside procrastinate and pgqueuer, and a profile
-	$(RUN) python bench/throughput_pg.py --profile --out _build/bench/throughput_pg.json
+	$(RUN) python -m failfirst.bench.throughput_pg --profile --out _build/bench/throughput_pg.json
 
 pg-server: .venv/.synced ## start a throwaway PostgreSQL server in _build/pg (port 55432) with initdb and pg_ctl
 	$(RUN) python -m failfirst.store.pgtools serve _build/pg 55432

@@ -10,13 +10,10 @@ its line in the .md file, the cell's source and the traceback.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent / "_tools"))
-import chapters  # noqa: E402  (book/_tools is not a package)
+from failfirst_book import chapters
 
 # A chapter that measures (the Performance chapter, when `make bench` has not
 # run) measures at a small size under pytest: this tests its code, it does not

@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from failfirst.clock import SimClock
-from failfirst.processor import JobQueue
+from failfirst.processor.queue import JobQueue
 from failfirst.store import Store, parse_store_url, pgtools
+from failfirst.store.clock import SimClock
 
 
 def deliver(payload, ctx):

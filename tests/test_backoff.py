@@ -1,4 +1,4 @@
-"""The backoff policies (failfirst.backoff) and the queue's use of them."""
+"""The backoff policies (failfirst.processor.backoff) and the queue's use of them."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from failfirst import backoff
-from failfirst.clock import SimClock
-from failfirst.policies import Guardrails
-from failfirst.processor import JobQueue, QueueConfig
+from failfirst.processor import backoff
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import JobQueue, QueueConfig
 from failfirst.store import Store
+from failfirst.store.clock import SimClock
 
 BASE, CAP = 5.0, 2000.0
 

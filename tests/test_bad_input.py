@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from failfirst.processor import MAX_PAYLOAD_BYTES
+from failfirst.processor.queue import MAX_PAYLOAD_BYTES
 
 
 @pytest.mark.parametrize(
@@ -42,8 +42,8 @@ def test_idempotency_key_returns_the_existing_job(queue, store):
 
 
 def test_handler_exception_becomes_retry_then_dead_letter_with_reason(store, clock):
-    from failfirst.processor import JobQueue
-    from failfirst.worker import WorkerConfig, worker_loop
+    from failfirst.processor.queue import JobQueue
+    from failfirst.processor.worker import WorkerConfig, worker_loop
 
     def broken(payload, ctx):
         raise KeyError("customer")

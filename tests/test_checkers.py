@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from failfirst import checkers
-from failfirst.clock import SimClock
+from failfirst.proofs import checkers
 from failfirst.store import Store
+from failfirst.store.clock import SimClock
 
 
 class History:

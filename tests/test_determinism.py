@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from failfirst.runner import replay, run_happy_path, run_scenario
+from failfirst.proofs.run import replay, run_happy_path, run_scenario
 
 
 def test_same_seed_same_digest_in_process():
@@ -32,7 +32,7 @@ def test_replay_of_recorded_schedule_gives_same_digest():
 
 def _digest_in_subprocess(hash_seed: str) -> list[str]:
     code = (
-        "import json; from failfirst.runner import run_scenario, run_happy_path;"
+        "import json; from failfirst.proofs.run import run_scenario, run_happy_path;"
         "print(json.dumps([run_scenario('FM_001', guard=g, seed=s).digest"
         " for g in (False, True) for s in (0, 1, 2)] + [run_happy_path(12, 3, 5).digest]))"
     )

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from failfirst.clock import SimClock
-from failfirst.downstream import (
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import HandlerContext
+from failfirst.sim.services import (
     Client,
     Downstream,
     DownstreamError,
@@ -16,9 +17,8 @@ from failfirst.downstream import (
     RetryBudget,
     RetryBudgetExhausted,
 )
-from failfirst.policies import Guardrails
-from failfirst.processor import HandlerContext
 from failfirst.store import Store
+from failfirst.store.clock import SimClock
 
 LAYERED = Guardrails().without("single_layer_retry").without("retry_budget")
 

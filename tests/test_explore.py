@@ -9,7 +9,7 @@ import json
 import pytest
 
 from failfirst.cli import main
-from failfirst.explore import (
+from failfirst.proofs.explorer import (
     BoundError,
     canonical_digest,
     depth_first,
@@ -17,7 +17,7 @@ from failfirst.explore import (
     shrink,
     with_bounds,
 )
-from failfirst.runner import replay, simulate
+from failfirst.proofs.run import replay, simulate
 from failure_modes.FM_001_retry_duplication.scenario import SCENARIO
 
 SMALL = dataclasses.replace(with_bounds(SCENARIO, max_faults=1), jobs=SCENARIO.jobs[:2])
@@ -92,13 +92,13 @@ def test_shrinking_reaches_a_local_minimum():
 
 
 def _schedule(choices):
-    from failfirst.choices import encode
+    from failfirst.sim.choices import encode
 
     return encode(choices, SCENARIO.faults.max_faults)
 
 
 def _valid(choices):
-    from failfirst.choices import ReplayChoices, ScheduleError
+    from failfirst.sim.choices import ReplayChoices, ScheduleError
 
     try:
         simulate(SCENARIO, False, ReplayChoices(choices, strict=True))

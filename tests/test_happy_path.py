@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from failfirst.runner import run_happy_path
+from failfirst.proofs.run import run_happy_path
 
 
 @pytest.mark.parametrize("seed", range(5))

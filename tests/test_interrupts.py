@@ -137,7 +137,7 @@ def test_a_worker_whose_parent_is_already_gone_exits_at_once(tmp_path):
     is not its parent (as after a reparenting) stops before doing anything."""
     db = tmp_path / "w.db"
     result = subprocess.run(
-        [sys.executable, "-m", "failfirst.realrun", "worker", "--db", str(db), "--name", "w1",
+        [sys.executable, "-m", "failfirst.realrun.process", "worker", "--db", str(db), "--name", "w1",
          "--parent-pid", "1", "--max-runtime-s", "60"],
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 3 and not db.exists()

@@ -23,10 +23,10 @@ import os
 
 import pytest
 
-from failfirst import catalogue, por
 from failfirst.cli import main
-from failfirst.explore import BoundError, Exploration, explore, shrink, with_bounds
-from failfirst.runner import replay
+from failfirst.proofs.explorer import BoundError, Exploration, explore, shrink, with_bounds
+from failfirst.proofs.run import replay
+from failfirst.sim import catalogue, reduction
 
 FULL = os.environ.get("FAILFIRST_POR_FULL") == "1"
 #: Schedules the unreduced side may run per case here (make test-por: no cap).
@@ -91,16 +91,16 @@ def test_sleep_sets_prune_interleavings_of_independent_steps():
     assert reduced.reached > 0 and reduced.violating == 0
 
 
-def _planted_mistake(a: por.Footprint, b: por.Footprint) -> bool:
+def _planted_mistake(a: reduction.Footprint, b: reduction.Footprint) -> bool:
     """A dependency mistake: only a job's own row counts; the queue (what a claim finds),
     the leases (what the reaper finds) and who holds them are forgotten, so a step that
     changes what another reads is declared independent of it."""
-    rows = lambda fp: por.Footprint(frozenset(k for k in fp.reads if k[0] == "row"),  # noqa: E731
+    rows = lambda fp: reduction.Footprint(frozenset(k for k in fp.reads if k[0] == "row"),  # noqa: E731
                                     frozenset(k for k in fp.writes if k[0] == "row"))
     return _REAL_DEPENDENT(rows(a), rows(b))
 
 
-_REAL_DEPENDENT = por.dependent
+_REAL_DEPENDENT = reduction.dependent
 
 
 def test_a_planted_dependency_mistake_fails_the_comparison(monkeypatch):
@@ -108,7 +108,7 @@ def test_a_planted_dependency_mistake_fails_the_comparison(monkeypatch):
     scenario = dataclasses.replace(scenario, jobs=scenario.jobs[:2])
     plain, reduced = _pair(scenario, guard=True, limit=2_000)  # 460 schedules without sleep sets
     assert not _same_verdicts(plain, reduced)
-    monkeypatch.setattr(por, "dependent", _planted_mistake)
+    monkeypatch.setattr(reduction, "dependent", _planted_mistake)
     wrong = explore(scenario, True, reduction="full", shrink_counterexample=False,
                     keep_states=True)
     assert wrong.schedules < reduced.schedules, "the mistake prunes more"

@@ -15,15 +15,16 @@ import sys
 
 import pytest
 
-from failfirst import catalogue, differential
-from failfirst.choices import ReplayChoices
 from failfirst.cli import main
-from failfirst.clock import SimClock
-from failfirst.explore import depth_first, explore, with_bounds
-from failfirst.runner import simulate
+from failfirst.proofs import differential
+from failfirst.proofs.explorer import depth_first, explore, with_bounds
+from failfirst.proofs.run import simulate
+from failfirst.realrun.stress import stress
+from failfirst.sim import catalogue
+from failfirst.sim.choices import ReplayChoices
 from failfirst.store import Store, StoreError, parse_store_url, pgtools, simulation_store
+from failfirst.store.clock import SimClock
 from failfirst.store.postgresql import PostgresStore
-from failfirst.stress import stress
 
 pytestmark = pytest.mark.postgresql
 
@@ -55,7 +56,7 @@ _PROOF_ROWS: dict[tuple[str, bool], dict] = {}
 @pytest.fixture(scope="module")
 def proof_table():
     """The proof's rows; once every failure mode passed both ways at its default bounds,
-    the table the PostgreSQL chapter publishes (``failfirst.differential.RESULTS``)."""
+    the table the PostgreSQL chapter publishes (``failfirst.proofs.differential.RESULTS``)."""
     yield _PROOF_ROWS
     complete = len(_PROOF_ROWS) == 2 * len(catalogue.all_scenarios())
     if complete and PROOF_MAX_FAULTS >= max(s.faults.max_faults for s in catalogue.all_scenarios()):
@@ -68,7 +69,7 @@ def test_differential_proof_same_schedules_digests_and_violations(pg_url, proof_
     sets, footprints recorded on each store alike): every schedule PostgreSQL's own
     search finds, replayed on SQLite, gives the same digest, violations and ``reached``;
     the counts and the violated invariants equal SQLite's own exploration
-    (:func:`failfirst.differential.differential` raises on any difference)."""
+    (:func:`failfirst.proofs.differential.differential` raises on any difference)."""
     scenario = catalogue.load(fm)
     if PROOF_MAX_FAULTS < scenario.faults.max_faults:
         scenario = with_bounds(scenario, PROOF_MAX_FAULTS)

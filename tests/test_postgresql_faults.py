@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from failfirst import pgstress
+from failfirst.realrun import pgstress
 from failfirst.store import pgtools
 
 pytestmark = pytest.mark.postgresql

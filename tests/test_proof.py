@@ -8,8 +8,8 @@ import dataclasses
 
 import pytest
 
-from failfirst.explore import with_bounds
-from failfirst.proof import ProofError, prove, reproduce
+from failfirst.proofs.explorer import with_bounds
+from failfirst.proofs.prove import ProofError, prove, reproduce
 from failure_modes.FM_001_retry_duplication.scenario import SCENARIO
 
 NO_FAULTS = with_bounds(dataclasses.replace(SCENARIO, jobs=SCENARIO.jobs[:1]), max_faults=0)

@@ -10,11 +10,11 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from failfirst import catalogue, history
-from failfirst.choices import MAX_OPTIONS, ScheduleError, decode, encode
 from failfirst.cli import main
-from failfirst.clock import RealClock
+from failfirst.sim import catalogue, history
+from failfirst.sim.choices import MAX_OPTIONS, ScheduleError, decode, encode
 from failfirst.store import Store
+from failfirst.store.clock import RealClock
 
 SETTINGS = settings(max_examples=100, deadline=None, derandomize=True)
 SLOW = settings(max_examples=12, deadline=None, derandomize=True,

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from failfirst import checkers
-from failfirst.clock import SimClock
-from failfirst.policies import Guardrails
-from failfirst.processor import Hooks, JobQueue, QueueConfig, WorkerCrash
-from failfirst.recovery import recover
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import Hooks, JobQueue, QueueConfig, WorkerCrash
+from failfirst.processor.recovery import recover
+from failfirst.processor.worker import Point, WorkerConfig, worker_loop
+from failfirst.proofs import checkers
 from failfirst.store import Store
-from failfirst.worker import Point, WorkerConfig, worker_loop
+from failfirst.store.clock import SimClock
 
 CONFIG = QueueConfig(lease_s=10.0, heartbeat_s=4.0)
 

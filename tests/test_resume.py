@@ -93,10 +93,10 @@ def test_check_is_read_only(tmp_path, capsys):
 
 def test_check_names_what_a_guard_off_run_broke(tmp_path, capsys):
     """A hand-made file with one effect doubled: check reports it as stress would."""
-    from failfirst.clock import RealClock
-    from failfirst.processor import JobQueue
-    from failfirst.realrun import HANDLERS, JOB_TYPE
+    from failfirst.processor.queue import JobQueue
+    from failfirst.realrun.process import HANDLERS, JOB_TYPE
     from failfirst.store import Store
+    from failfirst.store.clock import RealClock
 
     db = str(tmp_path / "doubled.db")
     queue = JobQueue(Store.open_file(db, RealClock()), HANDLERS)

@@ -3,7 +3,7 @@ from the history's call events against the bound in its start event."""
 
 from __future__ import annotations
 
-from failfirst.checkers import check_inv005_bounded_work
+from failfirst.proofs.checkers import check_inv005_bounded_work
 
 
 def _history(retry_times, bound=2, window_s=1.0, first_calls=()):

@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from failfirst import checkers
-from failfirst.choices import RandomChoices
-from failfirst.policies import Guardrails
-from failfirst.processor import HandlerContext
-from failfirst.runner import simulate
-from failfirst.scenario import JobSpec, Scenario
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import HandlerContext
+from failfirst.proofs import checkers
+from failfirst.proofs.run import simulate
+from failfirst.sim.choices import RandomChoices
+from failfirst.sim.scenario import JobSpec, Scenario
 
 
 def once(payload, ctx):

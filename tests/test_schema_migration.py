@@ -9,10 +9,10 @@ import sqlite3
 
 import pytest
 
-from failfirst.clock import SimClock
-from failfirst.processor import JobQueue
-from failfirst.realrun import HANDLERS, JOB_TYPE
+from failfirst.processor.queue import JobQueue
+from failfirst.realrun.process import HANDLERS, JOB_TYPE
 from failfirst.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError
+from failfirst.store.clock import SimClock
 from failfirst.store.sqlite import MIGRATIONS
 
 

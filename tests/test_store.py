@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
-from failfirst.clock import SimClock
 from failfirst.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError
+from failfirst.store.clock import SimClock
 
 
 def test_memory_store_has_the_versioned_schema(store):

@@ -13,10 +13,10 @@ import sys
 import pytest
 
 from failfirst.cli import main
-from failfirst.clock import RealClock, SimClock
-from failfirst.processor import JobQueue
-from failfirst.realrun import HANDLERS, JOB_TYPE
+from failfirst.processor.queue import JobQueue
+from failfirst.realrun.process import HANDLERS, JOB_TYPE
 from failfirst.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError
+from failfirst.store.clock import RealClock, SimClock
 
 #: Names that a URI built without escaping would send elsewhere (or nowhere):
 #: name -> the file such a URI opens instead.
@@ -180,9 +180,9 @@ def test_a_database_left_by_a_killed_run_is_read_through_its_wal(tmp_path):
     path = tmp_path / "killed.db"
     code = (
         "import os, sys\n"
-        "from failfirst.clock import RealClock\n"
-        "from failfirst.processor import JobQueue\n"
-        "from failfirst.realrun import HANDLERS, JOB_TYPE\n"
+        "from failfirst.store.clock import RealClock\n"
+        "from failfirst.processor.queue import JobQueue\n"
+        "from failfirst.realrun.process import HANDLERS, JOB_TYPE\n"
         "from failfirst.store import Store\n"
         "q = JobQueue(Store.open_file(sys.argv[1], RealClock()), HANDLERS)\n"
         "q.enqueue_many([{'type': JOB_TYPE, 'payload': {'n': n}} for n in range(5)])\n"

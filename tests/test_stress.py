@@ -13,16 +13,15 @@ import sqlite3
 
 import pytest
 
-from failfirst import checkers
-from failfirst.batch import BatchQueue, batch_worker_loop
 from failfirst.cli import main
-from failfirst.clock import RealClock, SimClock
-from failfirst.processor import JobQueue, QueueConfig
-from failfirst.realrun import HANDLERS, JOB_TYPE, drive
+from failfirst.processor.queue import JobQueue, QueueConfig
+from failfirst.processor.transitions import StaleToken, apply_many
+from failfirst.processor.worker import Idle, Point, WorkerConfig, worker_loop
+from failfirst.proofs import checkers
+from failfirst.realrun.process import HANDLERS, JOB_TYPE, drive
+from failfirst.realrun.stress import stress
 from failfirst.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError
-from failfirst.stress import stress
-from failfirst.transitions import StaleToken, apply_many
-from failfirst.worker import Idle, Point, WorkerConfig
+from failfirst.store.clock import RealClock, SimClock
 
 STRESS_KEYS = {"enqueued", "succeeded", "dead", "lost", "duplicate_effects", "kills",
                "elapsed_s", "jobs_per_s", "db"}
@@ -245,7 +244,7 @@ def _normalised(events: list[dict]) -> list[dict]:
     return [{k: v for k, v in e.items() if k not in ("seq", "t", "tx")} for e in events]
 
 
-def _queue(cls=BatchQueue, config: QueueConfig | None = None) -> BatchQueue:
+def _queue(cls=JobQueue, config: QueueConfig | None = None) -> JobQueue:
     return cls(Store.memory(SimClock()), HANDLERS, config=config)
 
 
@@ -303,10 +302,10 @@ def test_apply_many_refuses_all_or_nothing():
     assert [j.state for j in queue.store.jobs()] == ["pending", "pending"]
 
 
-def test_batch_worker_loop_drains_the_queue_under_a_simple_driver():
+def test_batched_worker_loop_drains_the_queue_under_a_simple_driver():
     queue = _queue()
     queue.enqueue_batch(JOB_TYPE, [{"n": n} for n in range(50)])
-    loop = batch_worker_loop("w1", queue, WorkerConfig(work_s=0.0), batch=8)
+    loop = worker_loop("w1", queue, WorkerConfig(work_s=0.0, batch=8))
     for _ in range(200):
         step = next(loop)
         if isinstance(step, Idle):

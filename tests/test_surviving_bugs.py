@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from failfirst import checkers
-from failfirst.batch import BatchQueue
-from failfirst.choices import RandomChoices
-from failfirst.clock import SimClock
-from failfirst.downstream import RetryBudget
-from failfirst.processor import JobQueue, QueueConfig
-from failfirst.runner import simulate
+from failfirst.processor.queue import JobQueue, QueueConfig
+from failfirst.processor.worker import WorkerConfig
+from failfirst.proofs import checkers
+from failfirst.proofs.run import simulate
+from failfirst.sim.choices import RandomChoices
+from failfirst.sim.services import RetryBudget
 from failfirst.store import Store
-from failfirst.worker import WorkerConfig
+from failfirst.store.clock import SimClock
 
 CONFIG = QueueConfig(lease_s=2.0, heartbeat_s=0.5, default_max_attempts=2)
 
@@ -129,7 +128,7 @@ def test_a_fractional_token_does_not_buy_a_retry():
 def test_a_batch_claim_leases_until_now_plus_the_lease():
     """Bug: a batch claim whose lease deadline omits the current time (every lease
     expires at once; with it, batched FM_001 dead-letters healthy jobs)."""
-    single, batched = _queue(BatchQueue), _queue(BatchQueue)
+    single, batched = _queue(JobQueue), _queue(JobQueue)
     for q in (single, batched):
         q.store.clock.advance_to(100.0)
         q.enqueue_many([{"type": "deliver", "payload": {"n": n}} for n in range(3)])

@@ -12,9 +12,9 @@ import dataclasses
 
 import pytest
 
-from failfirst import catalogue, sim
-from failfirst.explore import canonical_digest, depth_first, with_bounds
-from failfirst.runner import simulate
+from failfirst.proofs.explorer import canonical_digest, depth_first, with_bounds
+from failfirst.proofs.run import simulate
+from failfirst.sim import catalogue, scheduler
 
 
 def _explore(scenario, guard: bool) -> tuple[list[str], set[str]]:
@@ -31,7 +31,7 @@ def test_crashed_and_fresh_idle_workers_are_never_ready_together(monkeypatch, fm
     base = catalogue.load(fm)
     scenario = dataclasses.replace(with_bounds(base, max_faults=max_faults), jobs=base.jobs[:jobs])
     met = []
-    original = sim.Simulation._one_per_symmetry_class
+    original = scheduler.Simulation._one_per_symmetry_class
 
     def watched(ready):
         idle = [a for a in ready if a.symmetry_class() is not None]
@@ -39,7 +39,7 @@ def test_crashed_and_fresh_idle_workers_are_never_ready_together(monkeypatch, fm
             met.append([a.name for a in idle])
         return original(ready)
 
-    monkeypatch.setattr(sim.Simulation, "_one_per_symmetry_class", staticmethod(watched))
+    monkeypatch.setattr(scheduler.Simulation, "_one_per_symmetry_class", staticmethod(watched))
     keyed = _explore(scenario, guard=False)
     assert met == [], f"a crashed and a fresh idle worker were ready together: {met[:3]}"
 
@@ -48,5 +48,5 @@ def test_crashed_and_fresh_idle_workers_are_never_ready_together(monkeypatch, fm
             return ("fresh worker", False, self.clock.rate if self.clock else 1.0)
         return None
 
-    monkeypatch.setattr(sim.Actor, "symmetry_class", merged)
+    monkeypatch.setattr(scheduler.Actor, "symmetry_class", merged)
     assert _explore(scenario, guard=False) == keyed

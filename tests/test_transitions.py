@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from failfirst import transitions
-from failfirst.transitions import EVENTS, STATES, TRANSITIONS, IllegalTransition, StaleToken
+from failfirst.processor import transitions
+from failfirst.processor.transitions import EVENTS, STATES, TRANSITIONS, IllegalTransition, StaleToken
 
 
 def _job_in_state(queue, clock, state: str) -> int:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from failfirst.clock import SimClock
-from failfirst.policies import Guardrails
-from failfirst.processor import HandlerContext, JobQueue, QueueConfig
-from failfirst.scenario import FaultPlan, JobSpec, Scenario, redelivered
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import HandlerContext, JobQueue, QueueConfig
+from failfirst.processor.worker import Point, WorkerConfig, worker_loop
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario, redelivered
 from failfirst.store import Store
-from failfirst.worker import Point, WorkerConfig, worker_loop
+from failfirst.store.clock import SimClock
 
 
 def charge(payload: dict[str, Any], ctx: HandlerContext) -> list[tuple[str, int]]:

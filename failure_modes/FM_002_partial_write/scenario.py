@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from failfirst.clock import SimClock
-from failfirst.policies import Guardrails
-from failfirst.processor import HandlerContext, Hooks, JobQueue, QueueConfig, WorkerCrash
-from failfirst.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import HandlerContext, Hooks, JobQueue, QueueConfig, WorkerCrash
+from failfirst.processor.worker import Point, WorkerConfig, worker_loop
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
 from failfirst.store import Store
-from failfirst.worker import Point, WorkerConfig, worker_loop
+from failfirst.store.clock import SimClock
 
 #: Where a crash tears a transfer without the guardrail (between its parts, or inside a
 #: part's transaction) or hits the one transaction that writes it whole with it.

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from failfirst.downstream import Client, Downstream, DownstreamError, Outage, RetryBudget
-from failfirst.policies import Guardrails
-from failfirst.processor import HandlerContext, QueueConfig
-from failfirst.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import HandlerContext, QueueConfig
+from failfirst.processor.worker import WorkerConfig
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.sim.services import Client, Downstream, DownstreamError, Outage, RetryBudget
 from failfirst.store import Store
-from failfirst.worker import WorkerConfig
 
 #: Retries at each layer: 3, so 4 tries per layer.
 CLIENT_RETRIES = 3

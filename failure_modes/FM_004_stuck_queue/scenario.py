@@ -18,12 +18,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from failfirst.clock import SimClock
-from failfirst.policies import Guardrails
-from failfirst.processor import HandlerContext, JobQueue, QueueConfig
-from failfirst.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import HandlerContext, JobQueue, QueueConfig
+from failfirst.processor.worker import Idle, Point, WorkerConfig, worker_loop
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
 from failfirst.store import Store
-from failfirst.worker import Idle, Point, WorkerConfig, worker_loop
+from failfirst.store.clock import SimClock
 
 LEASE = QueueConfig(lease_s=5.0, heartbeat_s=2.0)
 WORK = WorkerConfig(work_s=6.0)  # longer than the lease: only heartbeats keep it

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from failfirst.clock import SimClock
-from failfirst.processor import HandlerContext, JobQueue, QueueConfig, WorkerCrash
-from failfirst.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.processor.queue import HandlerContext, JobQueue, QueueConfig, WorkerCrash
+from failfirst.processor.worker import Idle, WorkerConfig, worker_loop
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
 from failfirst.store import Store
-from failfirst.worker import Idle, WorkerConfig, worker_loop
+from failfirst.store.clock import SimClock
 
 MAX_ATTEMPTS = 3
 #: The payload the decoder cannot survive.

@@ -18,16 +18,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from failfirst.choices import ReplayChoices
-from failfirst.clock import SimClock
-from failfirst.downstream import VersionedResource
-from failfirst.explore import depth_first
-from failfirst.policies import Guardrails
-from failfirst.processor import HandlerContext, QueueConfig
-from failfirst.runner import RunResult, simulate
-from failfirst.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import HandlerContext, QueueConfig
+from failfirst.processor.worker import WorkerConfig
+from failfirst.proofs.explorer import depth_first
+from failfirst.proofs.run import RunResult, simulate
+from failfirst.sim.choices import ReplayChoices
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.sim.services import VersionedResource
 from failfirst.store import Store
-from failfirst.worker import WorkerConfig
+from failfirst.store.clock import SimClock
 
 LEASE = QueueConfig(lease_s=5.0, heartbeat_s=2.0, backoff_base_s=1.0, backoff_cap_s=2.0)
 WORK = WorkerConfig(work_s=3.0)

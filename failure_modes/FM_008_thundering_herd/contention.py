@@ -2,7 +2,7 @@
 
 Each client reads the resource's version, then writes with it; the write fails when
 another write landed since the read (optimistic concurrency, a compare-and-set). A
-client that fails waits as its backoff policy says (:mod:`failfirst.backoff`) and
+client that fails waits as its backoff policy says (:mod:`failfirst.processor.backoff`) and
 tries again — read, then write — until its write succeeds. Every message between a
 client and the resource takes ``|Normal(10 ms, 2 ms)|``. All clients start at once:
 the herd.
@@ -26,7 +26,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from failfirst import backoff
+from failfirst.processor import backoff
 
 BASE_MS = 5.0
 CAP_MS = 2000.0

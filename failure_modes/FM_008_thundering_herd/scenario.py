@@ -23,13 +23,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from failfirst import backoff
-from failfirst.downstream import Client, Downstream, Outage, RetryBudget
-from failfirst.policies import Guardrails
-from failfirst.processor import HandlerContext, QueueConfig
-from failfirst.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.processor import backoff
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import HandlerContext, QueueConfig
+from failfirst.processor.worker import WorkerConfig
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.sim.services import Client, Downstream, Outage, RetryBudget
 from failfirst.store import Store
-from failfirst.worker import WorkerConfig
 
 SERVICE = "inventory-api"
 JOBS = 8

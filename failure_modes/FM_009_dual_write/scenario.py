@@ -18,12 +18,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from failfirst.downstream import Broker, Consumer
-from failfirst.policies import Guardrails
-from failfirst.processor import BROKER_SERVICE, HandlerContext, QueueConfig
-from failfirst.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import BROKER_SERVICE, HandlerContext, QueueConfig
+from failfirst.processor.worker import WorkerConfig
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.sim.services import Broker, Consumer
 from failfirst.store import Store
-from failfirst.worker import WorkerConfig
 
 
 def ship_order(payload: dict[str, Any], ctx: HandlerContext) -> list[tuple[str, int]]:
@@ -93,8 +93,8 @@ def publish_first_scenario() -> Scenario:
 def run_keeping_queue(scenario: Scenario, guard: bool, choices: list[int]):
     """Replay one schedule and keep the run's queue, with its broker and consumer, for
     the recovery sweep. Returns (the run's store, the queue)."""
-    from failfirst.choices import ReplayChoices
-    from failfirst.sim import Simulation
+    from failfirst.sim.choices import ReplayChoices
+    from failfirst.sim.scheduler import Simulation
 
     sim = Simulation(scenario, scenario.guardrails(guard), ReplayChoices(choices))
     outcome = sim.run()

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from failfirst.downstream import PaymentClient, PaymentProvider
-from failfirst.policies import Guardrails
-from failfirst.processor import HandlerContext, QueueConfig
-from failfirst.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import HandlerContext, QueueConfig
+from failfirst.processor.worker import WorkerConfig
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.sim.services import PaymentClient, PaymentProvider
 from failfirst.store import Store
-from failfirst.worker import WorkerConfig
 
 PROVIDER = "payments"
 TIMEOUT_S = 2.0
@@ -87,8 +87,8 @@ SCENARIO = Scenario(
 def run_keeping_provider(scenario: Scenario, guard: bool, choices: list[int]):
     """Replay one schedule and keep the run's provider, whose ledger recovery reads.
     Returns (the run's store, the provider, the queue)."""
-    from failfirst.choices import ReplayChoices
-    from failfirst.sim import Simulation
+    from failfirst.sim.choices import ReplayChoices
+    from failfirst.sim.scheduler import Simulation
 
     sim = Simulation(scenario, scenario.guardrails(guard), ReplayChoices(choices))
     outcome = sim.run()

@@ -17,9 +17,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from failfirst import catalogue, history
-from failfirst.choices import ScheduleError
-from failfirst.runner import RunResult, replay, run_scenario
+from failfirst.proofs.run import RunResult, replay, run_scenario
+from failfirst.sim import catalogue, history
+from failfirst.sim.choices import ScheduleError
 from failfirst.store.sqlite import shown_path
 
 EXIT_USAGE = 2
@@ -283,7 +283,7 @@ def cmd_replay(args: argparse.Namespace) -> None:
 
 
 def cmd_explore(args: argparse.Namespace) -> None:
-    from failfirst.explore import describe, explore_cli
+    from failfirst.proofs.explorer import describe, explore_cli
 
     result = explore_cli(catalogue.load(args.fm), guard=args.guard == "on", mode=args.mode,
                          runs=args.runs, seed=args.seed, max_faults=args.max_faults,
@@ -294,7 +294,7 @@ def cmd_explore(args: argparse.Namespace) -> None:
 
 
 def cmd_stress(args: argparse.Namespace) -> None:
-    from failfirst.stress import describe, stress
+    from failfirst.realrun.stress import describe, stress
 
     result = stress(db=args.db or args.store, jobs=args.jobs, workers=args.workers, kill_rate=args.kill_rate,
                     guard=args.guard == "on", seed=args.seed, kills=args.kills)
@@ -315,14 +315,14 @@ def cmd_peers(args: argparse.Namespace) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
-    from failfirst.stress import describe_check, resume
+    from failfirst.realrun.stress import describe_check, resume
 
     result = resume(args.db or args.store, workers=args.workers)
     _emit(args, result, describe_check(result, "resume"))
 
 
 def cmd_check(args: argparse.Namespace) -> None:
-    from failfirst.stress import check, describe_check
+    from failfirst.realrun.stress import check, describe_check
 
     result = check(args.db or args.store)
     _emit(args, result, describe_check(result, "check"))
@@ -336,10 +336,10 @@ def _bad_input_types() -> tuple[type[BaseException], ...]:
     """The exceptions that mean bad input: each is raised at the boundary where the
     input is checked, before anything is written. A ValueError from anywhere else is a
     bug and must not be reported as the user's mistake."""
-    from failfirst.explore import BoundError
     from failfirst.peers.matrix import PeersInputError
+    from failfirst.proofs.explorer import BoundError
+    from failfirst.realrun.stress import StressInputError
     from failfirst.store import StoreError
-    from failfirst.stress import StressInputError
 
     return (UsageError, catalogue.UnknownFailureMode, ScheduleError, StoreError, BoundError,
             StressInputError, PeersInputError)

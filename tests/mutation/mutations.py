@@ -24,8 +24,8 @@ class Mutation(NamedTuple):
     breaks: str
 
 
-P, S, T, C = ("src/failfirst/processor.py", "src/failfirst/store/sqlite.py",
-              "src/failfirst/transitions.py", "src/failfirst/checkers.py")
+P, S, T, C = ("src/failfirst/processor/queue.py", "src/failfirst/store/sqlite.py",
+              "src/failfirst/processor/transitions.py", "src/failfirst/proofs/checkers.py")
 
 MUTATIONS: tuple[Mutation, ...] = (
     # -- the processor: fencing, once-only effects, attempts, dead letters, leases
@@ -83,13 +83,14 @@ MUTATIONS: tuple[Mutation, ...] = (
              'seq < end["seq"] for seq in faults[claim["actor"]]',
              "INV_008 excuses an expiry by a fault that came before the attempt began"),
     # -- the retry budget and the batch path
-    Mutation("src/failfirst/downstream.py", "if self.tokens < 1:", "if self.tokens <= 0:",
+    Mutation("src/failfirst/sim/services.py", "if self.tokens < 1:", "if self.tokens <= 0:",
              "the retry budget sells a retry for a fractional token"),
-    Mutation("src/failfirst/batch.py", "(n, worker, now_s + lease_s)", "(n, worker, lease_s)",
+    Mutation("src/failfirst/processor/batch.py", "(n, worker, now_s + lease_s)", "(n, worker, lease_s)",
              "a batch claim's lease deadline omits the current time: every lease expires at once"),
     # -- the explorer
-    Mutation("src/failfirst/sim.py", "if self.is_worker and not self.holding:", "if self.is_worker:",
+    Mutation("src/failfirst/sim/scheduler.py", "if self.is_worker and not self.holding:",
+             "if self.is_worker:",
              "the symmetry reduction treats a worker holding a lease as interchangeable: unsound"),
-    Mutation("src/failfirst/explore.py", "self.reached += result.reached", "self.reached += 0",
+    Mutation("src/failfirst/proofs/explorer.py", "self.reached += result.reached", "self.reached += 0",
              "proofs report that no run reached the fault: a vacuous proof looks fine"),
 )

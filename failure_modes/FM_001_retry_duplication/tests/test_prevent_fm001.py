@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from failfirst.explore import explore, find_run
-from failfirst.proof import prove
-from failfirst.runner import run_scenario
+from failfirst.proofs.explorer import explore, find_run
+from failfirst.proofs.prove import prove
+from failfirst.proofs.run import run_scenario
 from failure_modes.FM_001_retry_duplication.scenario import SCENARIO
 
 
@@ -21,7 +21,7 @@ def test_exhaustive_proof_at_default_bounds():
 
 def test_the_batched_path_of_real_runs_is_proved_too():
     # `failfirst stress` and `make bench` claim and commit jobs in batches
-    # (failfirst.batch); the same exploration covers that path.
+    # (failfirst.processor.queue); the same exploration covers that path.
     batched = dataclasses.replace(SCENARIO, worker=dataclasses.replace(SCENARIO.worker, batch=2))
     proof = explore(batched, guard=True)
     assert proof.exhaustive and proof.violating == 0 and proof.reached > 0

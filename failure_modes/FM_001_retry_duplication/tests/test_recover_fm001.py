@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from failfirst import checkers
-from failfirst.clock import SimClock
-from failfirst.policies import Guardrails
-from failfirst.processor import Hooks, JobQueue, WorkerCrash
-from failfirst.recovery import recover
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import Hooks, JobQueue, WorkerCrash
+from failfirst.processor.recovery import recover
+from failfirst.proofs import checkers
 from failfirst.store import Store
+from failfirst.store.clock import SimClock
 from failure_modes.FM_001_retry_duplication.scenario import SCENARIO, crash_after_effect, drain
 
 GUARD_OFF = Guardrails().without("idempotent_commit")

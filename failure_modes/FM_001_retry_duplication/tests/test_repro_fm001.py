@@ -3,9 +3,9 @@ applies its effect twice, and the checker names the job and both effects."""
 
 from __future__ import annotations
 
-from failfirst.explore import depth_first, with_bounds
-from failfirst.proof import reproduce
-from failfirst.runner import run_scenario, simulate
+from failfirst.proofs.explorer import depth_first, with_bounds
+from failfirst.proofs.prove import reproduce
+from failfirst.proofs.run import run_scenario, simulate
 from failure_modes.FM_001_retry_duplication.scenario import SCENARIO
 
 ONE_FAULT = with_bounds(SCENARIO, max_faults=1)

@@ -4,8 +4,8 @@ same exploration with the guardrail off finds one, so the proof is not vacuous."
 
 from __future__ import annotations
 
-from failfirst.proof import prove
-from failfirst.runner import run_scenario
+from failfirst.proofs.prove import prove
+from failfirst.proofs.run import run_scenario
 from failure_modes.FM_002_partial_write.scenario import SCENARIO, ledger
 
 

@@ -6,12 +6,12 @@ each transfer applied exactly once and the ledger balanced; twice equals once.""
 
 from __future__ import annotations
 
-from failfirst import checkers
-from failfirst.explore import depth_first, with_bounds
-from failfirst.policies import Guardrails
-from failfirst.processor import JobQueue
-from failfirst.recovery import recover
-from failfirst.runner import simulate
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import JobQueue
+from failfirst.processor.recovery import recover
+from failfirst.proofs import checkers
+from failfirst.proofs.explorer import depth_first, with_bounds
+from failfirst.proofs.run import simulate
 from failure_modes.FM_002_partial_write.scenario import SCENARIO, drain, ledger, torn_transfer
 
 

@@ -4,9 +4,9 @@ leaves the ledger unbalanced, and the retry debits the account a second time."""
 
 from __future__ import annotations
 
-from failfirst.explore import depth_first, explore, with_bounds
-from failfirst.proof import reproduce
-from failfirst.runner import run_scenario, simulate
+from failfirst.proofs.explorer import depth_first, explore, with_bounds
+from failfirst.proofs.prove import reproduce
+from failfirst.proofs.run import run_scenario, simulate
 from failure_modes.FM_002_partial_write.scenario import SCENARIO, ledger
 
 ONE_FAULT = with_bounds(SCENARIO, max_faults=1)

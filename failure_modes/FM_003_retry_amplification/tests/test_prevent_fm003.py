@@ -8,16 +8,16 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
-from failfirst import checkers
-from failfirst.choices import RandomChoices
-from failfirst.clock import SimClock
-from failfirst.explore import depth_first
-from failfirst.policies import Guardrails
-from failfirst.processor import JobQueue
-from failfirst.proof import prove
-from failfirst.runner import run_scenario, simulate
-from failfirst.sim import Simulation
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import JobQueue
+from failfirst.proofs import checkers
+from failfirst.proofs.explorer import depth_first
+from failfirst.proofs.prove import prove
+from failfirst.proofs.run import run_scenario, simulate
+from failfirst.sim.choices import RandomChoices
+from failfirst.sim.scheduler import Simulation
 from failfirst.store import Store
+from failfirst.store.clock import SimClock
 from failure_modes.FM_003_retry_amplification.scenario import (
     MAX_ATTEMPTS,
     SCENARIO,

@@ -8,12 +8,12 @@ from collections import Counter
 
 import pytest
 
-from failfirst import checkers
-from failfirst.choices import RandomChoices
-from failfirst.processor import JobQueue
-from failfirst.runner import simulate
-from failfirst.transitions import IllegalTransition
-from failfirst.worker import Idle, worker_loop
+from failfirst.processor.queue import JobQueue
+from failfirst.processor.transitions import IllegalTransition
+from failfirst.processor.worker import Idle, worker_loop
+from failfirst.proofs import checkers
+from failfirst.proofs.run import simulate
+from failfirst.sim.choices import RandomChoices
 from failure_modes.FM_003_retry_amplification.scenario import figure_scenario
 
 SCENARIO = figure_scenario()

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from failfirst.choices import RandomChoices
-from failfirst.proof import reproduce
-from failfirst.runner import run_scenario, simulate
+from failfirst.proofs.prove import reproduce
+from failfirst.proofs.run import run_scenario, simulate
+from failfirst.sim.choices import RandomChoices
 from failure_modes.FM_003_retry_amplification.scenario import (
     CLIENT_RETRIES,
     HANDLER_RETRIES,

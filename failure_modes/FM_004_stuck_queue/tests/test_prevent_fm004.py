@@ -5,9 +5,9 @@ than the work without heartbeats brings back FM_001; heartbeats fix it."""
 
 from __future__ import annotations
 
-from failfirst.explore import explore
-from failfirst.proof import prove
-from failfirst.runner import run_scenario
+from failfirst.proofs.explorer import explore
+from failfirst.proofs.prove import prove
+from failfirst.proofs.run import run_scenario
 from failure_modes.FM_004_stuck_queue.scenario import LEASE, SCENARIO, SHORT_LEASE, WORK
 
 

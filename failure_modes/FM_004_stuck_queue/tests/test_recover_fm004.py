@@ -5,11 +5,11 @@ once. Running recovery twice equals running it once."""
 
 from __future__ import annotations
 
-from failfirst import checkers
-from failfirst.explore import depth_first, with_bounds
-from failfirst.processor import JobQueue
-from failfirst.recovery import recover
-from failfirst.runner import simulate
+from failfirst.processor.queue import JobQueue
+from failfirst.processor.recovery import recover
+from failfirst.proofs import checkers
+from failfirst.proofs.explorer import depth_first, with_bounds
+from failfirst.proofs.run import simulate
 from failure_modes.FM_004_stuck_queue.scenario import LEASE, SCENARIO, drain, stuck_job
 
 

@@ -5,9 +5,9 @@ exploration counting only handled failures starves the queue."""
 
 from __future__ import annotations
 
-from failfirst.choices import RandomChoices
-from failfirst.proof import prove
-from failfirst.runner import run_scenario, simulate
+from failfirst.proofs.prove import prove
+from failfirst.proofs.run import run_scenario, simulate
+from failfirst.sim.choices import RandomChoices
 from failure_modes.FM_005_poison_message.scenario import MAX_ATTEMPTS, SCENARIO
 
 

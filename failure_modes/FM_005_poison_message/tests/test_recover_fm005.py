@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from failfirst import checkers
-from failfirst.choices import RandomChoices
-from failfirst.processor import JobQueue, WorkerCrash
-from failfirst.runner import simulate
-from failfirst.transitions import IllegalTransition
+from failfirst.processor.queue import JobQueue, WorkerCrash
+from failfirst.processor.transitions import IllegalTransition
+from failfirst.proofs import checkers
+from failfirst.proofs.run import simulate
+from failfirst.sim.choices import RandomChoices
 from failure_modes.FM_005_poison_message.scenario import MAX_ATTEMPTS, SCENARIO, drain, fixed_queue
 
 

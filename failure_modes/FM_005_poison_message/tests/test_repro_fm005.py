@@ -4,8 +4,8 @@ INV_005 for the poison jobs and INV_004 for every job, the healthy ones included
 
 from __future__ import annotations
 
-from failfirst.proof import reproduce
-from failfirst.runner import run_scenario
+from failfirst.proofs.prove import reproduce
+from failfirst.proofs.run import run_scenario
 from failure_modes.FM_005_poison_message.scenario import MAX_ATTEMPTS, SCENARIO
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from failfirst.choices import ReplayChoices
-from failfirst.explore import explore, find_run
-from failfirst.proof import prove
-from failfirst.runner import simulate
+from failfirst.proofs.explorer import explore, find_run
+from failfirst.proofs.prove import prove
+from failfirst.proofs.run import simulate
+from failfirst.sim.choices import ReplayChoices
 from failure_modes.FM_006_zombie_worker.scenario import SCENARIO, stale_writes
 
 
@@ -45,9 +45,9 @@ def test_a_check_that_skips_the_heartbeat_fence_is_caught():
     """Fencing on everywhere but a heartbeat that forgets its token: the checker still
     names the zombie's heartbeat (the proof would fail), so the heartbeat's fence is
     covered by this scenario, not assumed."""
-    from failfirst import processor
+    from failfirst.processor import queue
 
-    original = processor.JobQueue.heartbeat
+    original = queue.JobQueue.heartbeat
 
     def unfenced(self, lease, worker):
         saved = self.guard
@@ -57,10 +57,10 @@ def test_a_check_that_skips_the_heartbeat_fence_is_caught():
         finally:
             self.guard = saved
 
-    processor.JobQueue.heartbeat = unfenced
+    queue.JobQueue.heartbeat = unfenced
     try:
         broken = explore(SCENARIO, guard=True, stop_at_first=True, shrink_counterexample=False)
     finally:
-        processor.JobQueue.heartbeat = original
+        queue.JobQueue.heartbeat = original
     assert broken.violating > 0
     assert "heartbeat" in stale_writes(broken.counterexample.result)

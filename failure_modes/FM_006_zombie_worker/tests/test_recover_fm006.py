@@ -4,12 +4,12 @@ restores the newest lease's value; running it twice equals running it once."""
 
 from __future__ import annotations
 
-from failfirst import checkers
-from failfirst.clock import SimClock
-from failfirst.explore import depth_first, find_run
-from failfirst.recovery import restore_newest
-from failfirst.runner import simulate
+from failfirst.proofs import checkers
+from failfirst.proofs.explorer import depth_first, find_run
+from failfirst.proofs.run import simulate
+from failfirst.sim.service_recovery import restore_newest
 from failfirst.store import Store
+from failfirst.store.clock import SimClock
 from failure_modes.FM_006_zombie_worker.scenario import SCENARIO, stale_writes
 
 

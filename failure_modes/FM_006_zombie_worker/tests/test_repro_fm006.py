@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from failfirst.explore import find_run, shrink
-from failfirst.proof import reproduce
-from failfirst.runner import replay
+from failfirst.proofs.explorer import find_run, shrink
+from failfirst.proofs.prove import reproduce
+from failfirst.proofs.run import replay
 from failure_modes.FM_006_zombie_worker.scenario import (
     SCENARIO,
     STALE_KINDS,

@@ -6,10 +6,10 @@ exploration with the re-implemented recovery drifts."""
 
 from __future__ import annotations
 
-from failfirst.explore import depth_first
-from failfirst.proof import prove
-from failfirst.recovery import recover
-from failfirst.runner import simulate
+from failfirst.processor.recovery import recover
+from failfirst.proofs.explorer import depth_first
+from failfirst.proofs.prove import prove
+from failfirst.proofs.run import simulate
 from failure_modes.FM_007_recovery_drift.scenario import (
     NORMAL,
     SCENARIO,

@@ -7,14 +7,14 @@ found is reported, never silently rewritten."""
 
 from __future__ import annotations
 
-from failfirst import checkers
-from failfirst.clock import SimClock
-from failfirst.explore import depth_first
-from failfirst.policies import Guardrails
-from failfirst.processor import JobQueue
-from failfirst.recovery import recover
-from failfirst.runner import simulate
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import JobQueue
+from failfirst.processor.recovery import recover
+from failfirst.proofs import checkers
+from failfirst.proofs.explorer import depth_first
+from failfirst.proofs.run import simulate
 from failfirst.store import Store
+from failfirst.store.clock import SimClock
 from failure_modes.FM_007_recovery_drift.scenario import LEASE, SCENARIO
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from failfirst import checkers
-from failfirst.proof import reproduce
-from failfirst.runner import replay
+from failfirst.proofs import checkers
+from failfirst.proofs.prove import reproduce
+from failfirst.proofs.run import replay
 from failure_modes.FM_007_recovery_drift.scenario import SCENARIO
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
-from failfirst import backoff, checkers
-from failfirst.checkers import _retry_peak
-from failfirst.choices import RandomChoices
-from failfirst.explore import depth_first
-from failfirst.policies import Guardrails
-from failfirst.proof import prove
-from failfirst.runner import simulate
-from failfirst.sim import Simulation
+from failfirst.processor import backoff
+from failfirst.processor.policies import Guardrails
+from failfirst.proofs import checkers
+from failfirst.proofs.checkers import _retry_peak
+from failfirst.proofs.explorer import depth_first
+from failfirst.proofs.prove import prove
+from failfirst.proofs.run import simulate
+from failfirst.sim.choices import RandomChoices
+from failfirst.sim.scheduler import Simulation
 from failure_modes.FM_008_thundering_herd.scenario import (
     CAPACITY,
     JOBS,

@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
-from failfirst import checkers
-from failfirst.choices import RandomChoices
-from failfirst.processor import JobQueue
-from failfirst.recovery import redrive_spread
-from failfirst.runner import simulate
-from failfirst.worker import Idle, worker_loop
+from failfirst.processor.queue import JobQueue
+from failfirst.processor.recovery import redrive_spread
+from failfirst.processor.worker import Idle, worker_loop
+from failfirst.proofs import checkers
+from failfirst.proofs.run import simulate
+from failfirst.sim.choices import RandomChoices
 from failure_modes.FM_008_thundering_herd.scenario import CAPACITY, OUTAGE, SCENARIO, WINDOW_S
 
 

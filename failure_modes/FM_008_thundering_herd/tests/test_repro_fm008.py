@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from failfirst import checkers
-from failfirst.choices import RandomChoices
-from failfirst.policies import Guardrails
-from failfirst.proof import reproduce
-from failfirst.runner import simulate
-from failfirst.sim import Simulation
+from failfirst.processor.policies import Guardrails
+from failfirst.proofs import checkers
+from failfirst.proofs.prove import reproduce
+from failfirst.proofs.run import simulate
+from failfirst.sim.choices import RandomChoices
+from failfirst.sim.scheduler import Simulation
 from failure_modes.FM_008_thundering_herd.scenario import (
     BACKOFF_BASE_S,
     CAPACITY,

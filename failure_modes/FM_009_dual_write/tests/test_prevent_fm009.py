@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from failfirst.explore import depth_first, explore, with_bounds
-from failfirst.policies import Guardrails
-from failfirst.proof import prove
-from failfirst.runner import simulate
+from failfirst.processor.policies import Guardrails
+from failfirst.proofs.explorer import depth_first, explore, with_bounds
+from failfirst.proofs.prove import prove
+from failfirst.proofs.run import simulate
 from failure_modes.FM_009_dual_write.scenario import SCENARIO, publish_first_scenario
 
 

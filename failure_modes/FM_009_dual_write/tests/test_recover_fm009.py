@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from failfirst import checkers
-from failfirst.clock import SimClock
-from failfirst.explore import find_run
-from failfirst.processor import JobQueue
-from failfirst.recovery import republish_outbox
+from failfirst.processor.queue import JobQueue
+from failfirst.processor.recovery import republish_outbox
+from failfirst.processor.worker import Idle, Point, relay_loop, worker_loop
+from failfirst.proofs import checkers
+from failfirst.proofs.explorer import find_run
 from failfirst.store import Store
-from failfirst.worker import Idle, Point, relay_loop, worker_loop
+from failfirst.store.clock import SimClock
 from failure_modes.FM_009_dual_write.scenario import SCENARIO, run_keeping_queue, services
 
 NO_RELAY = dataclasses.replace(SCENARIO, relay=False)

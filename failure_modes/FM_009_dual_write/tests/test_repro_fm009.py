@@ -6,9 +6,9 @@ committed (INV_002)."""
 
 from __future__ import annotations
 
-from failfirst.explore import depth_first
-from failfirst.proof import reproduce
-from failfirst.runner import simulate
+from failfirst.proofs.explorer import depth_first
+from failfirst.proofs.prove import reproduce
+from failfirst.proofs.run import simulate
 from failure_modes.FM_009_dual_write.scenario import SCENARIO, publish_first_scenario
 
 

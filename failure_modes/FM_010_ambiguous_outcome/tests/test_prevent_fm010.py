@@ -10,14 +10,14 @@ from collections import Counter
 
 import pytest
 
-from failfirst.clock import SimClock
-from failfirst.downstream import PaymentProvider, ProviderConflict
-from failfirst.explore import depth_first, explore
-from failfirst.policies import Guardrails
-from failfirst.processor import HandlerContext
-from failfirst.proof import prove
-from failfirst.runner import simulate
+from failfirst.processor.policies import Guardrails
+from failfirst.processor.queue import HandlerContext
+from failfirst.proofs.explorer import depth_first, explore
+from failfirst.proofs.prove import prove
+from failfirst.proofs.run import simulate
+from failfirst.sim.services import PaymentProvider, ProviderConflict
 from failfirst.store import Store
+from failfirst.store.clock import SimClock
 from failure_modes.FM_010_ambiguous_outcome.scenario import SCENARIO
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from failfirst import checkers
-from failfirst.explore import find_run
-from failfirst.recovery import reconcile_charges
-from failfirst.worker import Idle, worker_loop
+from failfirst.processor.worker import Idle, worker_loop
+from failfirst.proofs import checkers
+from failfirst.proofs.explorer import find_run
+from failfirst.sim.service_recovery import reconcile_charges
 from failure_modes.FM_010_ambiguous_outcome.scenario import SCENARIO, run_keeping_provider
 
 

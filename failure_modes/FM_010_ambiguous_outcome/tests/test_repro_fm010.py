@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from failfirst.explore import depth_first, with_bounds
-from failfirst.proof import reproduce
-from failfirst.runner import simulate
+from failfirst.proofs.explorer import depth_first, with_bounds
+from failfirst.proofs.prove import reproduce
+from failfirst.proofs.run import simulate
 from failure_modes.FM_010_ambiguous_outcome.scenario import SCENARIO
 
 ONE_FAULT = with_bounds(SCENARIO, max_faults=1)

@@ -23,10 +23,10 @@ from failfirst.peers import ledger, services
 from failfirst.peers.harness import Adapter, RunContext
 from failfirst.peers.judge import REPORTED_FAILED, REPORTED_HELD
 from failfirst.peers.ledger import FINISHED, Row
-from failfirst.processor import HandlerContext, JobQueue, QueueConfig
-from failfirst.realrun import drive
+from failfirst.processor.queue import HandlerContext, JobQueue, QueueConfig
+from failfirst.processor.worker import WorkerConfig, reaper_loop, worker_loop
+from failfirst.realrun.process import drive
 from failfirst.store import open_store
-from failfirst.worker import WorkerConfig, reaper_loop, worker_loop
 
 JOB_TYPE = "peer"
 LEASE_S = 2.0

@@ -4,11 +4,16 @@ One interface (:mod:`failfirst.store.interface`), one module per backend:
 :mod:`failfirst.store.sqlite` (the embedded default: ``:memory:`` for simulation, a
 WAL file for real runs) and :mod:`failfirst.store.postgresql` (psycopg 3, for workers
 on many machines). Each backend owns all of its SQL; the processor, the simulator and
-the checkers see only the interface. :mod:`failfirst.store.url` turns a ``--store``
-URL into a store.
+the checkers see only the interface. :mod:`failfirst.store.url` parses a ``--store``
+URL and :mod:`failfirst.store.factory` opens the store it names;
+:mod:`failfirst.store.clock` holds the clocks (the store's clock decides leases);
+:mod:`failfirst.store.pgtools` starts and checks PostgreSQL servers of one's own.
+
+Layer 0: imports nothing else of failfirst.
 """
 
 # Re-exported without __all__: the API reference documents each name once, where it lives.
+from failfirst.store.factory import open_store, simulation_store  # noqa: F401
 from failfirst.store.interface import Clock, Job, JobStore, StoreError  # noqa: F401
 from failfirst.store.sqlite import (  # noqa: F401
     APPLICATION_ID,
@@ -17,4 +22,4 @@ from failfirst.store.sqlite import (  # noqa: F401
     SCHEMA_VERSION,
     Store,
 )
-from failfirst.store.url import StoreURL, open_store, parse_store_url, simulation_store  # noqa: F401
+from failfirst.store.url import StoreURL, parse_store_url  # noqa: F401

@@ -382,7 +382,7 @@ class Store:
     ) -> int | None:
         """Move a job from ``from_state`` to ``to_state`` if it is there (and, when ``token``
         is given, holds that token); return its token afterwards, or None when refused.
-        Only :func:`failfirst.transitions.apply` calls this."""
+        Only :func:`failfirst.processor.transitions.apply` calls this."""
         sets = "".join(f", {name} = ?" for name in columns)
         sql = f"UPDATE jobs SET state = ?, token = token + ?{sets} WHERE id = ? AND state = ?"
         params: tuple = (to_state, int(bump_token), *columns.values(), job_id, from_state)
@@ -567,7 +567,7 @@ class Store:
             out.append(event)
         return out
 
-    # -- batches: several jobs per transaction (real runs, see failfirst.batch) --------
+    # -- batches: several jobs per transaction (real runs, see failfirst.processor.queue) --------
 
     def next_claimable_jobs(self, now_s: float, limit: int) -> list[Job]:
         """Up to ``limit`` pending jobs that are due, in claim order (FIFO by run_at, id)."""
@@ -584,7 +584,7 @@ class Store:
         """:meth:`compare_and_set_state` for many jobs: each row is (job id, the token the
         job must hold, values of ``columns``); a job moves only from ``from_state`` with
         exactly that token. Returns how many moved. Only
-        :func:`failfirst.transitions.apply_many` calls this."""
+        :func:`failfirst.processor.transitions.apply_many` calls this."""
         sets = "".join(f", {name} = ?" for name in columns)
         bump = int(bump_token)
         assert self.in_transaction, "every write happens inside a transaction"

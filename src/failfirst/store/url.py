@@ -1,5 +1,7 @@
 """Store URLs: which backend, where, and how to say it without its secrets.
 
+The parser knows no backend (it imports none): :mod:`failfirst.store.factory` picks one.
+
 Accepted forms (``--store URL`` on the command line, ``store=`` in the Python API):
 
 - ``sqlite::memory:`` — an in-memory SQLite database (the simulator's default);
@@ -16,13 +18,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from failfirst.store.interface import Clock, StoreError
-
-if TYPE_CHECKING:
-    from failfirst.store.interface import JobStore
+from failfirst.store.interface import StoreError
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 MEMORY = ":memory:"
@@ -107,40 +105,3 @@ def _parse_postgresql(text: str) -> StoreURL:
 def redact(text: str) -> str:
     """``text`` with the password of any postgresql:// URL in it replaced by ``***``."""
     return re.sub(r"(postgres(?:ql)?://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
-
-
-def open_store(url: str | StoreURL, clock: Clock | None = None, *, create: bool = True) -> JobStore:
-    """Open the store a URL names, for real runs (or, for ``sqlite::memory:``, a fresh
-    in-memory store). ``clock`` None: the backend's own clock for real runs — the wall
-    clock for a SQLite file, the server's clock for PostgreSQL."""
-    parsed = parse_store_url(url) if isinstance(url, str) else url
-    if parsed.kind == "postgresql":
-        from failfirst.store.postgresql import PostgresStore
-
-        return PostgresStore.open(parsed, clock, create=create)
-    from failfirst.clock import RealClock, SimClock
-    from failfirst.store.sqlite import Store
-
-    if parsed.path == MEMORY:
-        return Store.memory(clock or SimClock())
-    return Store.open_file(parsed.path, clock or RealClock(), create=create)
-
-
-def simulation_store(url: str | StoreURL | None, clock: Clock, *, owner_pid: int | None = None) -> Any:
-    """A store for simulated runs, reused across runs (emptied by ``reset``): SQLite in
-    memory (None, the default) or a private schema on a PostgreSQL server."""
-    if url is None:
-        from failfirst.store.sqlite import Store
-
-        return Store.memory(clock)
-    parsed = parse_store_url(url) if isinstance(url, str) else url
-    if parsed.kind == "postgresql":
-        from failfirst.store.postgresql import PostgresStore
-
-        return PostgresStore.simulation(parsed, clock, owner_pid=owner_pid)
-    if parsed.path != MEMORY:
-        raise StoreError(f"store URL {parsed.redacted}: a simulation runs on sqlite::memory: "
-                         "or on postgresql://")
-    from failfirst.store.sqlite import Store
-
-    return Store.memory(clock)

@@ -1,0 +1,175 @@
+"""Tables of histories and results, and the words the book prints values with.
+
+Everything here is deterministic: the same history gives the same HTML, so an
+executed chapter does not change between builds.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "Table",
+    "fmt_bounds",
+    "fmt_mapping",
+    "fmt_schedule",
+    "fmt_violation",
+    "trace_table",
+    "violation_table",
+]
+
+
+#: The columns every event has (DESIGN.md, "The simulator"); other keys are extras.
+EVENT_COLUMNS = ("seq", "t", "actor", "job", "kind", "from", "to", "token")
+
+
+# --------------------------------------------------------------------------- tables
+
+
+class Table:
+    """A small table that renders as HTML in a notebook and as text elsewhere."""
+
+    def __init__(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        highlight: Sequence[bool] | None = None,
+        caption: str | None = None,
+    ) -> None:
+        self.columns = list(columns)
+        self.rows = [["" if v is None else str(v) for v in row] for row in rows]
+        self.highlight = list(highlight) if highlight is not None else [False] * len(rows)
+        self.caption = caption
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        out = ['<div class="ff-table-wrap"><table class="ff-table">']
+        if self.caption:
+            out.append(f"<caption>{esc(self.caption)}</caption>")
+        out.append("<thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in self.columns))
+        out.append("</tr></thead><tbody>")
+        for row, hot in zip(self.rows, self.highlight, strict=True):
+            cls = ' class="ff-hot"' if hot else ""
+            out.append(f"<tr{cls}>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>")
+        out.append("</tbody></table></div>")
+        return "".join(out)
+
+    def _repr_markdown_(self) -> str:
+        def cell(v: str) -> str:
+            return v.replace("|", "\\|")
+
+        lines = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
+        for row, hot in zip(self.rows, self.highlight, strict=True):
+            cells = [f"**{cell(v)}**" if hot and v else cell(v) for v in row]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        widths = [len(c) for c in self.columns]
+        for row in self.rows:
+            widths = [max(w, len(v)) for w, v in zip(widths, row, strict=True)]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        lines = ["  " + fmt.format(*self.columns)]
+        for row, hot in zip(self.rows, self.highlight, strict=True):
+            lines.append(("> " if hot else "  ") + fmt.format(*row))
+        return "\n".join(line.rstrip() for line in lines)
+
+    __repr__ = __str__
+
+
+# --------------------------------------------------------------------------- words for readers
+
+
+def fmt_mapping(values: Mapping[Any, Any], unit: str = "") -> str:
+    """``{'alice': -500, 'bob': 500}`` as ``alice -500, bob 500`` (with ``unit`` after each)."""
+    if not values:
+        return "none"
+    sep = " " if unit else ""
+    return ", ".join(f"{k} {v:,}{sep}{unit}" if isinstance(v, int) else f"{k} {v}{sep}{unit}"
+                     for k, v in values.items())
+
+
+def fmt_bounds(bounds: Mapping[str, Any]) -> str:
+    """An exploration's bounds in words: ``2 workers, 4 jobs, at most 2 faults, 200 steps``."""
+    words = {"workers": "{} workers", "jobs": "{} jobs", "max_faults": "at most {} faults per schedule",
+             "max_steps": "at most {} steps per run"}
+    parts = [words[k].format(v) for k, v in bounds.items() if k in words]
+    parts += [f"{k} {v}" for k, v in bounds.items() if k not in words]
+    return ", ".join(parts)
+
+
+def fmt_schedule(schedule: str) -> str:
+    """A schedule string, with a word when it has no choices at all."""
+    if schedule.endswith(":"):
+        return (f"{schedule} (empty: every decision took its first option — no fault injected, "
+                "the first ready actor moved)")
+    return schedule
+
+
+def fmt_violation(v: Any) -> str:
+    """One violation in a sentence: a run-level one says so instead of ``job None``."""
+    who = "the whole run" if v.job is None else f"job {v.job}"
+    events = f" (events {', '.join(str(e) for e in v.events)})" if getattr(v, "events", ()) else ""
+    return f"{v.invariant}, {who}: {v.detail}{events}"
+
+
+def violation_table(violations: Iterable[Any]) -> Table:
+    """Violations as a table: invariant, job (or "the run"), events, what the checker found."""
+    rows = [[v.invariant, "the run" if v.job is None else v.job,
+             ", ".join(str(e) for e in v.events), v.detail] for v in violations]
+    return Table(["invariant", "job", "events", "what the checker found"], rows,
+                 caption=f"{len(rows)} violation{'s' if len(rows) != 1 else ''}")
+
+
+def _extras(event: Mapping[str, Any]) -> str:
+    extra = {k: v for k, v in event.items() if k not in EVENT_COLUMNS}
+    return " ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(extra.items()))
+
+
+def trace_table(
+    events: Iterable[Mapping[str, Any]],
+    *,
+    highlight: Iterable[int] = (),
+    kinds: Iterable[str] | None = None,
+    jobs: Iterable[int] | None = None,
+    max_rows: int = 200,
+) -> Table:
+    """A compact table of a history: one row per event.
+
+    ``highlight`` is a set of ``seq`` numbers to mark (say, the events a
+    violation names). ``kinds`` and ``jobs`` filter rows. Extra, kind-specific
+    fields are shown as ``key=value`` in the last column. At most ``max_rows``
+    rows are shown; the caption says how many were left out.
+    """
+    hot = set(highlight)
+    kind_set = set(kinds) if kinds is not None else None
+    job_set = set(jobs) if jobs is not None else None
+    selected = [
+        e for e in events
+        if (kind_set is None or e.get("kind") in kind_set)
+        and (job_set is None or e.get("job") in job_set)
+    ]
+    shown = selected[:max_rows]
+    rows = [[_fmt(e.get(c)) for c in EVENT_COLUMNS] + [_extras(e)] for e in shown]
+    caption = None
+    if len(selected) > len(shown):
+        caption = f"first {len(shown)} of {len(selected)} events"
+    return Table(
+        [*EVENT_COLUMNS, "extra"],
+        rows,
+        highlight=[e.get("seq") in hot for e in shown],
+        caption=caption,
+    )
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return v
+
+

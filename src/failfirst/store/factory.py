@@ -1,0 +1,49 @@
+"""Open the store a URL names: the one place that picks a backend.
+
+:mod:`failfirst.store.url` parses a URL and knows no backend; the backends import the
+parser. This module imports both, so no import runs in a circle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from failfirst.store.interface import Clock, JobStore, StoreError
+from failfirst.store.url import MEMORY, StoreURL, parse_store_url
+
+
+def open_store(url: str | StoreURL, clock: Clock | None = None, *, create: bool = True) -> JobStore:
+    """Open the store a URL names, for real runs (or, for ``sqlite::memory:``, a fresh
+    in-memory store). ``clock`` None: the backend's own clock for real runs — the wall
+    clock for a SQLite file, the server's clock for PostgreSQL."""
+    parsed = parse_store_url(url) if isinstance(url, str) else url
+    if parsed.kind == "postgresql":
+        from failfirst.store.postgresql import PostgresStore
+
+        return PostgresStore.open(parsed, clock, create=create)
+    from failfirst.store.clock import RealClock, SimClock
+    from failfirst.store.sqlite import Store
+
+    if parsed.path == MEMORY:
+        return Store.memory(clock or SimClock())
+    return Store.open_file(parsed.path, clock or RealClock(), create=create)
+
+
+def simulation_store(url: str | StoreURL | None, clock: Clock, *, owner_pid: int | None = None) -> Any:
+    """A store for simulated runs, reused across runs (emptied by ``reset``): SQLite in
+    memory (None, the default) or a private schema on a PostgreSQL server."""
+    if url is None:
+        from failfirst.store.sqlite import Store
+
+        return Store.memory(clock)
+    parsed = parse_store_url(url) if isinstance(url, str) else url
+    if parsed.kind == "postgresql":
+        from failfirst.store.postgresql import PostgresStore
+
+        return PostgresStore.simulation(parsed, clock, owner_pid=owner_pid)
+    if parsed.path != MEMORY:
+        raise StoreError(f"store URL {parsed.redacted}: a simulation runs on sqlite::memory: "
+                         "or on postgresql://")
+    from failfirst.store.sqlite import Store
+
+    return Store.memory(clock)
