@@ -81,9 +81,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from failfirst.bench import pg_apps
 
-from failfirst.bench import BUILD
+from failfirst.bench import BUILD, pg_apps
 from failfirst.bench.throughput import POLL_S, TIMEOUT_S, failfirst_run
 from failfirst.realrun.stress import DEFAULT_BATCH
 from failfirst.store import open_store, parse_store_url, pgtools
