@@ -314,6 +314,20 @@ def test_inv008_accepts_handled_failures_and_needs_the_fault_inside_the_attempt(
     assert _names(checkers.check_inv008_dead_only_for_cause, other) == [("INV_008", 1)]
 
 
+def test_inv008_a_skewed_clock_excuses_every_later_expiry_of_its_worker():
+    """A skew is the worker machine's clock running slow from then on: the expiries of
+    its later leases are its fault too (FM_006 at two faults: both workers skewed, every
+    attempt expires). Another worker's skew, or none, excuses nothing."""
+    skewed = History().enqueue(max_attempts=2).claim() \
+        .add("skew", None, point="claimed", rate=0.25).fail(dead=False) \
+        .claim(token=2).expire(token=2, dead=True)
+    assert _names(checkers.check_inv008_dead_only_for_cause, skewed) == []
+    other = History().enqueue(max_attempts=2).claim() \
+        .add("skew", None, actor="w2", point="claimed", rate=0.25).fail(dead=False) \
+        .claim(token=2).expire(token=2, dead=True)
+    assert _names(checkers.check_inv008_dead_only_for_cause, other) == [("INV_008", 1)]
+
+
 def test_inv008_judges_attempts_since_the_last_redrive():
     redriven = History().enqueue(max_attempts=1).claim().expire(dead=True) \
         .add("redrive", 1, actor="operator", frm="dead", to="pending", token=1) \

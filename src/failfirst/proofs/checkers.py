@@ -443,11 +443,16 @@ def check_inv008_dead_only_for_cause(events: list[Event], store: Store) -> list[
     ends: dict[tuple[int, int], Event] = {}  # (job, claim seq) -> the event that ended it
     open_claim: dict[int, Event] = {}
     faults: dict[str, list[int]] = defaultdict(list)  # actor -> seqs of its faults
+    # A skewed clock stays skewed (it is the machine's, across restarts): it excuses
+    # every later expiry of its worker's leases, not only the attempt it struck in.
+    skewed_at: dict[str, int] = {}  # actor -> seq of its first skew
     final: dict[int, str] = {}
     for e in events:
         kind, job = e["kind"], e["job"]
         if kind in FAULT_KINDS:
             faults[e["actor"]].append(e["seq"])
+            if kind == "skew":
+                skewed_at.setdefault(e["actor"], e["seq"])
             continue
         if job is None or kind not in _TRANSITION_EVENTS:
             continue
@@ -466,8 +471,9 @@ def check_inv008_dead_only_for_cause(events: list[Event], store: Store) -> list[
             end = ends.get((job, claim["seq"]))
             if end is not None and end["kind"] in _HANDLED_ENDS:
                 continue
-            if end is not None and end["kind"] in _EXPIRY_ENDS and any(
-                    claim["seq"] < seq < end["seq"] for seq in faults[claim["actor"]]):
+            if end is not None and end["kind"] in _EXPIRY_ENDS and (any(
+                    claim["seq"] < seq < end["seq"] for seq in faults[claim["actor"]])
+                    or skewed_at.get(claim["actor"], end["seq"]) < end["seq"]):
                 continue
             how = "never ended" if end is None else f"ended in {end['kind']}"
             out.append(Violation(
