@@ -15,19 +15,43 @@ asleep is cut off, because everything below it was already seen in another order
 Dependency is taken from what each step actually read and wrote, recorded by
 :class:`StoreTracking` (mixed into either backend: :class:`TrackedStore` for SQLite,
 :func:`tracked_simulation_store` for any simulation store URL) at the level of the
-store's operations, which both backends share, and over-approximated:
+store's operations, which both backends share, and by the simulated services
+through :func:`touch`, and over-approximated:
 
 - ``("row", j)``: job ``j``'s own data (state, token, attempts, its effects, its
   attempt log, its dead letter);
-- ``("pend", j)``: whether ``j`` is pending and when it runs — a claim reads every
+- ``("pend", j)``: whether ``j`` is pending and claimable now — a claim reads every
   one of them (``("pend", ANY)``), because claims compete for the queue's head;
+  ``("pend later", j)``: ``j`` made pending to run at a later time (a retry after
+  its backoff), which no claim at this instant can find;
 - ``("lease", j)``: whether ``j`` is leased and until when — the reaper reads every one;
 - ``("owner", w)``: which leases worker ``w`` holds (a crash event names its job);
-- ``("jitter",)``: the queue's one backoff-jitter generator, drawn by every retry;
-- ``("services",)``: per-run services handlers call (a downstream, a retry budget):
-  every worker step in a scenario that has them touches them;
+- ``("jitter",)``: the queue's one backoff-jitter generator, drawn by every jittered
+  retry (a policy without jitter draws nothing and touches nothing);
+- ``("outbox", m)``: outbox message ``m`` (written with its change, marked by the
+  relay); ``("outbox order",)``: the order of the outbox's rows, which decides the
+  message the relay takes next — every insert writes it, the relay reads it;
+- ``("service", name)``: a downstream's shared memory (the window of a service with
+  a capacity); ``("budget", name)``: the retry budget of a service's client;
+  ``("resource", name, key)``: one row of a fenced downstream resource;
+  ``("consumer", name, m)``: whether the consumer has processed message ``m``;
+  ``("provider", name, ref)``: the payment provider's charges for one reference
+  (a job) and its idempotency key;
 - ``("global",)``: anything not modelled (an unknown store method, an actor that is
-  neither a worker nor the reaper): dependent on everything.
+  neither a worker, the reaper, the relay nor the recovery): dependent on everything.
+
+Besides reads and writes a footprint has **adds**: updates that commute with each
+other but not with a read or a write of the same key — a deposit into the retry
+budget (``min(capacity, tokens + ratio)``: two deposits give the same tokens in
+either order) or a consumer remembering a message id it does not check.
+
+The event log is the trace. Its global numbering (``seq``, a transaction's ``tx``)
+follows the order of the steps, and reordering two independent steps only renumbers
+them; but each job's own sequence of events is what the checkers judge (a zombie's
+write before or after the new holder's commit), so an event about job ``j`` writes
+``("log", j)`` (``("log", None)``: an event about no job, such as a restart). Every
+other name a step writes is per job, per key or per message, so that two steps about
+different jobs commute (a charge's id is per reference).
 
 A step's fault decisions belong to that step: the footprint of a sibling put to sleep
 is the union over every fault variant of its step (every variant runs in the
@@ -51,34 +75,48 @@ GLOBAL: Key = ("global",)
 
 @dataclass(frozen=True)
 class Footprint:
-    """What one step read and wrote (see the module docstring for the keys)."""
+    """What one step read, wrote and added to (see the module docstring for the keys)."""
 
     reads: frozenset[Key] = frozenset()
     writes: frozenset[Key] = frozenset()
+    #: Commutative updates: independent of each other, dependent on a read or a write.
+    adds: frozenset[Key] = frozenset()
 
     def __or__(self, other: Footprint) -> Footprint:
-        return Footprint(self.reads | other.reads, self.writes | other.writes)
+        return Footprint(self.reads | other.reads, self.writes | other.writes,
+                         self.adds | other.adds)
 
     def covers(self, other: Footprint) -> bool:
-        return other.reads <= self.reads and other.writes <= self.writes
+        return other.reads <= self.reads and other.writes <= self.writes and other.adds <= self.adds
 
 
 EMPTY = Footprint()
 
 
+def same_thing(x: Key, y: Key) -> bool:
+    """Can keys ``x`` and ``y`` name the same thing? ``("global",)`` names everything;
+    otherwise the kinds must agree and every further part be equal or ``ANY``. Keys of
+    one kind but of different lengths are taken to meet (when in doubt, yes)."""
+    if x[0] == "global" or y[0] == "global":
+        return True
+    if x[0] != y[0]:
+        return False
+    if len(x) != len(y):
+        return True
+    return all(a == b or a == ANY or b == ANY for a, b in zip(x[1:], y[1:], strict=True))
+
+
 def _meets(xs: frozenset[Key], ys: frozenset[Key]) -> bool:
-    for x in xs:
-        for y in ys:
-            if x[0] == "global" or y[0] == "global":
-                return True
-            if x[0] == y[0] and (len(x) == 1 or x[1] == y[1] or x[1] == ANY or y[1] == ANY):
-                return True
-    return False
+    return any(same_thing(x, y) for x in xs for y in ys)
 
 
 def dependent(a: Footprint, b: Footprint) -> bool:
-    """May the order of two steps with these footprints matter? (Sound: when in doubt, yes.)"""
-    return _meets(a.writes, b.reads) or _meets(a.writes, b.writes) or _meets(b.writes, a.reads)
+    """May the order of two steps with these footprints matter? (Sound: when in doubt, yes.)
+    A write meets any access of the same key; an add meets a read or a write, never
+    another add. Symmetric: ``dependent(a, b) == dependent(b, a)``."""
+    return (_meets(a.writes, b.reads | b.writes | b.adds)
+            or _meets(b.writes, a.reads | a.adds)
+            or _meets(a.adds, b.reads) or _meets(b.adds, a.reads))
 
 
 class SleepSetBlocked(Exception):
@@ -94,14 +132,27 @@ class StepRecorded(Exception):
 
 
 class _Recording:
-    __slots__ = ("reads", "writes")
+    __slots__ = ("reads", "writes", "adds")
 
     def __init__(self) -> None:
         self.reads: set[Key] = set()
         self.writes: set[Key] = set()
+        self.adds: set[Key] = set()
 
     def footprint(self) -> Footprint:
-        return Footprint(frozenset(self.reads), frozenset(self.writes))
+        return Footprint(frozenset(self.reads), frozenset(self.writes), frozenset(self.adds))
+
+
+def touch(store: Any, *, reads: tuple[Key, ...] = (), writes: tuple[Key, ...] = (),
+          adds: tuple[Key, ...] = ()) -> None:
+    """Record, in the step in progress, an access to something outside the store's
+    tables (a simulated service's memory). A no-op on a store that records nothing
+    (real runs, runs without sleep sets)."""
+    rec = getattr(store, "recording", None)
+    if rec is not None:
+        rec.reads.update(reads)
+        rec.writes.update(writes)
+        rec.adds.update(adds)
 
 
 def _job_keys(job_id: Any) -> tuple[Key, Key, Key]:
@@ -109,6 +160,7 @@ def _job_keys(job_id: Any) -> tuple[Key, Key, Key]:
 
 
 _ALL_JOBS = _job_keys(ANY)
+_OUTBOX_ORDER: Key = ("outbox order",)
 _LEASE_COLUMNS = frozenset({"lease_owner", "lease_expires_s"})
 
 
@@ -134,25 +186,36 @@ class StoreTracking:
         self.recording = None
         return out
 
-    def touch(self, reads: tuple[Key, ...] = (), writes: tuple[Key, ...] = ()) -> None:
+    def touch(self, reads: tuple[Key, ...] = (), writes: tuple[Key, ...] = (),
+              adds: tuple[Key, ...] = ()) -> None:
         """Record an access to something outside the store (the jitter, services)."""
-        rec = self.recording
-        if rec is not None:
-            rec.reads.update(reads)
-            rec.writes.update(writes)
+        touch(self, reads=reads, writes=writes, adds=adds)
 
     def _owner_of(self, job_id: int) -> Any:
         job = super().job(job_id)  # type: ignore[misc]  # the backend's, recording nothing
         return None if job is None else job.lease_owner
 
+    def _pend_key(self, job_id: int, from_state: str, to_state: str, columns: Any) -> Key:
+        """What a change to a job's place in the queue touches: ``("pend", j)`` when the
+        job is claimable now (or was, and is taken), ``("pend later", j)`` when it only
+        becomes pending at a later time (a retry after its backoff). No claim at this
+        instant can find a job that runs later, so a claim and such a retry commute; the
+        idle workers' wake-ups follow from the store after every step (the scheduler's
+        ``_wake_idle``), not from either order."""
+        run_at_s = columns.get("run_at_s") if isinstance(columns, dict) else None
+        if (to_state == "pending" and from_state != "pending" and run_at_s is not None
+                and run_at_s > self.clock.now_s()):
+            return ("pend later", job_id)
+        return ("pend", job_id)
+
     def _transition(self, rec: _Recording, job_id: int, from_state: str, to_state: str,
                     columns: Any) -> None:
-        row, pend, lease = _job_keys(job_id)
+        row, _, lease = _job_keys(job_id)
         rec.reads.add(row)
         rec.writes.add(row)
         names = set(columns)
         if "pending" in (from_state, to_state) or "run_at_s" in names:
-            rec.writes.add(pend)
+            rec.writes.add(self._pend_key(job_id, from_state, to_state, columns))
         if "leased" in (from_state, to_state) or names & _LEASE_COLUMNS:
             rec.writes.add(lease)
             rec.writes.add(("owner", self._owner_of(job_id)))
@@ -345,10 +408,51 @@ class StoreTracking:
             self.recording.writes.add(("row", job_id))
         return super().delete_dead_letter(job_id)
 
+    # -- the event log ----------------------------------------------------------------
 
-#: Methods that touch nothing another step reads: the event log is the trace itself
-#: (reordering independent steps reorders its events), transactions only scope writes.
-_UNTRACKED = frozenset({"append_event", "append_events", "transaction", "reset", "close"})
+    def append_event(self, *, actor, job, kind, **fields):  # type: ignore[no-untyped-def]
+        if self.recording is not None:
+            self.recording.writes.add(("log", job))
+        return super().append_event(actor=actor, job=job, kind=kind, **fields)
+
+    def append_events(self, rows):  # type: ignore[no-untyped-def]
+        if self.recording is not None:
+            self.recording.writes.update(("log", row[1]) for row in rows)
+        return super().append_events(rows)
+
+    # -- the transactional outbox (FM_009) --------------------------------------------
+
+    def insert_outbox_message(self, message_id, job_id, token, topic, body_json,  # type: ignore[no-untyped-def]
+                              created_s):
+        if self.recording is not None:
+            # A new row, and a place in the order the relay takes rows in.
+            self.recording.writes.update({("outbox", message_id), _OUTBOX_ORDER})
+        return super().insert_outbox_message(message_id, job_id, token, topic, body_json, created_s)
+
+    def unpublished_outbox(self, limit):  # type: ignore[no-untyped-def]
+        if self.recording is not None:
+            self.recording.reads.update({("outbox", ANY), _OUTBOX_ORDER})
+        return super().unpublished_outbox(limit)
+
+    def next_outbox_s(self):  # type: ignore[no-untyped-def]
+        if self.recording is not None:
+            self.recording.reads.add(("outbox", ANY))
+        return super().next_outbox_s()
+
+    def mark_outbox_published(self, message_id, published_s):  # type: ignore[no-untyped-def]
+        if self.recording is not None:
+            self.recording.reads.add(("outbox", message_id))
+            self.recording.writes.add(("outbox", message_id))
+        return super().mark_outbox_published(message_id, published_s)
+
+    def outbox(self):  # type: ignore[no-untyped-def]
+        if self.recording is not None:
+            self.recording.reads.update({("outbox", ANY), _OUTBOX_ORDER})
+        return super().outbox()
+
+
+#: Methods that touch nothing another step reads: transactions only scope writes.
+_UNTRACKED = frozenset({"transaction", "reset", "close"})
 
 
 def _global_access(method: Any, name: str) -> Any:
@@ -501,4 +605,4 @@ def backtrack(frames: list[Frame], floor: int = 0) -> bool:
 
 __all__ = ["Footprint", "StoreTracking", "TrackedStore", "tracked_class", "tracked_simulation_store",
            "SleepSetChoices", "SleepSetBlocked", "StepRecorded", "Frame",
-           "backtrack", "next_index", "dependent", "ANY"]
+           "backtrack", "next_index", "dependent", "same_thing", "touch", "ANY", "GLOBAL"]

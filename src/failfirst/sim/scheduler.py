@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from failfirst.processor import backoff
 from failfirst.processor.policies import Guardrails
 from failfirst.processor.queue import Hooks, JobQueue, LostAck, WorkerCrash
 from failfirst.processor.recovery import recovery_loop
@@ -104,6 +105,10 @@ class Simulation:
         self.clock = SimClock()
         # Sleep sets (see failfirst.sim.reduction): on when the explorer drives the run with them.
         self.sleep = source if isinstance(source, SleepSetChoices) else None
+        # Optional observers on the source (PCT's priorities, the reduction's tests): the
+        # names of the actors offered at a scheduling decision, and each actor that steps.
+        self._see_ready: Callable[[list[str]], None] | None = getattr(source, "see_ready", None)
+        self._stepped: Callable[[str], None] | None = getattr(source, "stepped", None)
         if store is None:
             self.store = (TrackedStore if self.sleep else Store).memory(self.clock)
         else:  # a reused connection (the explorer's): emptied, same prepared statements
@@ -209,6 +214,8 @@ class Simulation:
             if self.sleep is not None:
                 self._sleep_set_step(ready)
                 continue
+            if len(ready) > 1 and self._see_ready is not None:
+                self._see_ready([a.name for a in ready])
             actor = ready[self.choices.choose(len(ready), "schedule")] if len(ready) > 1 else ready[0]
             self._step(actor)
         self.store.append_event(
@@ -220,6 +227,8 @@ class Simulation:
 
     def _step(self, actor: Actor) -> None:
         now_s = self.clock.now_s()
+        if self._stepped is not None:
+            self._stepped(actor.name)
         if actor.loop is None:
             if actor.crashed:
                 self.store.append_event(actor=actor.name, job=None, kind="restart")
@@ -277,12 +286,17 @@ class Simulation:
     def _track_footprints(self) -> None:
         assert isinstance(self.store, StoreTracking), "sleep sets record steps on a tracked store"
         self.sleeping: dict[str, Footprint] = {}  # actor name -> its next step's footprint
-        self._known_actors = {a.name for a in self.actors if a.is_worker} | {"reaper"}
-        backoff_s, store = self.queue.backoff_s, self.store
+        # Actors whose every access is recorded: workers and the reaper through the store;
+        # the relay and the recovery through the store and the services they call.
+        self._known_actors = ({a.name for a in self.actors if a.is_worker}
+                              | {"reaper", "relay", "recovery"})
+        backoff_s, store, queue = self.queue.backoff_s, self.store, self.queue
 
         def drawn_backoff_s(*args: Any, **kwargs: Any) -> float:
-            # One generator (and one memory of past waits) for every retry: order matters.
-            store.touch(writes=(("jitter",),))
+            # One generator (and one memory of past waits) for every jittered retry: the
+            # order of draws matters. A policy without jitter computes, it draws nothing.
+            if queue.backoff_policy in backoff.JITTERED:
+                store.touch(writes=(("jitter",),))
             return backoff_s(*args, **kwargs)
 
         self.queue.backoff_s = drawn_backoff_s  # type: ignore[method-assign]
@@ -297,6 +311,8 @@ class Simulation:
         siblings: list[tuple[int, Footprint]] = []
         if len(ready) > 1:
             self.sleep.offer(asleep)
+            if self._see_ready is not None:
+                self._see_ready([a.name for a in ready])
             actor = ready[self.choices.choose(len(ready), "schedule")]
             siblings = self.sleep.siblings()
         else:
@@ -306,10 +322,9 @@ class Simulation:
         if actor.name not in self._known_actors:
             self.store.touch(writes=(("global",),))  # an actor whose reads are not modelled
         elif actor.is_worker:
-            # A crash names the job the worker holds; handlers reach the run's services.
+            # A crash names the job the worker holds. What its handler did to the run's
+            # services, the services recorded themselves (failfirst.sim.services).
             self.store.touch(reads=(("owner", actor.name),))
-            if self.scenario.services is not None:
-                self.store.touch(writes=(("services",),))
         footprint = self.store.end_step()
         if len(ready) > 1:
             self.sleep.record(footprint)

@@ -31,6 +31,7 @@ from typing import Any
 import tenacity
 
 from failfirst.processor.queue import HandlerContext
+from failfirst.sim.reduction import ANY, touch
 from failfirst.store import Store
 
 
@@ -75,7 +76,8 @@ class Downstream:
     def _overloaded(self, at_s: float) -> bool:
         """Record an arrival; True when the window already held ``capacity`` arrivals."""
         if self.capacity is None:
-            return False
+            return False  # no memory: a call's answer depends on its time alone
+        touch(self.store, reads=(("service", self.name),), writes=(("service", self.name),))
         while self._recent_s and self._recent_s[0] <= at_s - self.window_s:
             self._recent_s.popleft()
         overloaded = len(self._recent_s) >= self.capacity
@@ -148,12 +150,21 @@ class Client:
         )
         return retrying(self._send, ctx)
 
+    def _spend(self, key: tuple[str, str]) -> bool:
+        """Take a token for a retry: the budget is read and written (two retries that
+        find one token left compete for it)."""
+        assert self.budget is not None
+        touch(self.service.store, reads=(key,), writes=(key,))
+        return self.budget.try_retry()
+
     def _send(self, ctx: HandlerContext) -> dict[str, Any]:
         retry = ctx.attempt > 1 or ctx.calls > 0  # this job has called before
         if self.budget is not None:
+            budget = ("budget", self.service.name)
             if not retry:
+                touch(self.service.store, adds=(budget,))  # deposits commute with each other
                 self.budget.first_call()
-            elif ctx.guard.retry_budget and not self.budget.try_retry():
+            elif ctx.guard.retry_budget and not self._spend(budget):
                 reason = f"retry budget exhausted ({self.budget.tokens:.2f} tokens)"
                 self.service.store.append_event(
                     actor=self.service.name, job=ctx.job_id, kind="refused", attempted="call",
@@ -207,12 +218,20 @@ class PaymentProvider:
         self.name = name
         self.charges: list[Charge] = []
         self._by_key: dict[str, Charge] = {}
+        self._made: dict[str, int] = {}  # reference -> charges made for it
+
+    def _keys(self, reference: str, idempotency_key: str | None) -> tuple[tuple[str, ...], ...]:
+        """The footprint keys of a request: its reference's charges, and its key's record."""
+        by_key = () if idempotency_key is None else (("provider key", self.name, idempotency_key),)
+        return (("provider", self.name, reference), *by_key)
 
     def charge(self, ctx: HandlerContext, amount_cents: int, *, reference: str,
                idempotency_key: str | None, processing_s: float = 0.0) -> Charge:
         """Charge ``amount_cents`` for job ``ctx.job_id``; the charge is done
         ``processing_s`` after the request arrives."""
         at_s = round(ctx.now_s(), 6)
+        touch(self.store, reads=self._keys(reference, idempotency_key),
+              writes=self._keys(reference, idempotency_key))
         if idempotency_key is not None and idempotency_key in self._by_key:
             kept = self._by_key[idempotency_key]
             if kept.amount_cents != amount_cents:
@@ -222,7 +241,11 @@ class PaymentProvider:
                 raise ProviderConflict(f"a request with key {idempotency_key} is still processing")
             self._log(ctx, "replayed", key=idempotency_key, charge=kept.id, at_s=at_s)
             return kept
-        charge = Charge(f"ch_{len(self.charges) + 1}", ctx.job_id, reference, amount_cents,
+        # The id is per reference (the n-th charge for it), not a count of every charge:
+        # charges for two jobs then commute (see failfirst.sim.reduction).
+        made = self._made.get(reference, 0) + 1
+        self._made[reference] = made
+        charge = Charge(f"ch_{reference}_{made}", ctx.job_id, reference, amount_cents,
                         round(at_s + processing_s, 6))
         self.charges.append(charge)
         if idempotency_key is not None:
@@ -235,6 +258,7 @@ class PaymentProvider:
         """The status query by key: the finished charge, or None when the provider never
         received a request with this key. Raises ProviderConflict while it is processing."""
         at_s = round(ctx.now_s(), 6)
+        touch(self.store, reads=(("provider key", self.name, idempotency_key),))
         kept = self._by_key.get(idempotency_key)
         found = "none" if kept is None else "processing" if kept.done_s > at_s else kept.id
         self._log(ctx, "status", key=idempotency_key, found=found, at_s=at_s)
@@ -245,16 +269,19 @@ class PaymentProvider:
     def charges_for(self, reference: str) -> list[Charge]:
         """Live (not refunded) charges with this reference, oldest first: what a
         reconciliation reads from the provider (its list endpoint, by metadata)."""
+        touch(self.store, reads=(("provider", self.name, reference),))
         return [c for c in self.charges if c.reference == reference and not c.refunded]
 
     def refund(self, charge: Charge, actor: str, reason: str) -> None:
         assert not charge.refunded, "a charge is refunded once"
+        touch(self.store, writes=(("provider", self.name, charge.reference),))
         charge.refunded = True
         self.store.append_event(actor=self.name, job=charge.job, kind="refund", charge=charge.id,
                                 amount=charge.amount_cents, by=actor, reason=reason)
 
     def ledger(self) -> list[tuple[str, int, str, int, bool]]:
         """The provider's record, for comparing states (recovery idempotence)."""
+        touch(self.store, reads=(("provider", self.name, ANY),))
         return [(c.id, c.job, c.reference, c.amount_cents, c.refunded) for c in self.charges]
 
     def _log(self, ctx: HandlerContext, kind: str, **data: Any) -> None:
@@ -343,6 +370,11 @@ class Consumer:
 
     def receive(self, message: dict[str, Any]) -> None:
         fields = {"message": message["id"], "topic": message["topic"]}
+        seen = ("consumer", self.name, message["id"])
+        if self.dedup:
+            touch(self.store, reads=(seen,), writes=(seen,))
+        else:  # remembered, never checked: adding an id twice is adding it once
+            touch(self.store, adds=(seen,))
         if self.dedup and message["id"] in self.seen:
             self.store.append_event(actor=self.name, job=message["job"], kind="duplicate",
                                     token=message["token"], **fields)
@@ -400,6 +432,8 @@ class VersionedResource:
         """Write ``value`` to row ``key`` with the token of ``ctx``'s lease."""
         token = ctx.token
         assert token is not None, "a fenced write carries the lease's token"
+        row = ("resource", self.name, key)
+        touch(self.store, reads=(row,), writes=(row,))
         newest = self.newest.get(key, 0)
         if self.fencing and token < newest:
             reason = f"row {key!r}: token {token} is older than {newest}"
@@ -413,6 +447,8 @@ class VersionedResource:
 
     def restore(self, job: int | None, key: str, token: int, value: Any, actor: str) -> None:
         """Recovery only: put back the value that lease ``token`` wrote (a ``restore`` event)."""
+        row = ("resource", self.name, key)
+        touch(self.store, reads=(row,), writes=(row,))
         stale = self.rows.get(key, (None, None))[0]
         self.rows[key] = (token, value)
         self.newest[key] = max(self.newest.get(key, 0), token)
