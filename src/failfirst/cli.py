@@ -87,6 +87,17 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _job_list(text: str) -> tuple[int, ...]:
+    """--jobs 1,3: positions of the scenario's jobs, ascending, each once."""
+    parts = text.split(",")
+    if not all(p.isascii() and p.isdigit() and len(p) <= 4 for p in parts):
+        raise argparse.ArgumentTypeError(f"not a list of job numbers: {text[:40]!r}")
+    jobs = tuple(int(p) for p in parts)
+    if any(j < 1 for j in jobs) or list(jobs) != sorted(set(jobs)):
+        raise argparse.ArgumentTypeError(f"job numbers start at 1, ascending, each once: {text[:40]!r}")
+    return jobs
+
+
 def _guard(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--guard", choices=("on", "off"), default="on", help=help_text)
 
@@ -132,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", required=True, metavar="S",
                    help="a schedule string as run and explore print it, e.g. s1f1:0102; "
                         "every choice must be used")
+    p.add_argument("--jobs", type=_job_list, default=None, metavar="N[,N...]",
+                   help="only these of the scenario's jobs (1-based, in order), as a "
+                        "counterexample shrunk over the scenario names them")
+    p.add_argument("--workers", type=_bounded_int(1, 16, "workers of a shrunk scenario"),
+                   default=None, help="this many workers instead of the scenario's")
     _guard(p, guard_help)
     p.add_argument("--history", metavar="FILE", help=history_help)
     _store(p, _SIM_STORE_HELP)
@@ -140,13 +156,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explore", help="explore fault schedules: exhaustive or random")
     p.add_argument("fm", metavar="FM_ID", help=fm_help)
     _guard(p, guard_help)
-    p.add_argument("--mode", choices=("exhaustive", "random"), default="exhaustive",
-                   help="every schedule within the bounds, or --runs seeded random ones "
-                        "(default: exhaustive)")
-    p.add_argument("--runs", type=_bounded_int(1, MAX_RUNS, "random schedules per exploration"),
-                   default=None, help=f"random mode: schedules to run (default: 1000, at most {MAX_RUNS})")
+    p.add_argument("--mode", choices=("exhaustive", "random", "pct"), default="exhaustive",
+                   help="every schedule within the bounds, or --runs seeded random ones, or "
+                        "--runs PCT ones (probabilistic concurrency testing: a stated chance "
+                        "per run of finding a bug of --depth) (default: exhaustive)")
+    p.add_argument("--runs", type=_bounded_int(1, MAX_RUNS, "sampled schedules per exploration"),
+                   default=None,
+                   help=f"random and pct modes: schedules to run (default: 1000, at most {MAX_RUNS})")
     p.add_argument("--seed", type=_non_negative_int, default=0,
-                   help="random mode: seed of the first schedule (default: 0)")
+                   help="random and pct modes: seed of the first schedule (default: 0)")
+    p.add_argument("--depth", type=_bounded_int(1, 5, "ordering constraints of the bug sought"),
+                   default=2, help="pct mode: the bug depth PCT aims at (default: 2)")
+    p.add_argument("--checkpoint", metavar="FILE", default=None,
+                   help="keep the exploration's progress in FILE (a new path or an earlier "
+                        "checkpoint of the same exploration, which it resumes); removed when done")
     p.add_argument("--max-faults", type=_non_negative_int, default=None,
                    help="faults per schedule (default: the scenario's bound)")
     p.add_argument("--workers",
@@ -275,8 +298,12 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> None:
-    result = replay(catalogue.load(args.fm), args.schedule, guard=args.guard == "on",
-                    store_url=args.store)
+    scenario = catalogue.load(args.fm)
+    if args.jobs is not None and args.jobs[-1] > len(scenario.jobs):
+        raise UsageError(f"--jobs: {scenario.id} has {len(scenario.jobs)} jobs")
+    if args.jobs is not None or args.workers is not None:
+        scenario = scenario.cut(args.jobs, args.workers)
+    result = replay(scenario, args.schedule, guard=args.guard == "on", store_url=args.store)
     result.store.close()
     _write_history(args.history, result)
     _emit(args, result.to_json(), _describe_run(result))
@@ -289,7 +316,8 @@ def cmd_explore(args: argparse.Namespace) -> None:
                          runs=args.runs, seed=args.seed, max_faults=args.max_faults,
                          stop_at_first=not args.all, workers=args.workers,
                          progress=not args.json and sys.stderr.isatty(), store_url=args.store,
-                         reduction=args.reduction)
+                         reduction=args.reduction, checkpoint=args.checkpoint, depth=args.depth,
+                         warn=lambda line: print(f"failfirst: warning: {line}", file=sys.stderr))
     _emit(args, result.to_json(), describe(result))
 
 
@@ -383,6 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         db = getattr(args, "db", None)
         where = (f"; {shown_path(db)} keeps its jobs (failfirst resume --db PATH finishes them)"
                  if db and args.command in ("stress", "resume") else "")
+        kept = getattr(args, "checkpoint", None)
+        if kept and args.command == "explore":
+            where = f"; {shown_path(kept)} keeps its progress (the same command resumes it)"
         print(f"failfirst: {what}{where}", file=sys.stderr)
         return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
     finally:

@@ -111,3 +111,89 @@ def decode(schedule: str) -> tuple[list[int], int]:
             f"not a schedule: {schedule!r} (expected s1f<max faults>:<choices 0-9a-z>, e.g. s1f2:0102)"
         )
     return [_DIGITS.index(ch) for ch in match.group(2)], int(match.group(1))
+
+
+class PCTChoices:
+    """Probabilistic concurrency testing (Burckhardt, Kothari, Musuvathi and Nagarakatte,
+    "A Randomized Scheduler with Probabilistic Guarantees of Finding Bugs", ASPLOS 2010),
+    with faults placed the same way.
+
+    Scheduling: every actor gets a random priority when it is first offered, all above
+    ``depth - 1``; at each scheduling decision the highest-priority ready actor steps.
+    ``depth - 1`` priority change points are drawn uniformly among the ``steps`` steps
+    of a run; when the i-th is reached, the actor that steps there drops to priority i
+    (below every initial one). For a bug of depth ``d <= depth`` (d ordering constraints
+    between steps) in a run of at most ``k`` steps with ``n`` actors, one run finds it
+    with probability at least ``1 / (n * k ** (d - 1))``.
+
+    Faults: a fault count ``m`` is drawn uniformly in ``0..max_faults``, then ``m`` of
+    the ``fault_decisions`` fault decisions of a run, uniformly, and a fault kind
+    uniformly at each; every other fault decision is "no fault". A bug that needs ``m``
+    given faults (decision and kind) is then hit with probability at least
+    ``1 / ((max_faults + 1) * C(F, m) * c ** m)`` for ``c`` kinds at most per decision,
+    times the scheduling bound: see :func:`failfirst.proofs.pct.bound`.
+
+    The scheduler tells the source which actors are offered (``see_ready``) and which
+    one steps (``stepped``), forced steps included, so that steps are counted as PCT
+    counts them. Seeded: the same seed gives the same run.
+    """
+
+    def __init__(self, seed: int, *, depth: int, steps: int, fault_decisions: int,
+                 max_faults: int) -> None:
+        assert depth >= 1 and steps >= 1 and fault_decisions >= 0 and max_faults >= 0
+        self._rng = random.Random(seed)
+        self.depth = depth
+        # The i-th change point (1-based step number) lowers its actor to priority i.
+        change_points = self._rng.sample(range(1, steps + 1), min(depth - 1, steps))
+        self._lower_at = {step: i + 1 for i, step in enumerate(sorted(change_points))}
+        faults = self._rng.randint(0, max_faults)
+        self._fault_at = frozenset(self._rng.sample(range(fault_decisions),
+                                                    min(faults, fault_decisions)))
+        self._priority: dict[str, float] = {}
+        self._offered: list[str] = []
+        self._steps = 0
+        self._fault_decisions = 0
+
+    def see_ready(self, names: list[str]) -> None:
+        for name in names:
+            if name not in self._priority:  # a random rank among the initial priorities
+                self._priority[name] = self.depth + self._rng.random()
+        self._offered = names
+
+    def stepped(self, name: str) -> None:
+        self._steps += 1
+        lowered = self._lower_at.get(self._steps)
+        if lowered is not None:
+            self._priority[name] = float(lowered)
+
+    def choose(self, n: int, kind: str) -> int:
+        if kind == "fault":
+            at = self._fault_decisions
+            self._fault_decisions += 1
+            return 1 + self._rng.randrange(n - 1) if at in self._fault_at else 0
+        assert len(self._offered) == n, "the scheduler names the actors it offers"
+        return max(range(n), key=lambda i: self._priority[self._offered[i]])
+
+
+class CountingChoices:
+    """Every decision 0 (no fault, the first ready actor), counting what PCT needs to
+    know of a scenario: actors offered, steps taken, fault decisions met."""
+
+    def __init__(self) -> None:
+        self.actors: set[str] = set()
+        self.steps = 0
+        self.fault_decisions = 0
+        self.most_kinds = 0
+
+    def see_ready(self, names: list[str]) -> None:
+        self.actors.update(names)
+
+    def stepped(self, name: str) -> None:
+        self.actors.add(name)
+        self.steps += 1
+
+    def choose(self, n: int, kind: str) -> int:
+        if kind == "fault":
+            self.fault_decisions += 1
+            self.most_kinds = max(self.most_kinds, n - 1)
+        return 0

@@ -7,7 +7,7 @@ simulator, the explorer, the CLI and the book all run it the same way.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from failfirst.processor.policies import ALL_ON, GUARDRAIL_NAMES, Guardrails
@@ -64,6 +64,20 @@ class FaultPlan:
 
 
 @dataclass(frozen=True)
+class Sometimes:
+    """A "sometimes" assertion: a state the scenario must reach at its bounds (the
+    dangerous state the guardrail exists for), judged on each explored run's history.
+    The exploration that proves the scenario counts the runs that reach it, and the
+    proof fails when none does: a scenario that can no longer reach its dangerous state
+    fails loudly instead of passing by never meeting it. ``guard`` says which side must
+    reach it: the proof (on) or the negative control (off)."""
+
+    name: str
+    holds: Callable[[list[dict[str, Any]]], bool]
+    guard: bool = True
+
+
+@dataclass(frozen=True)
 class Scenario:
     id: str
     title: str
@@ -111,6 +125,8 @@ class Scenario:
     #: Judges beyond the invariant checkers, each (events, store) -> violations; say, the
     #: refinement check of :mod:`failfirst.proofs.refinement` (FM_007).
     checks: tuple[Callable[[list[dict[str, Any]], Store], list[Any]], ...] = ()
+    #: States the exploration must reach at the scenario's bounds (see :class:`Sometimes`).
+    sometimes: tuple[Sometimes, ...] = ()
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -122,6 +138,17 @@ class Scenario:
         for spec in self.jobs:
             assert spec.type in self.handlers, f"no handler for job type {spec.type}"
             assert spec.delay_s >= 0
+
+    def cut(self, jobs: tuple[int, ...] | None = None, workers: int | None = None) -> Scenario:
+        """The same scenario with only some of its jobs (1-based positions in ``jobs``,
+        in order; they are numbered 1, 2, ... again when enqueued) and ``workers``
+        workers: what a counterexample shrunk over the scenario runs, and what
+        ``failfirst replay --jobs ... --workers ...`` rebuilds."""
+        kept = self.jobs if jobs is None else tuple(self.jobs[i - 1] for i in jobs)
+        if jobs is not None:
+            assert jobs and all(1 <= i <= len(self.jobs) for i in jobs), f"no such jobs: {jobs}"
+            assert list(jobs) == sorted(set(jobs)), "jobs are named once each, in order"
+        return replace(self, jobs=kept, workers=self.workers if workers is None else workers)
 
     @property
     def guardrail_names(self) -> tuple[str, ...]:
