@@ -81,10 +81,16 @@ class Counterexample:
     faults: int
     events: int
     result: RunResult | None = field(default=None, repr=False)
+    #: The same violation on the scenario cut to the jobs and workers it needs
+    #: (:func:`failfirst.proofs.minimize.shrink_scenario`), when asked for.
+    reduced: Any = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"schedule": self.schedule, "violations": self.violations, "digest": self.digest,
-                "faults": self.faults, "events": self.events}
+        out = {"schedule": self.schedule, "violations": self.violations, "digest": self.digest,
+               "faults": self.faults, "events": self.events}
+        if self.reduced is not None:
+            out["reduced"] = self.reduced.to_json()
+        return out
 
 
 @dataclass
@@ -547,16 +553,23 @@ def explore_cli(scenario: Scenario, guard: bool, mode: str, runs: int | None, se
     kwargs = dict(stop_at_first=stop_at_first, workers=workers, reduction=reduction,
                   store_url=store_url, checkpoint=checkpoint, depth=depth)
     if not progress:
-        return explore(scenario, guard, mode, runs, seed, **kwargs)  # type: ignore[arg-type]
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        found = explore(scenario, guard, mode, runs, seed, **kwargs)  # type: ignore[arg-type]
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("(estimated)" if mode == "exhaustive" else ""),
-                  TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task(f"{scenario.id} {mode}", total=total)
-        return explore(scenario, guard, mode, runs, seed, **kwargs,  # type: ignore[arg-type]
-                       progress=lambda n: bar.update(task, completed=n) if n % 64 == 0 else None,
-                       progress_total=lambda n: bar.update(task, total=n))
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("(estimated)" if mode == "exhaustive" else ""),
+                      TimeElapsedColumn(), transient=True) as bar:
+            task = bar.add_task(f"{scenario.id} {mode}", total=total)
+            found = explore(scenario, guard, mode, runs, seed, **kwargs,  # type: ignore[arg-type]
+                            progress=lambda n: bar.update(task, completed=n) if n % 64 == 0 else None,
+                            progress_total=lambda n: bar.update(task, total=n))
+    cx = found.counterexample
+    if cx is not None and cx.result is not None and store_url is None:
+        from failfirst.proofs.minimize import shrink_scenario
+
+        cx.reduced = shrink_scenario(scenario, guard, cx.result)
+    return found
 
 
 def describe(x: Exploration) -> str:
@@ -572,13 +585,13 @@ def describe(x: Exploration) -> str:
             f"{point} " + ", ".join(f"{kind} {n}" for kind, n in kinds.items())
             for point, kinds in x.coverage.items()),
     ]
-    if x.never_struck:
+    if x.never_struck and x.exhaustive:  # a sample or a stop at the first says nothing here
         lines.append("warning: never struck at these bounds: "
                      + ", ".join(f"{point}/{kind}" for point, kind in x.never_struck))
     if x.sometimes:
         lines.append("sometimes: " + "; ".join(f"{name} {n}" for name, n in x.sometimes.items()))
         missed = [name for name, n in x.sometimes.items() if n == 0]
-        if missed:
+        if missed and x.exhaustive:
             lines.append("warning: never reached at these bounds: " + ", ".join(missed))
     if x.pct is not None:
         lines.append(pct.describe(x.pct))
@@ -590,6 +603,10 @@ def describe(x: Exploration) -> str:
         lines.extend(f"  {v['invariant']} job {v['job']}: {v['detail']}" for v in c.violations)
         lines.append(f"replay: failfirst replay {x.fm} --guard {'on' if x.guard else 'off'} "
                      f"--schedule {c.schedule}")
+        if c.reduced is not None and (c.reduced.jobs is not None or c.reduced.workers is not None):
+            r = c.reduced
+            lines.append(f"the same violation with only the jobs and workers it needs "
+                         f"({len(r.result.events)} events): {r.replay_command()}")
     return "\n".join(lines)
 
 
