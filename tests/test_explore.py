@@ -136,7 +136,7 @@ def test_cli_explore_stops_at_the_first_violation_by_default(capsys):
 
 
 def test_cli_explore_guard_on_is_a_proof(capsys):
-    code, out, _ = _cli(capsys, "explore", "1", "--json")
+    code, out, _ = _cli(capsys, "explore", "1", "--max-faults", "2", "--json")
     result = json.loads(out)
     assert result["exhaustive"] and result["violating"] == 0 and result["reached"] > 0
     assert result["schedules"] >= 200 and result["counterexample"] is None

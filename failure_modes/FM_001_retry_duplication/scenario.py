@@ -14,7 +14,7 @@ from typing import Any
 from failfirst.processor.policies import Guardrails
 from failfirst.processor.queue import HandlerContext, JobQueue, QueueConfig
 from failfirst.processor.worker import Point, WorkerConfig, worker_loop
-from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario, redelivered
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario, Sometimes, redelivered
 from failfirst.store import Store
 from failfirst.store.clock import SimClock
 
@@ -22,6 +22,23 @@ from failfirst.store.clock import SimClock
 def charge(payload: dict[str, Any], ctx: HandlerContext) -> list[tuple[str, int]]:
     """Charge a customer: one effect part, the amount in cents."""
     return [("charge", int(payload["amount_cents"]))]
+
+
+def redelivered_after_a_lost_ack(events: list[dict[str, Any]]) -> bool:
+    """A commit's acknowledgement was lost, and the job was claimed again: the redelivery
+    of a job whose worker believes it done — the double charge waiting to happen."""
+    lost: set[int] = set()
+    for e in events:
+        if e["kind"] == "lost_ack" and e["job"] is not None:
+            lost.add(e["job"])
+        elif e["kind"] == "claim" and e["job"] in lost:
+            return True
+    return False
+
+
+def stale_commit_refused(events: list[dict[str, Any]]) -> bool:
+    """A worker whose lease had moved on tried to complete the job, and the fence refused it."""
+    return any(e["kind"] == "refused" and e.get("attempted") == "complete" for e in events)
 
 
 SCENARIO = Scenario(
@@ -41,7 +58,7 @@ SCENARIO = Scenario(
             "effect_written": ("crash", "pause"),
             "commit": ("crash", "lost_ack"),
         },
-        max_faults=2,
+        max_faults=3,
         pause_s=15.0,
         restart_s=1.0,
     ),
@@ -50,6 +67,8 @@ SCENARIO = Scenario(
     progress_bound_s=60.0,
     max_steps=200,
     reached=redelivered,
+    sometimes=(Sometimes("redelivered after a lost acknowledgement", redelivered_after_a_lost_ack),
+               Sometimes("a stale commit refused", stale_commit_refused)),
     description=__doc__ or "",
 )
 

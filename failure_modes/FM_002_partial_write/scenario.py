@@ -17,7 +17,7 @@ from typing import Any
 from failfirst.processor.policies import Guardrails
 from failfirst.processor.queue import HandlerContext, Hooks, JobQueue, QueueConfig, WorkerCrash
 from failfirst.processor.worker import Point, WorkerConfig, worker_loop
-from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario, Sometimes
 from failfirst.store import Store
 from failfirst.store.clock import SimClock
 
@@ -36,6 +36,18 @@ def crashed_inside_an_effect(events: list[dict[str, Any]]) -> bool:
     """A worker crashed while writing a transfer: between its parts, or inside a
     transaction that writes (or completes) it."""
     return any(e["kind"] == "crash" and e.get("point") in EFFECT_POINTS for e in events)
+
+
+def crashed_in_the_commit_then_completed(events: list[dict[str, Any]]) -> bool:
+    """A crash inside the one transaction that writes a transfer whole, and the transfer
+    completed afterwards: the rollback left nothing behind for the retry to double."""
+    crashed: set[int] = set()
+    for e in events:
+        if e["kind"] == "crash" and e.get("point") in ("commit", "effect") and e["job"] is not None:
+            crashed.add(e["job"])
+        elif e["kind"] == "complete" and e["job"] in crashed:
+            return True
+    return False
 
 
 TRANSFERS = (
@@ -63,6 +75,8 @@ SCENARIO = Scenario(
     progress_bound_s=60.0,
     max_steps=200,
     reached=crashed_inside_an_effect,
+    sometimes=(Sometimes("a crash inside the commit, then the transfer completed",
+                         crashed_in_the_commit_then_completed),),
     description=__doc__ or "",
 )
 

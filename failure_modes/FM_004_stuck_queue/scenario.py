@@ -21,7 +21,7 @@ from typing import Any
 from failfirst.processor.policies import Guardrails
 from failfirst.processor.queue import HandlerContext, JobQueue, QueueConfig
 from failfirst.processor.worker import Idle, Point, WorkerConfig, worker_loop
-from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario, Sometimes
 from failfirst.store import Store
 from failfirst.store.clock import SimClock
 
@@ -38,6 +38,24 @@ def crashed_holding_a_job(events: list[dict[str, Any]]) -> bool:
     """A worker died while it held a lease."""
     return any(e["kind"] == "crash" and e.get("point") in ("claimed", "working")
                for e in events)
+
+
+def taken_back_and_completed(events: list[dict[str, Any]]) -> bool:
+    """A worker died holding a job, the reaper took the job back, and it completed."""
+    crashed, expired = set(), set()
+    for e in events:
+        if e["kind"] == "crash" and e["job"] is not None:
+            crashed.add(e["job"])
+        elif e["kind"] == "expire" and e["job"] in crashed:
+            expired.add(e["job"])
+        elif e["kind"] == "complete" and e["job"] in expired:
+            return True
+    return False
+
+
+def paused_holder_lost_its_lease(events: list[dict[str, Any]]) -> bool:
+    """A paused worker came back to find its lease gone: its heartbeat was refused."""
+    return any(e["kind"] == "refused" and e.get("reason") == "lease lost" for e in events)
 
 
 def outlived_its_lease(events: list[dict[str, Any]]) -> bool:
@@ -60,7 +78,7 @@ SCENARIO = Scenario(
     workers=2,
     faults=FaultPlan(
         points={"claimed": ("crash", "pause"), "working": ("crash",)},
-        max_faults=2,
+        max_faults=3,
         pause_s=8.0,
         restart_s=1.0,
     ),
@@ -69,6 +87,8 @@ SCENARIO = Scenario(
     progress_bound_s=60.0,
     max_steps=300,
     reached=crashed_holding_a_job,
+    sometimes=(Sometimes("a dead worker's job taken back and completed", taken_back_and_completed),
+               Sometimes("a paused worker's lease lost", paused_holder_lost_its_lease)),
     description=__doc__ or "",
 )
 
@@ -84,6 +104,7 @@ SHORT_LEASE = replace(
     baseline=Guardrails(idempotent_commit=False),
     faults=FaultPlan(),
     reached=outlived_its_lease,
+    sometimes=(),
 )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from failfirst.processor.queue import HandlerContext, JobQueue, QueueConfig, WorkerCrash
 from failfirst.processor.worker import Idle, WorkerConfig, worker_loop
-from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario, Sometimes
 from failfirst.store import Store
 from failfirst.store.clock import SimClock
 
@@ -41,6 +41,23 @@ def resize_fixed(payload: dict[str, Any], ctx: HandlerContext) -> list[tuple[str
 def poison_crashed(events: list[dict[str, Any]]) -> bool:
     """A handler killed its worker process (a poison payload, not an injected fault)."""
     return any(e["kind"] == "crash" and e.get("point") == "handler" for e in events)
+
+
+def poison_dead_lettered(events: list[dict[str, Any]]) -> bool:
+    """A poison job was dead-lettered once its attempts ran out."""
+    poisoned = {e["job"] for e in events if e["kind"] == "crash" and e.get("point") == "handler"}
+    return any(e["kind"] in ("expire_dead", "dead") and e["job"] in poisoned for e in events)
+
+
+def healthy_done_beside_poison(events: list[dict[str, Any]]) -> bool:
+    """A healthy job completed after a poison payload had crashed a worker."""
+    crashed = False
+    for e in events:
+        if e["kind"] == "crash" and e.get("point") == "handler":
+            crashed = True
+        elif crashed and e["kind"] == "complete":
+            return True
+    return False
 
 
 JOBS = (
@@ -69,6 +86,8 @@ SCENARIO = Scenario(
     progress_bound_s=60.0,
     max_steps=300,
     reached=poison_crashed,
+    sometimes=(Sometimes("a poison job dead-lettered", poison_dead_lettered),
+               Sometimes("a healthy job done after a poison crash", healthy_done_beside_poison)),
     description=__doc__ or "",
 )
 

@@ -16,6 +16,7 @@ both refuse a token older than the newest they have seen.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from failfirst.processor.policies import Guardrails
@@ -24,7 +25,7 @@ from failfirst.processor.worker import WorkerConfig
 from failfirst.proofs.explorer import depth_first
 from failfirst.proofs.run import RunResult, simulate
 from failfirst.sim.choices import ReplayChoices
-from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario, Sometimes
 from failfirst.sim.services import VersionedResource
 from failfirst.store import Store
 from failfirst.store.clock import SimClock
@@ -71,6 +72,17 @@ def zombie_wrote(events: list[dict[str, Any]]) -> bool:
     return False
 
 
+def zombie_refused_by_the_queue(events: list[dict[str, Any]]) -> bool:
+    """The queue's fence refused a zombie's late heartbeat, completion, retry or dead letter
+    (a refusal by the queue is the worker's own event; the documents store logs its own)."""
+    return any(e["kind"] == "refused" and e["actor"] != "documents" for e in events)
+
+
+def zombie_refused_downstream(events: list[dict[str, Any]]) -> bool:
+    """The documents store's fence refused a zombie's stale write (no lost update)."""
+    return any(e["kind"] == "refused" and e.get("attempted") == "write" for e in events)
+
+
 SCENARIO = Scenario(
     id="FM_006",
     title="Zombie worker",
@@ -84,7 +96,7 @@ SCENARIO = Scenario(
     faults=FaultPlan(
         # After the claim, while working, and between the downstream write and the commit.
         points={"claimed": ("pause", "skew"), "working": ("pause",), "called": ("pause",)},
-        max_faults=1,
+        max_faults=3,
         pause_s=7.0,  # longer than the lease: the reaper takes the job back meanwhile
         skew_rate=0.25,
     ),
@@ -94,6 +106,8 @@ SCENARIO = Scenario(
     max_steps=300,
     services=documents,
     reached=zombie_wrote,
+    sometimes=(Sometimes("a zombie's write refused by the queue", zombie_refused_by_the_queue),
+               Sometimes("a zombie's write refused downstream", zombie_refused_downstream)),
     description=__doc__ or "",
 )
 
@@ -110,15 +124,19 @@ def stale_writes(run: RunResult) -> set[str]:
 STALE_KINDS = ("heartbeat", "write", "complete", "retry", "dead")
 
 
+#: One fault makes a zombie of each kind: the stale writes are looked for at this bound.
+ONE_FAULT = replace(SCENARIO, faults=replace(SCENARIO.faults, max_faults=1))
+
+
 def first_of_each_kind(limit: int = 100_000) -> dict[str, RunResult]:
-    """One depth-first pass over the schedules without fencing: for each kind of stale
-    write, the first schedule that lands it, re-run on a store of its own."""
+    """One depth-first pass over the schedules without fencing, at one fault: for each
+    kind of stale write, the first schedule that lands it, re-run on a store of its own."""
     shared = Store.memory(SimClock())
     first: dict[str, list[int]] = {}
-    for run in depth_first(lambda source: simulate(SCENARIO, False, source, store=shared), limit):
+    for run in depth_first(lambda source: simulate(ONE_FAULT, False, source, store=shared), limit):
         for kind in stale_writes(run) & set(STALE_KINDS):
             first.setdefault(kind, list(run.choices))
         if len(first) == len(STALE_KINDS):
             break
-    return {kind: simulate(SCENARIO, False, ReplayChoices(first[kind]))
+    return {kind: simulate(ONE_FAULT, False, ReplayChoices(first[kind]))
             for kind in STALE_KINDS if kind in first}

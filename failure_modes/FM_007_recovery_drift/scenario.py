@@ -21,7 +21,7 @@ from typing import Any
 from failfirst.processor.queue import HandlerContext, JobQueue, QueueConfig
 from failfirst.processor.worker import WorkerConfig, worker_loop
 from failfirst.proofs.refinement import Refinement
-from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario, Sometimes
 from failfirst.store import Store
 from failfirst.store.clock import SimClock
 
@@ -52,7 +52,7 @@ NORMAL = Scenario(
     workers=1,
     faults=FaultPlan(points={"claimed": ("crash",), "working": ("crash",),
                              "recovering": ("crash",)},
-                     max_faults=1, restart_s=1.0),
+                     max_faults=3, restart_s=1.0),
     queue=LEASE,
     worker=WORK,
     progress_bound_s=60.0,
@@ -60,12 +60,6 @@ NORMAL = Scenario(
     description=__doc__ or "",
 )
 
-SCENARIO = replace(
-    NORMAL,
-    recovery_at_s=RECOVERY_AT_S,
-    checks=(Refinement(NORMAL),),
-    reached=recovery_moved_a_job,
-)
 
 
 def recovery_crashed(events: list[dict[str, Any]]) -> bool:
@@ -82,6 +76,16 @@ def worker_restarted_during_recovery(events: list[dict[str, Any]]) -> bool:
         elif running and e["kind"] == "restart":
             return True
     return False
+
+
+SCENARIO = replace(
+    NORMAL,
+    recovery_at_s=RECOVERY_AT_S,
+    checks=(Refinement(NORMAL),),
+    reached=recovery_moved_a_job,
+    sometimes=(Sometimes("recovery crashed and ran again", recovery_crashed),
+               Sometimes("a worker restarted during recovery", worker_restarted_during_recovery)),
+)
 
 
 def restart_state() -> tuple[SimClock, JobQueue]:

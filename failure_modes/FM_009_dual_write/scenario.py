@@ -21,7 +21,7 @@ from typing import Any
 from failfirst.processor.policies import Guardrails
 from failfirst.processor.queue import BROKER_SERVICE, HandlerContext, QueueConfig
 from failfirst.processor.worker import WorkerConfig
-from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario, Sometimes
 from failfirst.sim.services import Broker, Consumer
 from failfirst.store import Store
 
@@ -49,6 +49,19 @@ def struck_between_change_and_message(events: list[dict[str, Any]]) -> bool:
                for e in events)
 
 
+def repeat_dropped(events: list[dict[str, Any]]) -> bool:
+    """A message was delivered twice (the relay died between publishing and marking) and
+    the consumer dropped the repeat by its id."""
+    return any(e["kind"] == "duplicate" for e in events)
+
+
+def relayed_after_a_lost_ack(events: list[dict[str, Any]]) -> bool:
+    """A commit's acknowledgement was lost, yet its message was relayed: the outbox row
+    committed with the change, whatever the worker heard."""
+    lost = {e["job"] for e in events if e["kind"] == "lost_ack"}
+    return any(e["kind"] == "publish" and e["job"] in lost for e in events)
+
+
 SCENARIO = Scenario(
     id="FM_009",
     title="Dual write",
@@ -70,7 +83,7 @@ SCENARIO = Scenario(
             "relayed": ("crash",),
             "mark": ("crash",),
         },
-        max_faults=1,
+        max_faults=3,
         pause_s=15.0,
         restart_s=1.0,
     ),
@@ -79,6 +92,8 @@ SCENARIO = Scenario(
     progress_bound_s=60.0,
     max_steps=200,
     reached=struck_between_change_and_message,
+    sometimes=(Sometimes("a repeated message dropped by the consumer", repeat_dropped),
+               Sometimes("a message relayed after a lost acknowledgement", relayed_after_a_lost_ack)),
     services=services,
     description=__doc__ or "",
 )

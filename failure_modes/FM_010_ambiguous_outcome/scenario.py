@@ -18,7 +18,7 @@ from typing import Any
 from failfirst.processor.policies import Guardrails
 from failfirst.processor.queue import HandlerContext, QueueConfig
 from failfirst.processor.worker import WorkerConfig
-from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario, Sometimes
 from failfirst.sim.services import PaymentClient, PaymentProvider
 from failfirst.store import Store
 
@@ -54,6 +54,18 @@ def retried_after_a_charge(events: list[dict[str, Any]]) -> bool:
     return False
 
 
+def retry_found_the_charge(events: list[dict[str, Any]]) -> bool:
+    """A retry asked the provider for its key's status and found the earlier charge."""
+    return any(e["kind"] == "status" and str(e.get("found", "")).startswith("ch_") for e in events)
+
+
+def retry_met_a_charge_in_progress(events: list[dict[str, Any]]) -> bool:
+    """A retry met a charge the slow provider was still processing (status processing,
+    or a conflict): it waited instead of charging again."""
+    return any((e["kind"] == "status" and e.get("found") == "processing") or e["kind"] == "conflict"
+               for e in events)
+
+
 SCENARIO = Scenario(
     id="FM_010",
     title="Ambiguous external outcome",
@@ -70,7 +82,7 @@ SCENARIO = Scenario(
             "charge": ("request_lost", "response_lost", "slow_response"),
             "claimed": ("crash", "pause"),
         },
-        max_faults=2,
+        max_faults=3,
         pause_s=15.0,
         restart_s=1.0,
     ),
@@ -79,6 +91,8 @@ SCENARIO = Scenario(
     progress_bound_s=120.0,
     max_steps=200,
     reached=retried_after_a_charge,
+    sometimes=(Sometimes("a retry found the earlier charge by its key", retry_found_the_charge),
+               Sometimes("a retry met a charge still processing", retry_met_a_charge_in_progress)),
     services=services,
     description=__doc__ or "",
 )

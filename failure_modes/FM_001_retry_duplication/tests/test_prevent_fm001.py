@@ -12,10 +12,10 @@ from failfirst.proofs.run import run_scenario
 from failure_modes.FM_001_retry_duplication.scenario import SCENARIO
 
 
-def test_exhaustive_proof_at_default_bounds():
+def test_exhaustive_proof_at_default_bounds(check_pinned):
     result = prove(SCENARIO)
     proof, control = result.proof, result.control
-    assert proof.schedules >= 200  # after the sleep sets (2,044 with symmetry alone)
+    check_pinned(proof)
     assert "INV_001" in control.counterexample.result.invariants_violated
 
 

@@ -9,10 +9,10 @@ from failfirst.proofs.run import run_scenario
 from failure_modes.FM_002_partial_write.scenario import SCENARIO, ledger
 
 
-def test_exhaustive_proof_at_default_bounds():
+def test_exhaustive_proof_at_default_bounds(check_pinned):
     result = prove(SCENARIO)
     proof, control = result.proof, result.control
-    assert proof.schedules >= 50
+    check_pinned(proof)
     assert "INV_002" in control.counterexample.result.invariants_violated
 
 

@@ -11,10 +11,10 @@ from failfirst.proofs.run import run_scenario
 from failure_modes.FM_004_stuck_queue.scenario import LEASE, SCENARIO, SHORT_LEASE, WORK
 
 
-def test_exhaustive_proof_at_default_bounds():
+def test_exhaustive_proof_at_default_bounds(check_pinned):
     result = prove(SCENARIO)
     proof, control = result.proof, result.control
-    assert proof.schedules >= 50  # after the sleep sets
+    check_pinned(proof)
     assert "INV_004" in control.counterexample.result.invariants_violated
 
 

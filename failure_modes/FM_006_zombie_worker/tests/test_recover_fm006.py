@@ -5,11 +5,8 @@ restores the newest lease's value; running it twice equals running it once."""
 from __future__ import annotations
 
 from failfirst.proofs import checkers
-from failfirst.proofs.explorer import depth_first, find_run
-from failfirst.proofs.run import simulate
+from failfirst.proofs.explorer import every_schedule, find_run
 from failfirst.sim.service_recovery import restore_newest
-from failfirst.store import Store
-from failfirst.store.clock import SimClock
 from failure_modes.FM_006_zombie_worker.scenario import SCENARIO, stale_writes
 
 
@@ -42,9 +39,7 @@ def test_running_the_repair_twice_equals_running_it_once():
 
 def test_the_repair_restores_every_guardrail_off_schedule_and_touches_no_clean_one():
     lost = 0
-    shared = Store.memory(SimClock())  # one connection, emptied per run
-    for run in depth_first(lambda source: simulate(SCENARIO, False, source, store=shared),
-                           limit=10_000):
+    for run in every_schedule(SCENARIO, False):  # each a reduced search's run, then the next
         documents = run.extras["services"]["documents"]
         had = bool(checkers.downstream_lost_updates(run.store.events()))
         restored = restore_newest(documents)

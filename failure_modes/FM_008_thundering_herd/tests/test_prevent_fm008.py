@@ -12,7 +12,7 @@ from failfirst.processor import backoff
 from failfirst.processor.policies import Guardrails
 from failfirst.proofs import checkers
 from failfirst.proofs.checkers import _retry_peak
-from failfirst.proofs.explorer import depth_first
+from failfirst.proofs.explorer import every_schedule
 from failfirst.proofs.prove import prove
 from failfirst.proofs.run import simulate
 from failfirst.sim.choices import RandomChoices
@@ -33,15 +33,16 @@ def _peak(events):
     return int(found[0].detail.split()[0]) if found else 0
 
 
-def test_exhaustive_proof_at_default_bounds():
+def test_exhaustive_proof_at_default_bounds(check_pinned):
     result = prove(SCENARIO)  # exhaustive, clean, reached > 0, negative control violates
-    assert result.proof.reached == result.proof.schedules >= 20
+    check_pinned(result.proof)
+    assert result.proof.reached == result.proof.schedules
     assert "INV_005" in result.control.counterexample.result.invariants_violated
 
 
 def test_every_schedule_stays_within_the_declared_bounds():
     worst_job = worst_total = worst_peak = 0
-    for run in depth_first(lambda source: simulate(SCENARIO, True, source), limit=10_000):
+    for run in every_schedule(SCENARIO, True):
         calls = Counter(e["job"] for e in run.events if e["kind"] == "call")
         worst_job = max(worst_job, max(calls.values()))
         worst_total = max(worst_total, sum(calls.values()))

@@ -180,7 +180,34 @@ def reduction_ratios(rows: list[dict]) -> dict[str, float | None]:
     return out
 
 
+PINNED_PATH = os.path.join("tests", "pinned_counts.json")
+
+
+def pinned_counts() -> dict[str, dict]:
+    """Every failure mode's default proof (guardrail on, every reduction): its bounds, the
+    schedules it explores and the paths the sleep sets cut off. Machine-independent."""
+    out = {}
+    for scenario in catalogue.all_scenarios():
+        x = explore(scenario, guard=True, shrink_counterexample=False)
+        out[scenario.id] = {"bounds": x.bounds, "schedules": x.schedules,
+                            "sleep_blocked": x.sleep_blocked}
+    return out
+
+
+def write_pinned(path: str = PINNED_PATH) -> int:
+    """``--pin``: write the reviewed counts the bundles' proof tests compare against."""
+    counts = pinned_counts()
+    with open(path, "w") as f:
+        json.dump(counts, f, indent=2, sort_keys=True)
+        f.write("\n")
+    for fm, row in counts.items():
+        print(f"{fm}: {row['schedules']} schedules, {row['sleep_blocked']} cut off, bounds {row['bounds']}")
+    return 0
+
+
 def main() -> int:
+    if "--pin" in sys.argv:
+        return write_pinned()
     if "--per-fm-only" in sys.argv:
         return write_per_fm()
     out_dir = os.path.join("_build", "bench")

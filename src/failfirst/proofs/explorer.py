@@ -40,7 +40,7 @@ keeps a checkpoint (:mod:`failfirst.proofs.checkpoint`) and resumes from it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -165,6 +165,23 @@ def find_run(
         if predicate(result):
             return simulate(scenario, guard, ReplayChoices(result.choices), store=_fresh(store_url))
     return None
+
+
+def every_schedule(scenario: Scenario, guard: bool, limit: int = MAX_EXHAUSTIVE_SCHEDULES,
+                   ) -> Iterator[RunResult]:
+    """The schedules the full reduction runs (symmetry and sleep sets), one run at a time,
+    each valid until the next (the store is reused). The reduced search reaches every
+    per-job history and every final store state the whole tree does (the equivalence of
+    the module docstring, checked by ``tests/test_por.py``), so a property of those —
+    effects and calls per job, a job's final state, its events in order, a fenced
+    resource's rows — holds for every schedule within the bounds when it holds for
+    these. A property of the global order of events across jobs needs
+    :func:`depth_first`."""
+    store = tracked_simulation_store(None, SimClock())
+    for result in sleep_set_search(lambda source: simulate(scenario, guard, source, store=store),
+                                   limit):
+        if result is not None:
+            yield result
 
 
 def _complexity(result: RunResult) -> tuple[int, int, int, list[int]]:
@@ -611,5 +628,5 @@ def describe(x: Exploration) -> str:
 
 
 __all__ = ["Exploration", "Counterexample", "BoundError", "MODES", "explore", "shrink",
-           "depth_first", "find_run", "canonical_digest", "final_state", "job_histories",
+           "depth_first", "every_schedule", "find_run", "canonical_digest", "final_state", "job_histories",
            "sleep_set_search", "affordable", "REDUCTIONS", "MAX_EXHAUSTIVE_SCHEDULES"]
