@@ -13,8 +13,8 @@ it, so the estimate is an upper bound of the work for ``--reduction full``.
 options asleep at each, the fraction of the tree already behind the search, taking
 every subtree of a decision as the same size, is
 ``sum_i done_i / open_i * prod_{j<i} 1 / open_j`` (``open``: options not asleep,
-``done``: those before ``v_i``). Schedules run so far divided by it estimates the
-whole: the progress bar's total.
+``done``: those before ``v_i``), plus the path's own share ``prod_i 1 / open_i``.
+Schedules run so far divided by it estimates the whole: the progress bar's total.
 """
 
 from __future__ import annotations
@@ -89,8 +89,9 @@ def estimate_tree(run: Callable[[ChoiceSource], RunResult], probes: int = PROBES
 
 
 def fraction_done(path: list[tuple[int, int, frozenset[int]]]) -> float:
-    """The fraction of the tree behind a depth-first search whose current path is
-    ``path``: (value, options, options asleep) per decision (see the module docstring)."""
+    """The fraction of the tree behind a depth-first search that has just run the path
+    ``path`` — (value, options, options asleep) per decision — that path included (see
+    the module docstring): 1 after the last path."""
     done, weight = 0.0, 1.0
     for value, options, asleep in path:
         open_options = [v for v in range(options) if v not in asleep]
@@ -99,7 +100,7 @@ def fraction_done(path: list[tuple[int, int, frozenset[int]]]) -> float:
         before = sum(1 for v in open_options if v < value)
         done += weight * before / len(open_options)
         weight /= len(open_options)
-    return done
+    return done + weight
 
 
 def projected_total(schedules: int, fraction: float) -> int | None:
