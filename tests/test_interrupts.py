@@ -77,9 +77,14 @@ def _start(tmp_path, *argv: str) -> subprocess.Popen[str]:
                             start_new_session=True)
 
 
+#: A hang guard on a signalled command's exit (not a measurement: a loaded machine may
+#: need long; a healthy exit takes a fraction of a second).
+EXIT_GUARD_S = 300
+
+
 def _finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
     try:
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=EXIT_GUARD_S)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -122,14 +127,42 @@ def test_stress_interrupted_is_one_line_and_leaves_nothing(tmp_path, sig, code, 
     assert os.listdir(tmp_path / "tmp") == []
 
 
+def _checkpoint_schedules(path) -> int | None:
+    """Schedules the explorer's checkpoint counts (None: not written yet, or mid-write)."""
+    import json
+
+    try:
+        with open(path) as f:
+            return json.load(f)["state"]["tally"]["schedules"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def test_explore_interrupted_is_one_line(tmp_path):
-    # --all and two workers: the exploration forks a pool, which must stay quiet too.
-    proc = _start(tmp_path, "explore", "FM_001", "--all", "--max-faults", "5", "--workers", "2")
-    kids = _wait_for(lambda: _children(proc.pid), 120, "the explorer's workers")
+    """Waits for the events it needs, never for time: the pool's workers exist and the
+    checkpoint says subtrees are done (the exploration is under way in them), then Ctrl-C.
+    An exploration that ended before it could be interrupted is a failed setup."""
+    checkpoint = tmp_path / "explore.ckpt"
+    # --all and two workers: the exploration forks a pool, which must stay quiet too. The
+    # symmetry reduction alone at three faults: a pool starts at once and has a minute of
+    # work, so it is still running when the signal comes.
+    proc = _start(tmp_path, "explore", "FM_001", "--all", "--max-faults", "3", "--workers", "2",
+                  "--reduction", "symmetry", "--checkpoint", str(checkpoint))
+
+    def under_way():
+        if proc.poll() is not None:
+            pytest.fail(f"setup: the exploration ended (exit {proc.returncode}) before it was "
+                        f"interrupted: {proc.stderr.read() if proc.stderr else ''}")
+        return _children(proc.pid) if (_checkpoint_schedules(checkpoint) or 0) > 0 else None
+
+    kids = _wait_for(under_way, 300, "the explorer's workers and its first checkpointed subtree")
     os.killpg(proc.pid, signal.SIGINT)
     rc, out, err = _finish(proc)
-    assert (rc, out, err) == (130, "", "failfirst: interrupted\n")
+    assert (rc, out) == (130, ""), err
+    assert err == (f"failfirst: interrupted; {checkpoint} keeps its progress "
+                   "(the same command resumes it)\n")
     _wait_for(lambda: not any(_alive(pid) for pid in kids), ORPHAN_GRACE_S, "the explorer's workers")
+    assert (_checkpoint_schedules(checkpoint) or 0) > 0, "the checkpoint survives the interrupt"
 
 
 def test_a_worker_whose_parent_is_already_gone_exits_at_once(tmp_path):
