@@ -159,10 +159,11 @@ def one_core() -> int | None:
     return cpu
 
 
-def catalogue_rows(log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def catalogue_rows(log: Callable[[str], None] = print,
+                   scenarios: list[Any] | None = None) -> list[dict[str, Any]]:
     """Every failure mode's default proof, timed: ``prove()`` as the chapter runs it."""
     rows = []
-    for scenario in catalogue.all_scenarios():
+    for scenario in scenarios or catalogue.all_scenarios():
         started = time.perf_counter()  # real-time: a benchmark
         proved = prove(scenario, show=False)
         total_s = time.perf_counter() - started  # real-time: a benchmark
@@ -182,11 +183,12 @@ def catalogue_rows(log: Callable[[str], None] = print) -> list[dict[str, Any]]:
 # -- the reduction per failure mode -------------------------------------------------------
 
 
-def reduction_rows(limit: int = PER_FM_LIMIT, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def reduction_rows(limit: int = PER_FM_LIMIT, log: Callable[[str], None] = print,
+                   scenarios: list[Any] | None = None) -> list[dict[str, Any]]:
     """Per failure mode at its default bounds (guardrail on): schedules with the symmetry
     reduction alone and with sleep sets too, and the ratio."""
     rows = []
-    for scenario in catalogue.all_scenarios():
+    for scenario in scenarios or catalogue.all_scenarios():
         full = explore(scenario, guard=True, shrink_counterexample=False)
         try:
             plain = explore(scenario, guard=True, reduction="symmetry", limit=limit,
@@ -217,11 +219,12 @@ def runs_to_find(scenario: Any, mode: str, seed: int, cap: int = STRATEGY_CAP) -
 
 
 def strategy_rows(seeds: int = STRATEGY_SEEDS, cap: int = STRATEGY_CAP,
-                  log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                  log: Callable[[str], None] = print,
+                  scenarios: list[Any] | None = None) -> list[dict[str, Any]]:
     """Per failure mode: runs each strategy needed to find it (per seed and the median,
     a miss counting as ``cap``), and PCT's bound for one fault at its default depth."""
     rows = []
-    for scenario in catalogue.all_scenarios():
+    for scenario in scenarios or catalogue.all_scenarios():
         row: dict[str, Any] = {"fm": scenario.id, "seeds": seeds, "cap": cap}
         for mode in ("random", "pct"):
             found = [runs_to_find(scenario, mode, seed, cap) for seed in range(seeds)]
