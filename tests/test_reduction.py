@@ -129,6 +129,12 @@ OPERATIONS = {
                                           columns={"lease_owner": None, "lease_expires_s": None,
                                                    "run_at_s": 7.5}),
         _fp([_row(1)], [_row(1), ("pend later", 1), _lease(1), ("owner", W1)])),
+    # A retry with no backoff: claimable at once, so a claim at this instant can find it.
+    "compare_and_set_state (retry now)": (
+        lambda s: s.compare_and_set_state(1, "leased", "pending", 1, bump_token=False,
+                                          columns={"lease_owner": None, "lease_expires_s": None,
+                                                   "run_at_s": 5.0}),
+        _fp([_row(1)], [_row(1), _pend(1), _lease(1), ("owner", W1)])),
     # Expired and pending at once (the reaper): claimable now.
     "compare_and_set_state (expire)": (
         lambda s: s.compare_and_set_state(1, "leased", "pending", 1, bump_token=False,
@@ -244,6 +250,125 @@ def test_every_operation_in_the_table_exists():
                 if callable(value) and not name.startswith("_")}
     helpers = {"begin_step", "end_step", "touch"}
     assert modelled - helpers <= covered, modelled - helpers - covered
+
+
+# -- each simulated service's footprint ---------------------------------------------------
+
+
+def _ctx(job: int = 1, attempt: int = 1, token: int = 1, **guard_off: bool):
+    from failfirst.processor.policies import Guardrails
+    from failfirst.processor.queue import HandlerContext
+
+    guard = Guardrails()
+    for name in guard_off:
+        guard = guard.without(name)
+    return HandlerContext(job, attempt, lambda: 5.0, "test", guard=guard, token=token, worker=W1)
+
+
+def _service_step(call):
+    store = TrackedStore.memory(SimClock())
+    store.begin_step()
+    try:
+        call(store)
+    finally:
+        footprint = store.end_step()
+    return footprint
+
+
+def _downstream(store, **kwargs):
+    from failfirst.sim.services import Downstream
+
+    return Downstream(store, "api", **kwargs)
+
+
+def _first_call(store):
+    from failfirst.sim.services import Client, RetryBudget
+
+    Client(_downstream(store), RetryBudget(0.5, 4.0), retries=0).call(_ctx())
+
+
+def _first_then_retry(store, **guard_off):
+    """A client's first call deposits into the budget; a retry withdraws from it."""
+    from failfirst.sim.services import Client, RetryBudget
+
+    client = Client(_downstream(store), RetryBudget(0.5, 4.0), retries=0)
+    client.call(_ctx(**guard_off))
+    store.end_step()
+    store.begin_step()
+    client.call(_ctx(attempt=2, **guard_off))
+
+
+def _charge(store, key: bool):
+    from failfirst.sim.services import PaymentProvider
+
+    PaymentProvider(store).charge(_ctx(), 250, reference="job-1",
+                                  idempotency_key="job-1" if key else None)
+
+
+def _consume(store, dedup: bool):
+    from failfirst.sim.services import Consumer
+
+    Consumer(store, dedup=dedup).receive({"id": "m1", "job": 1, "token": 1, "topic": "t"})
+
+
+def _write(store, fencing: bool):
+    from failfirst.sim.services import VersionedResource
+
+    VersionedResource(store, fencing=fencing).write(_ctx(), "doc-a", {"v": 1})
+
+
+LOG1 = ("log", 1)
+SERVICES = {
+    # A downstream with no capacity keeps no memory: a call's answer is its time's.
+    "downstream call": (lambda s: _downstream(s).handle(_ctx(), retry=False), _fp(writes=[LOG1])),
+    "downstream call with a capacity": (
+        lambda s: _downstream(s, capacity=2, window_s=1.0).handle(_ctx(), retry=False),
+        _fp([("service", "api")], [("service", "api"), LOG1])),
+    # The budget: the retry's step (the deposit was the first step's) reads and writes it.
+    "retry through the budget": (lambda s: _first_then_retry(s),
+                                 _fp([("budget", "api")], [("budget", "api"), LOG1])),
+    "retry with the budget off": (lambda s: _first_then_retry(s, retry_budget=True),
+                                  _fp(writes=[LOG1])),
+    "first call: a deposit": (lambda s: _first_call(s), _fp(writes=[LOG1], adds=[("budget", "api")])),
+    "charge with a key": (lambda s: _charge(s, True),
+                          _fp([("provider", "payments", "job-1"), ("provider key", "payments", "job-1")],
+                              [("provider", "payments", "job-1"), ("provider key", "payments", "job-1"),
+                               LOG1])),
+    "charge without a key": (lambda s: _charge(s, False),
+                             _fp([("provider", "payments", "job-1")],
+                                 [("provider", "payments", "job-1"), LOG1])),
+    "consume, de-duplicating": (lambda s: _consume(s, True),
+                                _fp([("consumer", "consumer", "m1")],
+                                    [("consumer", "consumer", "m1"), LOG1])),
+    "consume, not de-duplicating": (lambda s: _consume(s, False),
+                                    _fp(writes=[LOG1], adds=[("consumer", "consumer", "m1")])),
+    "fenced write": (lambda s: _write(s, True),
+                     _fp([("resource", "documents", "doc-a")],
+                         [("resource", "documents", "doc-a"), LOG1])),
+    "unfenced write": (lambda s: _write(s, False),
+                       _fp([("resource", "documents", "doc-a")],
+                           [("resource", "documents", "doc-a"), LOG1])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_each_service_call_records_its_footprint(name):
+    call, expected = SERVICES[name]
+    assert _service_step(call) == expected
+
+
+def test_charges_for_two_jobs_commute_and_name_their_own_ids():
+    """A charge's id is per reference, so two jobs' charges touch disjoint keys and their
+    order changes no id (a global counter would make every two charges dependent)."""
+    from failfirst.sim.services import PaymentProvider
+
+    ids = []
+    for order in ((1, 2), (2, 1)):
+        provider = PaymentProvider(TrackedStore.memory(SimClock()))
+        made = {job: provider.charge(_ctx(job=job), 100, reference=f"job-{job}",
+                                     idempotency_key=None).id for job in order}
+        ids.append(made)
+    assert ids[0] == ids[1] == {1: "ch_job-1_1", 2: "ch_job-2_1"}
 
 
 # -- dependent, on hand-built footprints ----------------------------------------------------

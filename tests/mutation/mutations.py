@@ -26,6 +26,7 @@ class Mutation(NamedTuple):
 
 P, S, T, C = ("src/failfirst/processor/queue.py", "src/failfirst/store/sqlite.py",
               "src/failfirst/processor/transitions.py", "src/failfirst/proofs/checkers.py")
+R = "src/failfirst/sim/reduction.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # -- the processor: fencing, once-only effects, attempts, dead letters, leases
@@ -85,12 +86,33 @@ MUTATIONS: tuple[Mutation, ...] = (
     # -- the retry budget and the batch path
     Mutation("src/failfirst/sim/services.py", "if self.tokens < 1:", "if self.tokens <= 0:",
              "the retry budget sells a retry for a fractional token"),
-    Mutation("src/failfirst/processor/batch.py", "(n, worker, now_s + lease_s)", "(n, worker, lease_s)",
+    Mutation(P, "(n, worker, now_s + lease_s)", "(n, worker, lease_s)",
              "a batch claim's lease deadline omits the current time: every lease expires at once"),
     # -- the explorer
     Mutation("src/failfirst/sim/scheduler.py", "if self.is_worker and not self.holding:",
              "if self.is_worker:",
              "the symmetry reduction treats a worker holding a lease as interchangeable: unsound"),
-    Mutation("src/failfirst/proofs/explorer.py", "self.reached += result.reached", "self.reached += 0",
+    Mutation("src/failfirst/proofs/tally.py", "self.reached += result.reached", "self.reached += 0",
              "proofs report that no run reached the fault: a vacuous proof looks fine"),
+    # -- the reduction's dependency relation (issue 26): each a footprint or a relation
+    # that is wrong, and harmless at some bounds, unsound at others
+    Mutation(R, "            rec.writes.add(lease)\n", "",
+             "a lease change is not recorded: the reaper's read of every lease misses it"),
+    Mutation(R, "            self.recording.reads.add((\"pend\", ANY))\n            if job is not None:",
+             "            if job is not None:",
+             "a claim no longer reads the whole queue: two claims look independent"),
+    Mutation(R, "            or _meets(b.writes, a.reads | a.adds)\n", "\n",
+             "dependent() is not symmetric: a write of the second step is ignored"),
+    Mutation(R, "and run_at_s > self.clock.now_s()):", "and run_at_s >= 0):",
+             "every retry counts as pending later, even one a claim at this instant can find"),
+    Mutation(R, "return all(a == b or a == ANY or b == ANY for a, b in zip(x[1:], y[1:], strict=True))",
+             "return all(a == b for a, b in zip(x[1:], y[1:], strict=True))",
+             "a wildcard key (every job) no longer meets a particular job"),
+    Mutation(R, '            self.recording.writes.add(("log", job))\n', "            pass\n",
+             "an event no longer writes its job's log: two steps about one job look independent"),
+    Mutation("src/failfirst/sim/services.py",
+             "        row = (\"resource\", self.name, key)\n        touch(self.store, reads=(row,), writes=(row,))\n        newest",
+             "        newest",
+             "a fenced downstream write records no footprint: a zombie's write and the new "
+             "holder's commute"),
 )

@@ -30,7 +30,7 @@ FAST_TESTS = (
     "tests/test_surviving_bugs.py", "tests/test_checkers.py", "tests/test_transitions.py",
     "tests/test_store.py", "tests/test_bad_input.py", "tests/test_recovery.py",
     "tests/test_downstream.py", "tests/test_scenario_policies.py", "tests/test_happy_path.py",
-    "failure_modes",
+    "tests/test_reduction.py", "tests/test_pinned_counts.py", "failure_modes",
 )
 #: Per test: a hang is a failure, found quickly.
 TEST_TIMEOUT_S = 120

@@ -57,6 +57,11 @@ PER_FM_LIMIT = 300_000
 #: Strategies: seeds per failure mode, and runs one search may take before giving up.
 STRATEGY_SEEDS = 9
 STRATEGY_CAP = 5_000
+#: The violating share is taken over this many runs per strategy.
+SHARE_RUNS = 200
+#: The rarest "sometimes" state: seeds and the runs one search may take.
+RARE_SEEDS = 5
+RARE_CAP = 2_000
 #: The catalogue's proofs together must fit in this on one core (issue 21).
 CATALOGUE_BUDGET_S = 120.0
 GUARD_OFF = Guardrails().without("idempotent_commit")
@@ -218,18 +223,43 @@ def runs_to_find(scenario: Any, mode: str, seed: int, cap: int = STRATEGY_CAP) -
     return x.schedules if x.violating else None
 
 
+def runs_to_reach(scenario: Any, name: str, mode: str, seed: int, cap: int) -> int | None:
+    """Runs of ``mode`` until one reaches the "sometimes" state ``name``, guardrail on;
+    None when ``cap`` runs reach none."""
+    x = explore(scenario, guard=True, mode=mode, runs=cap, seed=seed, shrink_counterexample=False,
+                stop=lambda tally: tally.sometimes[name] > 0)
+    return x.schedules if x.sometimes[name] else None
+
+
+def _median_runs(found: list[int | None], cap: int) -> dict[str, Any]:
+    return {"runs": found, "median": statistics.median(cap if n is None else n for n in found),
+            "missed": sum(n is None for n in found)}
+
+
 def strategy_rows(seeds: int = STRATEGY_SEEDS, cap: int = STRATEGY_CAP,
                   log: Callable[[str], None] = print,
                   scenarios: list[Any] | None = None) -> list[dict[str, Any]]:
-    """Per failure mode: runs each strategy needed to find it (per seed and the median,
-    a miss counting as ``cap``), and PCT's bound for one fault at its default depth."""
+    """Per failure mode: runs each strategy needed to find it with the guardrail off (per
+    seed and the median, a miss counting as ``cap``); the share of violating runs among
+    ``SHARE_RUNS``; the runs each needed to reach the scenario's rarest "sometimes" state
+    with the guardrail on (the one the fewest exhaustive schedules reach: a deeper
+    target than the violation); and PCT's bound for one fault at its default depth."""
     rows = []
     for scenario in scenarios or catalogue.all_scenarios():
         row: dict[str, Any] = {"fm": scenario.id, "seeds": seeds, "cap": cap}
         for mode in ("random", "pct"):
-            found = [runs_to_find(scenario, mode, seed, cap) for seed in range(seeds)]
-            row[mode] = {"runs": found, "median": statistics.median(cap if n is None else n for n in found),
-                         "missed": sum(n is None for n in found)}
+            row[mode] = _median_runs([runs_to_find(scenario, mode, seed, cap) for seed in range(seeds)], cap)
+            share = explore(scenario, guard=False, mode=mode, runs=SHARE_RUNS, seed=0,
+                            shrink_counterexample=False)
+            row[mode]["violating_share"] = round(share.violating / share.schedules, 3)
+        if scenario.sometimes:
+            reached = explore(scenario, guard=True, shrink_counterexample=False).sometimes
+            rarest = min(reached, key=lambda name: (reached[name], name))
+            row["rare"] = {"state": rarest, "exhaustive": reached[rarest]}
+            for mode in ("random", "pct"):
+                row["rare"][mode] = _median_runs(
+                    [runs_to_reach(scenario, rarest, mode, seed, RARE_CAP) for seed in range(RARE_SEEDS)],
+                    RARE_CAP)
         guarantee = explore(scenario, guard=False, mode="pct", runs=1, shrink_counterexample=False).pct
         row["pct_bound"] = {k: guarantee[k] for k in ("depth", "actors", "steps", "fault_decisions",
                                                       "fault_kinds", "max_faults")}
@@ -237,7 +267,9 @@ def strategy_rows(seeds: int = STRATEGY_SEEDS, cap: int = STRATEGY_CAP,
         row["pct_bound"]["p_one_fault"] = one_fault["p_per_run"]
         rows.append(row)
         log(f"{scenario.id}: random {row['random']['median']} runs, pct {row['pct']['median']} "
-            f"runs (median of {seeds}; missed {row['random']['missed']} / {row['pct']['missed']})")
+            f"runs (median of {seeds}; missed {row['random']['missed']} / {row['pct']['missed']})"
+            + (f"; rarest state {row['rare']['state']!r}: random {row['rare']['random']['median']}, "
+               f"pct {row['rare']['pct']['median']}" if "rare" in row else ""))
     return rows
 
 
