@@ -111,7 +111,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(R, '            self.recording.writes.add(("log", job))\n', "            pass\n",
              "an event no longer writes its job's log: two steps about one job look independent"),
     Mutation("src/failfirst/sim/services.py",
-             "        row = (\"resource\", self.name, key)\n        touch(self.store, reads=(row,), writes=(row,))\n        newest",
+             "        row = (\"resource\", self.name, key)\n"
+             "        touch(self.store, reads=(row,), writes=(row,))\n        newest",
              "        newest",
              "a fenced downstream write records no footprint: a zombie's write and the new "
              "holder's commute"),
