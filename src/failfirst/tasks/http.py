@@ -24,8 +24,9 @@ request arrives twice, as when a proxy retries it).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +151,36 @@ def _json_body(request: httpx.Request) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+@contextlib.contextmanager
+def one_tls_context() -> Iterator[None]:
+    """While a proof runs no request leaves the process, yet every ``httpx.Client()`` a
+    task builds loads the CA bundle (about 40 ms, most of a schedule's time): build each
+    distinct TLS context once and share it. Nothing a task can observe changes."""
+    from httpx._transports import default
+
+    original = getattr(default, "create_ssl_context", None)
+    if original is None:  # another httpx: slower, still correct
+        yield
+        return
+    made: dict[tuple[Any, ...], Any] = {}
+
+    def shared(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        try:
+            key = (verify, cert, trust_env)
+            hash(key)
+        except TypeError:
+            return original(verify=verify, cert=cert, trust_env=trust_env)
+        if key not in made:
+            made[key] = original(verify=verify, cert=cert, trust_env=trust_env)
+        return made[key]
+
+    default.create_ssl_context = shared
+    try:
+        yield
+    finally:
+        default.create_ssl_context = original
 
 
 def dispatch(request: httpx.Request) -> httpx.Response:

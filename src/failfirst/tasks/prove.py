@@ -100,7 +100,7 @@ def intercepting(database: sql.SQLite | None) -> Iterator[None]:
     database seam hands out the run's connections."""
     import respx
 
-    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
+    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router, http.one_tls_context():
         router.route().mock(side_effect=http.dispatch)
         if database is None:
             yield
