@@ -24,13 +24,13 @@ import contextlib
 import importlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from failfirst.proofs.explorer import BoundError, Exploration, explore
 from failfirst.proofs.run import RunResult, replay
 from failfirst.sim.scenario import Scenario
-from failfirst.tasks import greenlets, http, sql, timeline, world
+from failfirst.tasks import greenlets, http, session, sql, timeline, world
 from failfirst.tasks.frameworks import task_spec
 
 #: Bounds a proof refuses (an exhaustive exploration past them would never end).
@@ -82,10 +82,6 @@ class TaskProof:
     def bounds_text(self) -> str:
         b = self.bounds
         return f"{b['jobs']} job(s), {b['workers']} workers, at most {b['max_faults']} faults"
-
-
-#: Every proof this process ran, for the plugin's summary: (test id, proof or failure line).
-RECORD: list[dict[str, Any]] = []
 
 
 def call(task: Any, *args: Any, retry: Any = None, **kwargs: Any) -> world.Call:
@@ -149,7 +145,13 @@ def prove(
     scenario = world.scenario(list(calls), services=tuple(services), database=database, workers=workers,
                               max_faults=max_faults, lease_s=lease_s, invariants=tuple(invariants),
                               faults=faults, name=label)
-    say = announce or (lambda line: None)
+    replay_schedule = replay_schedule or session.replay_schedule
+
+    def say(line: str) -> None:
+        session.announce(line)  # on disk before anything runs
+        if announce is not None:
+            announce(line)
+
     with intercepting(database):
         if replay_schedule is not None:
             say(f"failfirst: replaying {replay_schedule} of {label}")
@@ -166,15 +168,28 @@ def prove(
                       {**found.bounds, "workers": workers}, tuple(invariants),
                       found.seed, found.first_violation_s, exploration=found)
     if found.counterexample is not None:
+        proof.counterexample = found.counterexample.schedule
+    _keep(proof)
+    if found.counterexample is not None:
         cx = found.counterexample
-        proof.counterexample = cx.schedule
-        RECORD.append({"name": label, "proof": proof, "falsified": cx.schedule})
+        session.record_counterexample(cx.schedule, cx.digest, cx.violations)
         raise Falsified(report(scenario, calls, cx.result, proof), cx.schedule, cx.result)
-    RECORD.append({"name": label, "proof": proof, "falsified": None})
     if found.reached == 0:
         raise VacuousProof(f"{label}: no schedule struck the task's calls with a fault; the proof "
                            "proves nothing (does the task call a declared service or database?)")
     return proof
+
+
+def _keep(proof: TaskProof) -> None:
+    session.proofs.append({
+        "name": proof.name, "test": session.current_test, "mode": proof.mode, "schedules": proof.schedules,
+        "reached": proof.reached, "elapsed_s": proof.elapsed_s, "schedules_per_s": proof.schedules_per_s,
+        "first_counterexample_s": proof.first_counterexample_s, "falsified": proof.counterexample,
+    })
+
+
+class ReplayDiffers(AssertionError):
+    """A recorded counterexample replays to another history: the task or the test changed."""
 
 
 def _replayed(scenario: Scenario, schedule: str, calls: list[world.Call]) -> TaskProof:
@@ -184,7 +199,17 @@ def _replayed(scenario: Scenario, schedule: str, calls: list[world.Call]) -> Tas
     proof = TaskProof(scenario.id, "replay", False, 1, 1, int(result.reached), elapsed_s,
                       {"workers": scenario.workers, "jobs": len(scenario.jobs),
                        "max_faults": scenario.faults.max_faults, "max_steps": scenario.max_steps},
-                      scenario.judged, counterexample=schedule)
+                      scenario.judged, counterexample=schedule if result.violations else None)
+    _keep(proof)
+    recorded = session.recorded(schedule)
+    if recorded is not None:
+        got = [v.to_json() for v in result.violations]
+        if recorded["digest"] != result.digest or recorded["violations"] != got:
+            raise ReplayDiffers(
+                f"{scenario.id}: schedule {schedule} was recorded with history {recorded['digest'][:12]} and "
+                f"{len(recorded['violations'])} violation(s); it now replays to {result.digest[:12]} with "
+                f"{len(got)}: the task or the test changed since\n" + "\n".join(timeline.timeline(
+                    result.events, {i + 1: c.describe() for i, c in enumerate(calls)})))
     if result.violations:
         raise Falsified(report(scenario, calls, result, proof), schedule, result)
     return proof
@@ -208,17 +233,10 @@ def report(scenario: Scenario, calls: list[world.Call], result: RunResult | None
 
 
 def replay_command(schedule: str) -> str:
-    """The one-line command that replays ``schedule`` (the plugin fills in the test's id)."""
-    test = _CURRENT_TEST[0] or "<this test>"
-    return f"pytest '{test}' --failfirst-replay={schedule}"
+    """The one-line command that replays ``schedule``: the test's own, under pytest."""
+    if session.current_test is None:
+        return f"failfirst.prove(..., replay_schedule={schedule!r})"
+    return f"pytest '{session.current_test}' --failfirst-replay={schedule}"
 
 
-#: The pytest node id of the test running now (the plugin sets it), for the replay command.
-_CURRENT_TEST: list[str | None] = [None]
-
-
-def with_replay(proof_kwargs: dict[str, Any], schedule: str | None) -> dict[str, Any]:
-    return proof_kwargs if schedule is None else {**proof_kwargs, "replay_schedule": schedule}
-
-
-__all__ = ["prove", "call", "Falsified", "VacuousProof", "TaskProof", "intercepting", "replace"]
+__all__ = ["prove", "call", "Falsified", "VacuousProof", "ReplayDiffers", "TaskProof", "intercepting"]

@@ -1,0 +1,63 @@
+"""What the pytest plugin tells a proof about the test running it, and where proofs
+write what they will run before they run it. Imports nothing heavy: the plugin loads
+this module in every pytest session, and must cost nothing until a test uses it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+#: The pytest node id of the test running now (None outside pytest).
+current_test: str | None = None
+#: ``--failfirst-replay``: the schedule every proof of the selected test replays.
+replay_schedule: str | None = None
+#: Where proofs write their announcements and counterexamples (the plugin sets it).
+record_dir: Path | None = None
+#: Every proof this process ran: dicts with name, test, schedules, reached, elapsed_s,
+#: schedules_per_s, first_counterexample_s, falsified (a schedule or None).
+proofs: list[dict[str, Any]] = []
+
+
+def announce(line: str) -> None:
+    """Write what a proof is about to run, flushed to disk before it runs."""
+    if record_dir is None:
+        return
+    record_dir.mkdir(parents=True, exist_ok=True)
+    with open(record_dir / "proofs.log", "a", encoding="utf-8") as out:
+        out.write(f"{current_test or '-'}\t{line}\n")
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def record_counterexample(schedule: str, digest: str, violations: list[dict[str, Any]]) -> None:
+    """Keep a counterexample (its schedule, history digest and violations), so that a
+    replay can compare its result with the recorded one."""
+    if record_dir is None or current_test is None:
+        return
+    records = _load()
+    records[f"{current_test}|{schedule}"] = {"digest": digest, "violations": violations}
+    record_dir.mkdir(parents=True, exist_ok=True)
+    (record_dir / "counterexamples.json").write_text(json.dumps(records, indent=1, sort_keys=True),
+                                                     encoding="utf-8")
+
+
+def recorded(schedule: str) -> dict[str, Any] | None:
+    """The recorded result of this test's run of ``schedule``, if any."""
+    if current_test is None:
+        return None
+    return _load().get(f"{current_test}|{schedule}")
+
+
+def _load() -> dict[str, Any]:
+    if record_dir is None:
+        return {}
+    path = record_dir / "counterexamples.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
