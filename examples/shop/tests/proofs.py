@@ -1,8 +1,9 @@
 """What the shop's proofs share: the services its tasks call and its database, as the
 simulator stands them in (failfirst.tasks.Service, failfirst.tasks.SQLite)."""
 
-from failfirst.tasks import Service, SQLite
 from shop import db
+
+from failfirst.tasks import Service, SQLite
 
 #: The payments API: a POST to /v1/charges charges the card (once per job, or INV_001).
 PAYMENTS = Service("https://payments.example", effects={"POST /v1/charges": "charge"})

@@ -1,10 +1,10 @@
 """The shop's tasks under the judge: every fault schedule within the bounds."""
 
 import pytest
+from shop import tasks
 
 import failfirst
 from failfirst.tasks import Falsified, call
-from shop import tasks
 
 from .proofs import DATABASE, EMAIL, PAYMENTS
 

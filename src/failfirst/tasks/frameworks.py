@@ -81,6 +81,19 @@ def task_spec(task: Any, *, retry: Any = None) -> TaskSpec:
     raise TypeError(f"not a task: {task!r} (a Celery task, a Dramatiq actor or a function)")
 
 
+def _raised_by(exc: BaseException, method: Any) -> bool:
+    """Was ``exc`` raised inside ``method`` (a frame of its code on the traceback)?"""
+    code = getattr(getattr(method, "__func__", method), "__code__", None)
+    tb = exc.__traceback__
+    for _ in range(1000):  # bounded: a traceback is a short chain
+        if tb is None:
+            return False
+        if tb.tb_frame.f_code is code:
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def _is_celery_task(task: Any) -> bool:
     return all(hasattr(task, a) for a in ("run", "apply_async", "max_retries", "request_stack"))
 
@@ -110,7 +123,9 @@ def _celery(task: Any) -> TaskSpec:
         base_s = cap_s = max(delay_s, 1.0)
 
     def retry_on(exc: BaseException) -> bool:
-        if isinstance(exc, Retry):
+        # Retry: another attempt; raised from inside Task.retry (retries exhausted, Celery
+        # re-raises the task's exception there): the attempts are spent, the job is dead.
+        if isinstance(exc, Retry) or _raised_by(exc, task.retry):
             return True
         if isinstance(exc, Ignore | Reject) or (dont and isinstance(exc, dont)):
             return False

@@ -15,12 +15,13 @@ runs, not a ``finally``, not a context manager's ``__exit__``. One more thing mu
 happen: greenlet raises ``GreenletExit`` into a suspended greenlet when it is garbage
 collected, which would run exactly that cleanup, late. So a crashed greenlet is kept in
 :data:`_CRASHED` for the life of the process and never collected (at interpreter exit
-greenlet frees it without running it). The memory a crashed attempt holds (its frames
-and whatever they reference) is the price; :data:`MAX_CRASHED` bounds it, and
-:func:`failfirst.tasks.prove` runs explorations in a forked child where it can, so a
-test process keeps none of it. The task's open SQL transactions roll back at the crash,
-as a database server rolls back the transaction of a connection whose process died
-(:func:`on_crash` callbacks).
+greenlet frees it without running it). It would not be collected anyway: parked in
+:func:`step`, its own frame refers to it, and greenlet's collector never breaks a cycle
+through a suspended greenlet; the list makes that explicit instead of incidental. The
+memory a crashed attempt holds (its frames and what they reference, a few kilobytes for
+a task that shares its HTTP client) is the price; :data:`MAX_CRASHED` bounds it. The
+task's open SQL transactions roll back at the crash, as a database server rolls back the
+transaction of a connection whose process died (:func:`on_crash` callbacks).
 
 The global :mod:`random` module is per worker process too: each greenlet has its own
 state, swapped in and out at every switch, so a task (or its framework: Celery's retry

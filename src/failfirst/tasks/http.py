@@ -203,6 +203,8 @@ def send(attempt: Attempt, state: ServiceState, request: httpx.Request) -> httpx
     label = f"{spec.name} {route}"
     greenlets.step(Point("request", attempt.job, spec.latency_s))
     answer = state.next_answer(route)
+    if answer != "ok":
+        attempt.event(spec.name, "scripted", answer=answer, call=label)
     fault = attempt.ctx.call_fault("network") if answer == "ok" else None
     if fault is not None:
         attempt.event(attempt.worker, fault, point="network", call=label)

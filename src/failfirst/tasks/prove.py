@@ -68,13 +68,16 @@ class TaskProof:
     first_counterexample_s: float | None = None
     counterexample: str | None = None
     exploration: Exploration | None = field(default=None, repr=False)
+    #: A replay's run (its history: ``result.events``).
+    result: RunResult | None = field(default=None, repr=False)
 
     @property
     def schedules_per_s(self) -> float:
         return self.schedules / self.elapsed_s if self.elapsed_s > 0 else float("inf")
 
     def summary(self) -> str:
-        how = "every schedule" if self.exhaustive else f"{self.schedules} seeded random schedules (seed {self.seed})"
+        how = ("every schedule" if self.exhaustive
+               else f"{self.schedules} seeded random schedules (seed {self.seed})")
         return (f"{self.name}: {', '.join(self.invariants)} hold over {how} within the bounds "
                 f"({self.bounds_text()}): {self.schedules} schedules, {self.reached} with a fault on the "
                 f"task's calls, {self.schedules_per_s:.0f} schedules/s")
@@ -199,7 +202,8 @@ def _replayed(scenario: Scenario, schedule: str, calls: list[world.Call]) -> Tas
     proof = TaskProof(scenario.id, "replay", False, 1, 1, int(result.reached), elapsed_s,
                       {"workers": scenario.workers, "jobs": len(scenario.jobs),
                        "max_faults": scenario.faults.max_faults, "max_steps": scenario.max_steps},
-                      scenario.judged, counterexample=schedule if result.violations else None)
+                      scenario.judged, counterexample=schedule if result.violations else None,
+                      result=result)
     _keep(proof)
     recorded = session.recorded(schedule)
     if recorded is not None:

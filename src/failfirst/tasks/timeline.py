@@ -27,7 +27,8 @@ def _line(e: dict[str, Any], calls: dict[int, str], last_call: dict[str, str]) -
         last_call[actor] = e["call"]
         return None
     if kind == "call":
-        what = "replayed the first answer (same idempotency key)" if e.get("replayed") else f"status {e['status']}"
+        what = ("replayed the first answer (same idempotency key)" if e.get("replayed")
+                else f"status {e['status']}")
         key = f" with key {e['key']}" if e.get("key") else ""
         return f"{actor} got {e['method']} {e['path']}{key}: {what}"
     if kind == "applied":
@@ -35,9 +36,12 @@ def _line(e: dict[str, Any], calls: dict[int, str], last_call: dict[str, str]) -
     if kind in ("request_lost", "response_lost"):
         what = "the request is lost" if kind == "request_lost" else "the reply is lost"
         return f"FAULT {kind}: {e.get('call', '')}: {what}; the task will time out"
+    if kind == "scripted":
+        return f"SCRIPTED {e['answer']}: {e['call']} (the test scripted this answer)"
     if kind == "crash":
         where = _POINTS.get(e.get("point"), f"at {e.get('point')}")
-        call = f" ({last_call[actor]})" if e.get("point") in ("request", "reply") and actor in last_call else ""
+        at_call = e.get("point") in ("request", "reply") and actor in last_call
+        call = f" ({last_call[actor]})" if at_call else ""
         return f"FAULT crash: {actor} dies {where}{call}"
     if kind == "pause":
         where = _POINTS.get(e.get("point"), f"at {e.get('point')}")
@@ -59,8 +63,9 @@ def _line(e: dict[str, Any], calls: dict[int, str], last_call: dict[str, str]) -
     if kind == "dead":
         return f"{actor}: job {job} is dead-lettered ({e.get('reason', '')})"
     if kind in ("expire", "expire_dead"):
-        return f"{actor}: the lease of job {job} expired; the job goes back to the queue" if kind == "expire" \
-            else f"{actor}: the lease of job {job} expired with its attempts spent: dead"
+        if kind == "expire":
+            return f"{actor}: the lease of job {job} expired; the job goes back to the queue"
+        return f"{actor}: the lease of job {job} expired with its attempts spent: dead"
     if kind == "restart":
         return f"{actor} restarts"
     if kind == "refused":

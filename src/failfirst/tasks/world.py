@@ -120,9 +120,10 @@ def _handler(spec: TaskSpec) -> Any:
 
 
 def reached_a_task_fault(events: list[dict[str, Any]]) -> bool:
-    """Did a fault strike the task's calls, or its acknowledgement? (the runs that matter)"""
-    return any(e["kind"] in ("crash", "pause", "request_lost", "response_lost", "lost_ack")
-               and (e.get("point") in TASK_FAULTS) for e in events)
+    """Did a fault (or a scripted answer) strike the task's calls, or its acknowledgement?"""
+    return any(e["kind"] == "scripted" or e["kind"] in ("crash", "pause", "request_lost", "response_lost",
+                                                         "lost_ack") and e.get("point") in TASK_FAULTS
+               for e in events)
 
 
 def scenario(
