@@ -113,7 +113,9 @@ class Shop:
         subprocess.run([sys.executable, "-c", program], env=self.env, cwd=self.folder, check=True, timeout=60)
 
     def charges(self) -> list[dict]:
-        return [json.loads(line) for line in self.ledger.read_text().splitlines()] if self.ledger.exists() else []
+        if not self.ledger.exists():
+            return []
+        return [json.loads(line) for line in self.ledger.read_text().splitlines()]
 
     def close(self) -> None:
         for process in [*self.workers, self.server]:
