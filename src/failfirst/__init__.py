@@ -8,7 +8,7 @@ Packages by role, each layer importing only the layers below it:
 2. :mod:`failfirst.sim`: scenarios, choices, the scheduler, simulated services;
 3. :mod:`failfirst.proofs`: checkers, runs, the explorer, proofs;
 4. :mod:`failfirst.tasks`: a reader's own Celery, RQ, Dramatiq or plain task under the
-   judge, and the pytest plugin (``failfirst.prove`` is :func:`failfirst.tasks.prove`);
+   judge, and the pytest plugin (``failfirst.prove`` is :func:`failfirst.tasks.prove.prove`);
 5. :mod:`failfirst.realrun`: worker processes on a real store, real faults;
 6. :mod:`failfirst.peers`: the crash experiment against other queues;
 7. :mod:`failfirst.cli`: the command line;

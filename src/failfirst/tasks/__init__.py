@@ -34,8 +34,9 @@ Each call is an event in the run's history (``request``, ``call``, ``applied``,
 INV_008); the one check they cannot express, an external effect applied at most once,
 is :func:`failfirst.tasks.checks.check_external_once` (INV_001).
 
-:func:`prove` explores every schedule within the bounds with failfirst's explorer and
-shrinker and fails with the minimal counterexample as a timeline and a replay command;
+:func:`~failfirst.tasks.prove.prove` explores every schedule within the bounds with
+failfirst's explorer and shrinker and fails with the minimal counterexample as a
+timeline and a replay command;
 :mod:`failfirst.tasks.plugin` is the pytest plugin (entry point ``failfirst``), off until
 a test calls ``prove`` or uses the ``failfirst_prove`` fixture.
 

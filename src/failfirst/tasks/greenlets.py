@@ -14,7 +14,7 @@ its loop: the greenlet is never switched into again, so no line after the fault 
 runs, not a ``finally``, not a context manager's ``__exit__``. One more thing must not
 happen: greenlet raises ``GreenletExit`` into a suspended greenlet when it is garbage
 collected, which would run exactly that cleanup, late. So a crashed greenlet is kept in
-:data:`_CRASHED` for the life of the process and never collected (at interpreter exit
+``_CRASHED`` for the life of the process and never collected (at interpreter exit
 greenlet frees it without running it). It would not be collected anyway: parked in
 :func:`step`, its own frame refers to it, and greenlet's collector never breaks a cycle
 through a suspended greenlet; the list makes that explicit instead of incidental. The
@@ -23,7 +23,7 @@ a task that shares its HTTP client) is the price; :data:`MAX_CRASHED` bounds it.
 task's open SQL transactions roll back at the crash, as a database server rolls back the
 transaction of a connection whose process died (:func:`on_crash` callbacks).
 
-The global :mod:`random` module is per worker process too: each greenlet has its own
+The global ``random`` module is per worker process too: each greenlet has its own
 state, swapped in and out at every switch, so a task (or its framework: Celery's retry
 jitter) that draws from it draws the same numbers on every replay.
 """
@@ -128,6 +128,6 @@ def current_attempt() -> Any:
 
 
 def seed_random(seed: str) -> None:
-    """Seed the current worker process's :mod:`random` (an attempt's own draws)."""
+    """Seed the current worker process's ``random`` (an attempt's own draws)."""
     assert inside_worker()
     random.seed(seed)

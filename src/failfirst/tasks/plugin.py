@@ -3,7 +3,7 @@ with the package, off until used.
 
 Loading it imports nothing but :mod:`failfirst.tasks.session`; it adds
 
-- the ``failfirst_prove`` fixture: :func:`failfirst.prove` for this test (calling
+- the ``failfirst_prove`` fixture: :func:`failfirst.tasks.prove.prove` for this test (calling
   ``failfirst.prove`` directly works the same);
 - ``--failfirst-replay=SCHEDULE``: every proof of the selected test replays that one
   schedule and fails with its timeline, comparing the result with the recorded run
@@ -50,7 +50,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 @pytest.fixture
 def failfirst_prove() -> Callable[..., Any]:
-    """:func:`failfirst.prove`, for this test."""
+    """:func:`failfirst.tasks.prove.prove`, for this test."""
     from failfirst.tasks.prove import prove
 
     return prove

@@ -128,12 +128,18 @@ def prove(
     workers: int = 2, exhaustive_up_to: int = 20_000, runs: int = 2_000, seed: int = 0,
     lease_s: float = 30.0, faults: dict[str, tuple[str, ...]] | None = None, retry: Any = None,
     replay_schedule: str | None = None, announce: Callable[[str], None] | None = None,
-    name: str | None = None, **kwargs: Any,
+    name: str | None = None, max_calls_per_job: int | None = None, **kwargs: Any,
 ) -> TaskProof:
     """Prove ``invariants`` of ``task(*args, **kwargs)`` (or of ``calls``) under every fault
     schedule within the bounds; raise :class:`Falsified` with the minimal counterexample.
 
-    ``replay_schedule`` re-runs one schedule instead (what the replay command does)."""
+    ``services`` and ``database`` are what the task reaches; ``max_faults`` and ``workers``
+    bound the exploration, exhaustive up to ``exhaustive_up_to`` schedules, else ``runs``
+    random ones from ``seed``; ``lease_s`` is the broker's visibility timeout; ``faults``
+    replaces the fault points and kinds (:data:`failfirst.tasks.world.TASK_FAULTS`);
+    ``max_calls_per_job`` bounds the HTTP requests a job may make (INV_005); ``retry`` is
+    RQ's ``Retry``. ``replay_schedule`` re-runs one schedule instead (what the replay
+    command does)."""
     if calls is None:
         if task is None:
             raise TypeError("prove: name a task, or give calls=[failfirst.tasks.call(task, ...), ...]")
@@ -147,7 +153,7 @@ def prove(
     label = name or " + ".join(c.describe() for c in calls)
     scenario = world.scenario(list(calls), services=tuple(services), database=database, workers=workers,
                               max_faults=max_faults, lease_s=lease_s, invariants=tuple(invariants),
-                              faults=faults, name=label)
+                              faults=faults, name=label, max_calls_per_job=max_calls_per_job)
     replay_schedule = replay_schedule or session.replay_schedule
 
     def say(line: str) -> None:

@@ -130,6 +130,7 @@ def scenario(
     calls: list[Call], *, services: tuple[http.Service, ...] = (), database: sql.SQLite | None = None,
     workers: int = 2, max_faults: int = 2, lease_s: float = 30.0, invariants: tuple[str, ...] = (),
     faults: dict[str, tuple[str, ...]] | None = None, name: str = "task",
+    max_calls_per_job: int | None = None,
 ) -> Scenario:
     """The scenario that runs ``calls`` (one job each, all enqueued at the start)."""
     assert calls, "a proof runs at least one call of the task"
@@ -164,6 +165,7 @@ def scenario(
         progress_bound_s=progress_s,
         max_steps=400 + 200 * len(jobs) * worst_attempts,
         reached=reached_a_task_fault,
+        max_calls_per_job=max_calls_per_job,
         baseline=baseline,
         services=make_world,
         checks=(checks.check_external_once,),
