@@ -197,3 +197,15 @@ def test_a_buried_worker_process_is_never_resumed_nor_collected_into_its_cleanup
     for _ in range(3):
         gc.collect()
     assert ran == []
+
+
+def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
+    import importlib.util
+
+    import failfirst.tasks
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "respx" else real(name, *a))
+    with pytest.raises(ImportError, match=r"^failfirst.prove needs respx: pip install 'failfirst\[tasks\]'$"):
+        failfirst.tasks.require_extra()

@@ -83,6 +83,9 @@ def __getattr__(name: str) -> object:
     # ``failfirst.prove``: the reader's entry point, loaded on first use (it needs the
     # ``tasks`` extra: greenlet, httpx, respx).
     if name == "prove":
+        from failfirst.tasks import require_extra
+
+        require_extra()
         from failfirst.tasks.prove import prove
 
         return prove

@@ -55,9 +55,23 @@ _EXPORTS = {
 }
 
 
+#: The libraries of the ``tasks`` extra.
+EXTRA = ("greenlet", "httpx", "respx")
+
+
+def require_extra() -> None:
+    """Raise one line naming the extra to install when a library of it is missing."""
+    import importlib.util
+
+    missing = [name for name in EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(f"failfirst.prove needs {', '.join(missing)}: pip install 'failfirst[tasks]'")
+
+
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'failfirst.tasks' has no attribute {name!r}")
     import importlib
 
+    require_extra()
     return getattr(importlib.import_module(f"failfirst.tasks.{_EXPORTS[name]}"), name)
