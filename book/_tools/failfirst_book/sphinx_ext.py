@@ -378,7 +378,16 @@ def add_download_link(app: Sphinx, doctree: nodes.document) -> None:
     para = nodes.paragraph("", "", classes=["ff-nb-download"])
     para += nodes.Text("Run this page yourself: download it as an executed notebook, ")
     para += ref
-    para += nodes.Text(".")
+    # What readers try first, and what they get: the .md source through jupytext keeps
+    # MyST roles unrendered ({glue:text}, {include}); this notebook has them filled in.
+    para += nodes.Text(", and run it in the project's environment with ")
+    para += nodes.literal("", f"jupyter execute {name}")
+    para += nodes.Text(" or in JupyterLab (")
+    para += nodes.literal("", "make lab")
+    para += nodes.Text("). Converting the page's .md source with jupytext yourself gives a "
+                       "notebook whose text still holds MyST roles; ")
+    para += nodes.literal("", "make notebooks")
+    para += nodes.Text(" writes clean ones for every chapter.")
     section = next(iter(doctree.findall(nodes.section)), None)
     if section is not None and section.children and isinstance(section[0], nodes.title):
         section.insert(1, para)

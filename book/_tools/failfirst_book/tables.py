@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -47,10 +48,10 @@ class Table:
         self.caption = caption
 
     def _repr_html_(self) -> str:
-        esc = html.escape
+        esc = _breakable
         out = ['<div class="ff-table-wrap"><table class="ff-table">']
         if self.caption:
-            out.append(f"<caption>{esc(self.caption)}</caption>")
+            out.append(f"<caption>{_caption_html(self.caption)}</caption>")
         out.append("<thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in self.columns))
         out.append("</tr></thead><tbody>")
         for row, hot in zip(self.rows, self.highlight, strict=True):
@@ -80,6 +81,22 @@ class Table:
         return "\n".join(line.rstrip() for line in lines)
 
     __repr__ = __str__
+
+
+def _breakable(text: str) -> str:
+    """HTML of ``text`` in which a long identifier may break after ``_``, ``.``, ``/``, ``=``
+    or ``,`` (``task_reject_on_<wbr>worker_lost``), so a narrow column wraps at an
+    identifier's joints and never inside a word."""
+    return re.sub(r"([_/=]|[.,](?=[A-Za-z]))(?=\S)", r"\1<wbr>", html.escape(text))
+
+
+def _caption_html(text: str) -> str:
+    """A caption's HTML: ``code`` spans written with backticks become <code>, as the
+    Markdown around the table would render them."""
+    parts = html.escape(text).split("`")
+    if len(parts) % 2 == 0:  # an odd number of backticks: leave the text as written
+        return html.escape(text)
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
 # --------------------------------------------------------------------------- words for readers
