@@ -7,7 +7,6 @@ executed chapter does not change between builds.
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -19,6 +18,8 @@ __all__ = [
     "fmt_mapping",
     "fmt_schedule",
     "fmt_violation",
+    "plain",
+    "plural",
     "trace_table",
     "violation_table",
 ]
@@ -113,10 +114,11 @@ def fmt_mapping(values: Mapping[Any, Any], unit: str = "") -> str:
 
 def fmt_bounds(bounds: Mapping[str, Any]) -> str:
     """An exploration's bounds in words: ``2 workers, 4 jobs, at most 2 faults, 200 steps``."""
-    words = {"workers": "{} workers", "jobs": "{} jobs", "max_faults": "at most {} faults per schedule",
-             "max_steps": "at most {} steps per run"}
-    parts = [words[k].format(v) for k, v in bounds.items() if k in words]
-    parts += [f"{k} {v}" for k, v in bounds.items() if k not in words]
+    words = {"workers": "{}", "jobs": "{}", "max_faults": "at most {} per schedule",
+             "max_steps": "at most {} per run"}
+    nouns = {"workers": "worker", "jobs": "job", "max_faults": "fault", "max_steps": "step"}
+    parts = [words[k].format(plural(v, nouns[k])) for k, v in bounds.items() if k in words]
+    parts += [f"{k.replace('_', ' ')} {plain(v)}" for k, v in bounds.items() if k not in words]
     return ", ".join(parts)
 
 
@@ -144,8 +146,32 @@ def violation_table(violations: Iterable[Any]) -> Table:
 
 
 def _extras(event: Mapping[str, Any]) -> str:
-    extra = {k: v for k, v in event.items() if k not in EVENT_COLUMNS}
-    return " ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(extra.items()))
+    """An event's kind-specific fields in words: ``attempt=1; until=17.0868``, a field
+    that is None left out, a float at six significant digits, a list or mapping written
+    out without JSON's brackets and quotes."""
+    extra = {k: v for k, v in event.items() if k not in EVENT_COLUMNS and v is not None}
+    return "; ".join(f"{k}={plain(v)}" for k, v in sorted(extra.items()))
+
+
+def plain(value: Any) -> str:
+    """A value as a reader reads it: ``17.086759999999998`` as ``17.0868``, ``None`` as
+    ``none``, ``{"attempt": 1}`` as ``attempt 1``, ``[1, 2]`` as ``1, 2``."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {plain(v)}" for k, v in sorted(value.items())) or "none"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(plain(v) for v in value) or "none"
+    return str(value)
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``1 fault``, ``2 faults`` (``words`` for an irregular plural)."""
+    return f"{count:,} {word if count == 1 else (words or word + 's')}"
 
 
 def trace_table(
