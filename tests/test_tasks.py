@@ -209,3 +209,10 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
                         lambda name, *a: None if name == "respx" else real(name, *a))
     with pytest.raises(ImportError, match=r"^failfirst.prove needs respx: pip install 'failfirst\[tasks\]'$"):
         failfirst.tasks.require_extra()
+
+
+def test_beyond_the_stated_size_the_proof_samples_and_says_so():
+    proof = failfirst.prove(charge_with_key, 7, services=[PAYMENTS], invariants=["INV_001"], max_faults=2,
+                            exhaustive_up_to=10, runs=40, seed=3)
+    assert (proof.mode, proof.exhaustive, proof.schedules, proof.seed) == ("random", False, 40, 3)
+    assert "40 seeded random schedules (seed 3)" in proof.summary()

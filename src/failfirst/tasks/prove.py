@@ -172,7 +172,7 @@ def prove(
             found = explore(scenario, guard=True, stop_at_first=True, limit=exhaustive_up_to)
         except BoundError:
             found = explore(scenario, guard=True, mode="random", runs=runs, seed=seed, stop_at_first=True)
-    proof = TaskProof(label, found.mode, found.exhaustive or found.counterexample is not None,
+    proof = TaskProof(label, found.mode, found.exhaustive,
                       found.schedules, found.distinct, found.reached, found.elapsed_s,
                       {**found.bounds, "workers": workers}, tuple(invariants),
                       found.seed, found.first_violation_s, exploration=found)

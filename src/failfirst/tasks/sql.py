@@ -11,6 +11,10 @@ makes) is two fault points and an event:
 - ``sql_committed``: after it; a crash here leaves the commit in place and the task
   never learns of it.
 
+Commits count when they go through the connection (``conn.commit()``, ``with conn:``);
+a cursor's own ``cursor.connection.commit()`` reaches the standard library's object and
+is not a fault point.
+
 Each commit is a ``sql_commit`` event with the rows it inserted into the tables named in
 ``effects``; a row's identity (``effects={"receipts": "order_id"}``: its ``order_id``)
 inserted more than once over a run is an effect applied twice (INV_001, see
