@@ -99,7 +99,8 @@ def intercepting(database: sql.SQLite | None) -> Iterator[None]:
     database seam hands out the run's connections."""
     import respx
 
-    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router, http.one_tls_context():
+    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router, http.one_tls_context(), \
+            _ending_runs():
         router.route().mock(side_effect=http.dispatch)
         if database is None:
             yield
@@ -119,6 +120,14 @@ def intercepting(database: sql.SQLite | None) -> Iterator[None]:
             yield
         finally:
             setattr(module, attribute, original)
+
+
+@contextlib.contextmanager
+def _ending_runs() -> Iterator[None]:
+    try:
+        yield
+    finally:
+        world.World.end()
 
 
 def prove(

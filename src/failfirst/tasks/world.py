@@ -59,12 +59,35 @@ class TaskRetry(Exception):
 
 
 class World:
-    """One run's services and database."""
+    """One run's services and database.
+
+    A run's world is closed when the next run's is made: the explorer runs one schedule
+    at a time, and a crashed worker (kept, never collected: see
+    :mod:`failfirst.tasks.greenlets`) would otherwise keep its run's database in memory."""
+
+    #: The world of the run in progress (the explorer's runs follow one another).
+    _current: World | None = None
 
     def __init__(self, store: Store, services: tuple[http.Service, ...], database: sql.SQLite | None) -> None:
+        if World._current is not None:
+            World._current.close()
+        greenlets.end_run()  # the previous run's worker processes
+        World._current = self
         self.store = store
         self.services = {spec.host: http.ServiceState(spec, self) for spec in services}
         self.database = sql.Database(database) if database is not None else None
+
+    def close(self) -> None:
+        if self.database is not None:
+            self.database.close()
+
+    @classmethod
+    def end(cls) -> None:
+        """The last run is over (a proof ends): close its world, let go of its workers."""
+        if cls._current is not None:
+            cls._current.close()
+            cls._current = None
+        greenlets.end_run()
 
     def service_for(self, host: str) -> http.ServiceState | None:
         return self.services.get(host)
