@@ -48,8 +48,8 @@ def test_a_failing_proof_reports_and_replays(pytester: pytest.Pytester):
     schedule = command.rsplit("=", 1)[1]
     # What the proof would run was on disk before it ran; the counterexample after.
     assert "proving INV_001 of charge(7)" in (pytester.path / ".failfirst" / "proofs.log").read_text()
-    records = pytester.path / ".failfirst" / "counterexamples.json"
-    assert f"test_shop.py::test_charge|{schedule}" in json.loads(records.read_text())
+    (records,) = (pytester.path / ".failfirst" / "counterexamples").glob("*.json")
+    assert json.loads(records.read_text())[schedule]["test"] == "test_shop.py::test_charge"
 
     # The replay command: the same run, compared with the recorded one.
     again = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_shop.py::test_charge",
@@ -59,9 +59,25 @@ def test_a_failing_proof_reports_and_replays(pytester: pytest.Pytester):
 
     # A recorded run that no longer replays to the same history is named as such.
     data = json.loads(records.read_text())
-    data[f"test_shop.py::test_charge|{schedule}"]["digest"] = "0" * 64
+    data[schedule]["digest"] = "0" * 64
     records.write_text(json.dumps(data))
     changed = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_shop.py::test_charge",
                                             f"--failfirst-replay={schedule}")
     changed.assert_outcomes(failed=1)
     assert "ReplayDiffers" in changed.stdout.str() and "the task or the test changed" in changed.stdout.str()
+
+
+def test_a_failing_proof_fails_the_same_way_under_xdist(pytester: pytest.Pytester):
+    pytest.importorskip("xdist")  # a dev dependency: present under make test
+    pytester.makepyfile(test_shop=NAIVE + "\n\ndef test_charge_again():\n    test_charge()\n")
+    serial = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    spread = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "xdist", "-n", "2")
+    serial.assert_outcomes(failed=2)
+    spread.assert_outcomes(failed=2)
+
+    def reports(result: pytest.RunResult) -> list[str]:
+        # The counterexample and its timeline, up to the line with the (timed) search.
+        found = re.findall(r"Minimal counterexample .*?(?=found after)", result.stdout.str(), re.S)
+        return sorted(re.sub(r"\n\S*\s*", "\n", r) for r in found)
+
+    assert len(reports(serial)) == 2 and reports(serial) == reports(spread)

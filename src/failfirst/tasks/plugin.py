@@ -13,7 +13,7 @@ Loading it imports nothing but :mod:`failfirst.tasks.session`; it adds
   second, and the time to the first counterexample.
 
 A proof writes what it will run to ``.failfirst/proofs.log`` (under the rootdir) before
-it runs, and a counterexample's digest to ``.failfirst/counterexamples.json``.
+it runs, and a counterexample's digest to ``.failfirst/counterexamples/`` (a file per test).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ this module in every pytest session, and must cost nothing until a test uses it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -33,27 +34,33 @@ def announce(line: str) -> None:
 
 def record_counterexample(schedule: str, digest: str, violations: list[dict[str, Any]]) -> None:
     """Keep a counterexample (its schedule, history digest and violations), so that a
-    replay can compare its result with the recorded one."""
-    if record_dir is None or current_test is None:
+    replay can compare its result with the recorded one. One file per test, replaced
+    whole (os.replace): pytest-xdist's workers never write the same file."""
+    path = _record_path()
+    if path is None:
         return
-    records = _load()
-    records[f"{current_test}|{schedule}"] = {"digest": digest, "violations": violations}
-    record_dir.mkdir(parents=True, exist_ok=True)
-    (record_dir / "counterexamples.json").write_text(json.dumps(records, indent=1, sort_keys=True),
-                                                     encoding="utf-8")
+    records = _load(path)
+    records[schedule] = {"test": current_test, "digest": digest, "violations": violations}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(records, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(partial, path)
 
 
 def recorded(schedule: str) -> dict[str, Any] | None:
     """The recorded result of this test's run of ``schedule``, if any."""
-    if current_test is None:
+    path = _record_path()
+    return None if path is None else _load(path).get(schedule)
+
+
+def _record_path() -> Path | None:
+    if record_dir is None or current_test is None:
         return None
-    return _load().get(f"{current_test}|{schedule}")
+    name = hashlib.sha256(current_test.encode()).hexdigest()[:16]
+    return record_dir / "counterexamples" / f"{name}.json"
 
 
-def _load() -> dict[str, Any]:
-    if record_dir is None:
-        return {}
-    path = record_dir / "counterexamples.json"
+def _load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
