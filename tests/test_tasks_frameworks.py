@@ -88,3 +88,20 @@ def test_rq_retry_is_given_with_the_call():
     assert (spec.framework, spec.retry.max_attempts, spec.retry.backoff) == ("rq", 4, backoff.EXPONENTIAL)
     assert (spec.retry.base_s, spec.retry.cap_s) == (10.0, 60.0)
     assert task_spec(job).framework == "function"
+
+
+def test_a_dramatiq_actor_and_an_rq_function_run_unchanged_under_the_judge():
+    import dramatiq
+    from dramatiq.brokers.stub import StubBroker
+    from rq import Retry
+    from tasks_fixtures import charge, charge_with_key
+
+    dramatiq.set_broker(StubBroker())
+    naive_actor = dramatiq.actor(charge, actor_name="naive_charge", max_retries=2)
+    keyed_actor = dramatiq.actor(charge_with_key, actor_name="keyed_charge", max_retries=2)
+    with pytest.raises(failfirst.tasks.Falsified, match="payments applied 'charge' 2 times"):
+        failfirst.prove(naive_actor, 1, services=[PAYMENTS], invariants=["INV_001"], max_faults=1)
+    failfirst.prove(keyed_actor, 1, services=[PAYMENTS], invariants=["INV_001", "INV_004"], max_faults=1)
+    with pytest.raises(failfirst.tasks.Falsified, match="payments applied 'charge' 2 times"):
+        failfirst.prove(charge, 1, retry=Retry(max=2, interval=5), services=[PAYMENTS],
+                        invariants=["INV_001"], max_faults=1)
