@@ -206,7 +206,7 @@ class PostgresStore:
             conn.execute(pgsql.SQL("SET search_path TO {}").format(pgsql.Identifier(schema)))
         except psycopg.OperationalError as exc:
             conn.close()
-            raise ConnectionLost(f"{parsed.redacted}: connection lost: {_first_line(exc)}") from None
+            raise _lost(parsed, exc) from None
         return cls(conn, clock, schema=schema, url=parsed, log_in_memory=False, owns_schema=False)
 
     @classmethod
@@ -229,7 +229,7 @@ class PostgresStore:
         except psycopg.Error as exc:
             conn.close()
             raise StoreError(f"{parsed.redacted}: cannot create a simulation schema: "
-                             f"{_first_line(exc)}") from None
+                             f"{parsed.scrub(_first_line(exc))}") from None
         store = cls(conn, clock, schema=schema, url=parsed, log_in_memory=True, owns_schema=True)
         weakref.finalize(store, _drop_schema, conn, schema)
         return store
@@ -287,7 +287,7 @@ class PostgresStore:
             else:
                 self._cur.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
         except psycopg.OperationalError as exc:
-            raise ConnectionLost(f"{self.url.redacted}: connection lost: {_first_line(exc)}") from None
+            raise _lost(self.url, exc) from None
         self.in_transaction = True
         self.tx_count += 1
 
@@ -311,7 +311,7 @@ class PostgresStore:
         except psycopg.OperationalError as exc:
             # A COMMIT whose answer never came: the outcome is unknown to this worker (as a
             # lost acknowledgement); the server either committed all of it or none.
-            raise ConnectionLost(f"{self.url.redacted}: connection lost: {_first_line(exc)}") from None
+            raise _lost(self.url, exc) from None
         finally:
             self._pending.clear()
             self.in_transaction = False
@@ -326,7 +326,7 @@ class PostgresStore:
         try:
             return self._cur.execute(query, params)
         except psycopg.OperationalError as exc:
-            raise ConnectionLost(f"{self.url.redacted}: connection lost: {_first_line(exc)}") from None
+            raise _lost(self.url, exc) from None
 
     def _write(self, query: str, params: tuple = ()) -> psycopg.Cursor:
         assert self.in_transaction, "every write happens inside a transaction"
@@ -339,7 +339,7 @@ class PostgresStore:
         try:
             self._cur.executemany(query, rows)
         except psycopg.OperationalError as exc:
-            raise ConnectionLost(f"{self.url.redacted}: connection lost: {_first_line(exc)}") from None
+            raise _lost(self.url, exc) from None
         return self._cur.rowcount
 
     # -- jobs -----------------------------------------------------------------
@@ -661,6 +661,10 @@ def drop_simulation_schemas(url: str | StoreURL, owner_pid: int) -> int:
         conn.close()
 
 
+def _lost(url: StoreURL, exc: BaseException) -> ConnectionLost:
+    return ConnectionLost(f"{url.redacted}: connection lost: {url.scrub(_first_line(exc))}")
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -675,11 +679,7 @@ def _connect(url: StoreURL) -> psycopg.Connection:
                                application_name=f"failfirst:{actor}"[:63] if actor else "failfirst")
     except psycopg.Error as exc:
         # libpq's messages name host and port, never the password; still, say it our way.
-        raise StoreError(f"{url.redacted}: cannot connect: {_redact(_first_line(exc), url)}") from None
-
-
-def _redact(text: str, url: StoreURL) -> str:
-    return text.replace(url.password, "***") if url.password else text
+        raise StoreError(f"{url.redacted}: cannot connect: {url.scrub(_first_line(exc))}") from None
 
 
 def _create_tables(conn: psycopg.Connection, *, unlogged: bool) -> None:
@@ -727,6 +727,6 @@ def _open_schema(conn: psycopg.Connection, url: StoreURL, schema: str, *, create
             conn.execute(pgsql.SQL("SET LOCAL search_path TO {}").format(pgsql.Identifier(schema)))
             _create_tables(conn, unlogged=False)
     except psycopg.OperationalError as exc:
-        raise StoreError(f"{where}: {_redact(_first_line(exc), url)}") from None
+        raise StoreError(f"{where}: {url.scrub(_first_line(exc))}") from None
     except psycopg.errors.InsufficientPrivilege as exc:
-        raise StoreError(f"{where}: {_redact(_first_line(exc), url)}") from None
+        raise StoreError(f"{where}: {url.scrub(_first_line(exc))}") from None

@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from functools import cache
 from typing import Any
 
+from failfirst.store.echo import shown_path
 from failfirst.store.interface import Clock, Job, StoreError
 
 #: Bump when the schema changes; a database of a newer version is refused.
@@ -673,12 +674,6 @@ _SIDECARS = ("-wal", "-shm", "-journal")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 #: How long the read-only check waits for another process's lock before saying so.
 PROBE_BUSY_TIMEOUT_S = 2.0
-
-
-def shown_path(path: str) -> str:
-    """A path as an error message shows it: as typed, or quoted and escaped (``repr``)
-    when it holds a character that would break the one-line message (a newline)."""
-    return path if path.isprintable() else repr(path)
 
 
 def readonly_uri(path: str, *, immutable: bool = False) -> str:
