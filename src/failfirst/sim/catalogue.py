@@ -8,8 +8,10 @@ import re
 from functools import cache
 
 from failfirst.sim.scenario import Scenario
+from failfirst.store.echo import shown
 
-_ID = re.compile(r"^(?:fm_?)?0*(\d{1,3})$", re.IGNORECASE)
+#: ASCII digits only: ``\d`` would take ``١`` (an Arabic-Indic one) for FM_001.
+_ID = re.compile(r"(?:fm_?)?0*([0-9]{1,3})", re.IGNORECASE | re.ASCII)
 
 
 class UnknownFailureMode(ValueError):
@@ -18,9 +20,9 @@ class UnknownFailureMode(ValueError):
 
 def normalise_id(text: str) -> str:
     """``FM_001``, ``fm_001``, ``FM_1`` and ``1`` all name ``FM_001``."""
-    match = _ID.match(str(text).strip())
+    match = _ID.fullmatch(str(text).strip())
     if not match or int(match.group(1)) == 0:
-        raise UnknownFailureMode(f"not a failure-mode id: {text!r} (try FM_001, fm_1 or 1)")
+        raise UnknownFailureMode(f"not a failure-mode id: {shown(text)} (try FM_001, fm_1 or 1)")
     return f"FM_{int(match.group(1)):03d}"
 
 
