@@ -271,6 +271,72 @@ def test_newer_schema_is_refused_untouched(pg_url, capsys):
         assert conn.execute("SELECT count(*) FROM newer.jobs").fetchone()[0] == 0
 
 
+#: Damages to a failfirst schema's mark and tables, each refused in one line, untouched.
+SCHEMA_DAMAGES = {
+    "text application_id": ["ALTER TABLE {s}.failfirst_meta ALTER application_id TYPE text"],
+    "a missing meta column": ["ALTER TABLE {s}.failfirst_meta DROP COLUMN schema_version"],
+    "NULL schema_version": ["ALTER TABLE {s}.failfirst_meta ALTER schema_version DROP NOT NULL",
+                            "UPDATE {s}.failfirst_meta SET schema_version = NULL"],
+    "no meta row": ["DELETE FROM {s}.failfirst_meta"],
+    "two meta rows": ["INSERT INTO {s}.failfirst_meta SELECT * FROM {s}.failfirst_meta"],
+    "version 0": ["UPDATE {s}.failfirst_meta SET schema_version = 0"],
+    "version 2 without failfirst's tables": [
+        "DROP TABLE {s}.events, {s}.outbox, {s}.dead_letters, {s}.effects, {s}.attempts, {s}.jobs"],
+    "a missing column": ["ALTER TABLE {s}.jobs DROP COLUMN lease_expires_s"],
+    "a column of another type": ["ALTER TABLE {s}.jobs ALTER attempts TYPE bigint"],
+    "a table of another application": ["CREATE TABLE {s}.users (id int)"],
+    "a view for a table": ["DROP TABLE {s}.events",
+                           "CREATE VIEW {s}.events AS SELECT 1::bigint AS seq"],
+}
+
+
+def _dump(pg_url: str, schema: str) -> list:
+    """A schema's catalogue and every row of its tables: what 'untouched' compares."""
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        catalogue = conn.execute(
+            "SELECT c.relname, c.relkind::text, a.attname, format_type(a.atttypid, a.atttypmod) "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+            "WHERE n.nspname = %s ORDER BY 1, 3", (schema,)).fetchall()
+        rows = [conn.execute(f"SELECT * FROM {schema}.{name} ORDER BY 1").fetchall()
+                for name in sorted({r[0] for r in catalogue if r[1] in ("r", "v")})]
+    return [catalogue, rows]
+
+
+@pytest.mark.parametrize("damage", sorted(SCHEMA_DAMAGES))
+def test_a_damaged_or_foreign_failfirst_schema_is_refused_untouched(pg_url, capsys, damage):
+    import psycopg
+
+    schema = "damaged_" + "".join(ch if ch.isalnum() else "_" for ch in damage).lower()[:40]
+    url = pg_url + f"?schema={schema}"
+    PostgresStore.open(url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for statement in SCHEMA_DAMAGES[damage]:
+            conn.execute(statement.format(s=schema))
+    before = _dump(pg_url, schema)
+    for argv in (["check", "--store", url], ["resume", "--store", url],
+                 ["stress", "--jobs", "2", "--workers", "1", "--store", url]):
+        err = _refused(capsys, *argv)
+        assert "not a failfirst database" in err, err
+    with pytest.raises(StoreError, match="not a failfirst database"):
+        PostgresStore.open(url)
+    assert _dump(pg_url, schema) == before
+
+
+def test_the_catalogue_check_expects_exactly_what_the_schema_sql_makes(pg_url):
+    """The expected tables are read from SCHEMA_SQL: a fresh schema must match them (so
+    the check can neither drift from the schema nor accept everything)."""
+    from failfirst.store.postgresql import _tables_of, expected_tables
+
+    PostgresStore.open(pg_url + "?schema=expected").close()
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        assert _tables_of(conn, "expected") == expected_tables()
+
+
 def test_real_store_uses_the_servers_clock(pg_url):
     """A worker's own clock never enters a lease decision: the store's clock is the
     server's, and a transaction sees one instant."""

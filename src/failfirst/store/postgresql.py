@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import weakref
 from contextlib import AbstractContextManager
+from functools import cache
 from typing import Any
 
 import psycopg
@@ -692,27 +694,18 @@ def _create_tables(conn: psycopg.Connection, *, unlogged: bool) -> None:
 
 def _open_schema(conn: psycopg.Connection, url: StoreURL, schema: str, *, create: bool) -> None:
     """Check (and, when absent and ``create``, make) the failfirst schema; one transaction,
-    serialised by an advisory lock so that processes opening it at once create it once."""
+    serialised by an advisory lock so that processes opening it at once create it once.
+    An existing schema is judged from the catalogue first (:func:`_schema_problem`), as the
+    SQLite store judges a file, so a foreign or damaged one is refused before any of its
+    rows is read and the transaction rolls back with nothing written."""
     where = f"{url.redacted} schema {schema}"
     try:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (APPLICATION_ID,))
             exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
             if exists:
-                has_meta = conn.execute(
-                    "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s",
-                    (schema, META_TABLE)).fetchone()
-                if not has_meta:
-                    raise StoreError(f"{where}: not a failfirst database (no {META_TABLE} table)")
-                row = conn.execute(pgsql.SQL("SELECT application_id, schema_version FROM {}.{}").format(
-                    pgsql.Identifier(schema), pgsql.Identifier(META_TABLE))).fetchone()
-                if row is None or row[0] != APPLICATION_ID:
-                    app = "none" if row is None else f"{row[0]:#x}"
-                    raise StoreError(f"{where}: not a failfirst database (application_id {app})")
-                if row[1] > SCHEMA_VERSION:
-                    raise StoreError(f"{where}: schema version {row[1]} is newer than this "
-                                     f"failfirst ({SCHEMA_VERSION})")
-                if row[1] < SCHEMA_VERSION:  # version 1 had no outbox: add it, same transaction
+                version = _schema_version(conn, schema, where)
+                if version < SCHEMA_VERSION:  # version 1 had no outbox: add it, same transaction
                     conn.execute(pgsql.SQL("SET LOCAL search_path TO {}").format(pgsql.Identifier(schema)))
                     outbox_sql = SCHEMA_SQL[SCHEMA_SQL.index("CREATE {unlogged} TABLE outbox"):
                                             SCHEMA_SQL.index("CREATE {unlogged} TABLE events")]
@@ -730,3 +723,97 @@ def _open_schema(conn: psycopg.Connection, url: StoreURL, schema: str, *, create
         raise StoreError(f"{where}: {url.scrub(_first_line(exc))}") from None
     except psycopg.errors.InsufficientPrivilege as exc:
         raise StoreError(f"{where}: {url.scrub(_first_line(exc))}") from None
+
+
+#: What a column's type is called in SCHEMA_SQL -> what PostgreSQL's format_type says.
+_TYPE_NAMES = {"BIGINT": "bigint", "INTEGER": "integer", "TEXT": "text",
+               "DOUBLE PRECISION": "double precision", "BOOLEAN": "boolean"}
+_COLUMN = re.compile(r'^\s*"?(\w+)"?\s+(BIGINT|INTEGER|TEXT|DOUBLE PRECISION|BOOLEAN)\b')
+_TABLE = re.compile(r"CREATE (?:\{unlogged\} )?TABLE (\w+) \((.*?)\n\)", re.S)
+#: failfirst_meta's own shape: checked before its row is read.
+_META_COLUMNS = (("application_id", "bigint"), ("schema_version", "integer"))
+#: Tables each migration adds: a schema of an older version has all but these.
+_ADDED_BY = {1: ("outbox",)}
+
+Columns = tuple[tuple[str, str], ...]
+
+
+@cache
+def expected_tables(version: int = SCHEMA_VERSION) -> dict[str, Columns]:
+    """Table -> its (column, type) pairs in order, as :data:`SCHEMA_SQL` makes them (for
+    an older ``version``, without the tables its migrations added since)."""
+    tables = {}
+    for name, body in _TABLE.findall(SCHEMA_SQL):
+        columns = []
+        for line in body.splitlines():
+            match = _COLUMN.match(line)
+            if match:
+                columns.append((match.group(1), _TYPE_NAMES[match.group(2)]))
+        tables[name] = tuple(columns)
+    for since in range(version, SCHEMA_VERSION):
+        for name in _ADDED_BY[since]:
+            del tables[name]
+    return tables
+
+
+def _tables_of(conn: psycopg.Connection, schema: str) -> dict[str, Columns]:
+    """Every relation in ``schema`` (tables, views, ...) -> its (column, type) pairs; a
+    relation that is not a plain table shows as its kind, so it never matches one."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for name, kind, column, type_ in conn.execute(
+        "SELECT c.relname, c.relkind::text, a.attname, format_type(a.atttypid, a.atttypmod) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+        "ORDER BY c.relname, a.attnum", (schema,)).fetchall():
+        columns = out.setdefault(name, [] if kind == "r" else [("relkind", kind)])
+        if column is not None and kind == "r":
+            columns.append((column, type_))
+    return {name: tuple(columns) for name, columns in out.items()}
+
+
+def _schema_version(conn: psycopg.Connection, schema: str, where: str) -> int:
+    """The version of a failfirst schema, judged from the catalogue before any row is
+    read; StoreError (one line) for a schema of another application, a damaged mark, a
+    newer version, or tables that are not failfirst's."""
+    tables = _tables_of(conn, schema)
+    meta = tables.get(META_TABLE)
+    if meta is None:
+        raise StoreError(f"{where}: not a failfirst database (no {META_TABLE} table)")
+    if meta != _META_COLUMNS:
+        raise StoreError(f"{where}: not a failfirst database ({META_TABLE} is not failfirst's: "
+                         f"columns {', '.join(f'{c} {t}' for c, t in meta) or 'none'})")
+    rows = conn.execute(pgsql.SQL("SELECT application_id, schema_version FROM {}.{} LIMIT 2").format(
+        pgsql.Identifier(schema), pgsql.Identifier(META_TABLE))).fetchall()
+    if len(rows) != 1:
+        raise StoreError(f"{where}: not a failfirst database ({META_TABLE} holds {len(rows)} "
+                         "rows, not one)")
+    app, version = rows[0]
+    if app != APPLICATION_ID:
+        shown_app = "none" if app is None else f"{app:#x}"
+        raise StoreError(f"{where}: not a failfirst database (application_id {shown_app})")
+    if version is None or version < 1:
+        raise StoreError(f"{where}: not a failfirst database (schema_version {version})")
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"{where}: schema version {version} is newer than this "
+                         f"failfirst ({SCHEMA_VERSION})")
+    problem = _tables_problem(tables, expected_tables(version))
+    if problem:
+        raise StoreError(f"{where}: not a failfirst database (failfirst's mark, but not its "
+                         f"schema version {version} tables: {problem})")
+    return version
+
+
+def _tables_problem(found: dict[str, Columns], expected: dict[str, Columns]) -> str | None:
+    """The first difference between two schemas' tables, in one phrase; None if none."""
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        return f"no table {', '.join(missing)}"
+    extra = sorted(set(found) - set(expected))
+    if extra:
+        return f"a table {', '.join(extra)} failfirst does not make"
+    for name in sorted(expected):
+        if found[name] != expected[name]:
+            want = ", ".join(f"{c} {t}" for c, t in expected[name])
+            return f"table {name} has other columns than ({want})"
+    return None
