@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -352,6 +353,117 @@ def test_real_store_uses_the_servers_clock(pg_url):
             assert store.clock.now_s() == first
     finally:
         store.close()
+
+
+# -- simulation schemas: dropped however the explorer ends, orphans reaped ----------------
+
+
+def _poll(predicate, what: str, timeout_s: float = 60.0):
+    """A bounded wait for an event of a real process (never a fixed time)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s  # real-time: a bounded wait for a real process
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)  # real-time: polling a real process
+    pytest.fail(f"setup: timed out after {timeout_s:g} s waiting for {what}")
+
+
+def _schemas(pg_url: str, prefix: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", (prefix,))]
+
+
+def _simulating(pg_url: str) -> bool:
+    """Some failfirst session of this database has run a schedule (not only made its schema)."""
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        return bool(conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'failfirst' AND query LIKE '%%jobs%%' "
+            "AND query NOT LIKE '%%CREATE%%'").fetchone()[0])
+
+
+@pytest.mark.parametrize(("signum", "extra"), [
+    (signal.SIGTERM, []), (signal.SIGINT, []),
+    (signal.SIGTERM, ["--workers", "2", "--all"]), (signal.SIGINT, ["--workers", "2", "--all"]),
+], ids=["term", "int", "term-workers-2-all", "int-workers-2-all"])
+def test_a_signal_to_explore_on_postgresql_drops_its_schemas(pg_url, signum, extra):
+    """The signal lands inside a driver call (most of an exploration's time is spent
+    there): the explorer still exits 128 + the signal with one line, and no schema of
+    it or of its forked explorers is left in the user's database."""
+    for _ in range(3):  # the issue's trials left the schema 6 times in 6
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "failfirst.cli", "explore", "4", "--store", pg_url,
+             "--reduction", "none", "--max-faults", "3", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            prefix = f"ff_sim_{proc.pid}_"
+            _poll(lambda prefix=prefix: _schemas(pg_url, prefix), "the explorer's schema")
+            _poll(lambda: _simulating(pg_url), "the explorer's first schedule")
+            proc.send_signal(signum)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 128 + signum, err
+        assert err.count("\n") == 1 and err.startswith("failfirst: "), err
+        assert _schemas(pg_url, prefix) == []
+
+
+_OWNER = """
+import sys
+from failfirst.store.clock import SimClock
+from failfirst.store.postgresql import PostgresStore
+store = PostgresStore.simulation(sys.argv[1], SimClock())
+print(store.schema, store._conn.info.backend_pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_an_orphaned_simulation_schema_is_reaped_and_a_live_one_never(pg_url):
+    """SIGKILL cannot be cleaned up after: the next simulation store on the server drops
+    the schema, because no session holds its advisory lock any more. A schema whose
+    owner lives is never touched, even one named with this process's pid (another
+    machine's process may have the same pid): the lock, not the name, says who owns it."""
+    import psycopg
+
+    from failfirst.store.postgresql import _SIM_LOCK_CLASS, _SIM_LOCK_SQL
+
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER, pg_url], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    orphan, backend = owner.stdout.readline().split()
+    owner.kill()
+    owner.wait()
+    with psycopg.connect(pg_url, autocommit=True) as watcher:
+        _poll(lambda: not watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                                          (int(backend),)).fetchone()[0],
+              "the killed owner's session to end")
+    # A live owner elsewhere, with this process's pid in its schema's name.
+    elsewhere = f"ff_sim_{os.getpid()}_0ther0_{os.getpid()}_c0ffee00"
+    live = psycopg.connect(pg_url, autocommit=True)
+    try:
+        live.execute(_SIM_LOCK_SQL, (_SIM_LOCK_CLASS, elsewhere))
+        live.execute(f"CREATE SCHEMA {elsewhere}")
+        mine = simulation_store(pg_url, SimClock())
+        assert _schemas(pg_url, orphan) == []
+        assert _schemas(pg_url, elsewhere) == [elsewhere]
+        from failfirst.store.postgresql import drop_simulation_schemas
+
+        drop_simulation_schemas(pg_url, os.getpid())  # what the explorer runs after its pool
+        assert _schemas(pg_url, elsewhere) == [elsewhere]
+        mine.close()
+        assert _schemas(pg_url, mine.schema) == []
+    finally:
+        live.execute(f"DROP SCHEMA IF EXISTS {elsewhere}")
+        live.close()
 
 
 # -- crashed for real: worker processes SIGKILLed -----------------------------------------

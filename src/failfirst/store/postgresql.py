@@ -36,6 +36,7 @@ from functools import cache
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg import sql as pgsql
 
 from failfirst.store.interface import Clock, EventRow, Job, StoreError
@@ -185,6 +186,8 @@ class PostgresStore:
         self._pending: list[dict[str, Any]] = []
         self.tx_count = 0
         self._owns_schema = owns_schema
+        #: A simulation store's schema drop (a weakref.finalize): by close() or collection.
+        self._drop: weakref.finalize | None = None
         self._tx_now_s: float | None = None
         self._resets = 0
 
@@ -217,11 +220,19 @@ class PostgresStore:
         simulation store keeps it), the tables emptied by :meth:`reset`, the schema
         dropped by :meth:`close` (or when the store is collected). Each store (each
         explorer process) has its own; ``owner_pid`` names the process that will drop
-        it with :func:`drop_simulation_schemas` (a forked explorer's parent)."""
+        it with :func:`drop_simulation_schemas` (a forked explorer's parent).
+
+        The session that makes the schema holds an advisory lock on it for its whole
+        life (taken before the schema exists), so the lock dies with the session, on
+        whatever machine it ran: schemas whose lock nobody holds were left by a process
+        that died without cleaning up (SIGKILL), and the next simulation store made on
+        the server drops them (:func:`reap_orphaned_simulation_schemas`)."""
         parsed = parse_store_url(url) if isinstance(url, str) else url
         conn = _connect(parsed)
         schema = f"{_sim_prefix(owner_pid or os.getpid())}{os.getpid()}_{secrets.token_hex(4)}"
         try:
+            reap_orphaned_simulation_schemas(conn)
+            conn.execute(_SIM_LOCK_SQL, (_SIM_LOCK_CLASS, schema))  # before the schema exists
             with conn.transaction():
                 conn.execute(pgsql.SQL("CREATE SCHEMA {}").format(pgsql.Identifier(schema)))
                 conn.execute(pgsql.SQL("SET LOCAL search_path TO {}").format(pgsql.Identifier(schema)))
@@ -233,7 +244,7 @@ class PostgresStore:
             raise StoreError(f"{parsed.redacted}: cannot create a simulation schema: "
                              f"{parsed.scrub(_first_line(exc))}") from None
         store = cls(conn, clock, schema=schema, url=parsed, log_in_memory=True, owns_schema=True)
-        weakref.finalize(store, _drop_schema, conn, schema)
+        store._drop = weakref.finalize(store, _drop_schema, conn, schema, parsed)
         return store
 
     def reset(self, clock: Clock) -> None:
@@ -252,11 +263,12 @@ class PostgresStore:
         self._pending.clear()
 
     def close(self) -> None:
-        """Close the connection; a simulation store drops its schema first."""
-        if self._owns_schema and not self._conn.closed:
-            if self.in_transaction and not self._conn.broken:
-                self._conn.execute("ROLLBACK")
-            _drop_schema(self._conn, self.schema)
+        """Close the connection; a simulation store drops its schema first, on this
+        connection or, when a signal left it unusable, on a fresh one. Never raises for a
+        simulation store: it runs while an interrupt unwinds, which it must not mask."""
+        if self._drop is not None:
+            self.in_transaction = False
+            self._drop()  # a finalizer runs once: close() and garbage collection agree
         self._conn.close()
 
     def image(self) -> bytes:
@@ -307,9 +319,8 @@ class PostgresStore:
                 if self._log is not None:
                     self._log.extend(self._pending)
             else:
-                if not self._conn.closed and not self._conn.broken:
-                    self._cur.execute("ROLLBACK")
                 self.version += 1
+                _roll_back(self._conn)
         except psycopg.OperationalError as exc:
             # A COMMIT whose answer never came: the outcome is unknown to this worker (as a
             # lost acknowledgement); the server either committed all of it or none.
@@ -632,33 +643,127 @@ class _Transaction:
         return False
 
 
+#: Advisory-lock class of simulation schemas: the session that owns schema S holds the
+#: lock (class, hashtext(S)) while it lives. (Two keys: a space apart from the one-key
+#: lock ``_open_schema`` takes.) A hash collision only keeps an orphan a while longer:
+#: a schema is dropped only when its lock is free.
+_SIM_LOCK_CLASS = APPLICATION_ID
+_SIM_LOCK_SQL = "SELECT pg_advisory_lock(%s, hashtext(%s))"
+_SIM_TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s, hashtext(%s))"
+_SIM_UNLOCK_SQL = "SELECT pg_advisory_unlock(%s, hashtext(%s))"
+SIM_SCHEMA_PREFIX = "ff_sim_"
+#: How long a drop waits for a dead owner's session to end (its backend notices the
+#: closed socket in milliseconds) or for a table lock, before leaving it to the reaper.
+_DROP_WAIT = "5s"
+#: Process id -> a random tag, so that a schema's name tells its owner apart from a
+#: process of the same pid on another machine. A forked explorer inherits its parent's
+#: entry, so both name the parent's schemas alike.
+_OWNER_TAGS: dict[int, str] = {}
+
+
 def _sim_prefix(owner_pid: int) -> str:
-    return f"ff_sim_{owner_pid}_"
+    tag = _OWNER_TAGS.setdefault(owner_pid, secrets.token_hex(3))
+    return f"{SIM_SCHEMA_PREFIX}{owner_pid}_{tag}_"
 
 
-def _drop_schema(conn: psycopg.Connection, schema: str) -> None:
-    if conn.closed:
+def _roll_back(conn: psycopg.Connection) -> None:
+    """End the open transaction. A command cut off mid-flight (a signal that landed inside
+    the driver) leaves the connection unable to take another: it is cancelled and closed,
+    and the server rolls the transaction back as the session ends."""
+    if conn.closed or conn.broken:
+        return
+    if conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+        _abandon(conn)
         return
     try:
-        conn.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(schema)))
+        conn.execute("ROLLBACK")
     except psycopg.Error:
-        pass  # the connection is gone (the schema goes with the database)
+        _abandon(conn)
+
+
+def _abandon(conn: psycopg.Connection) -> None:
+    try:
+        conn.cancel_safe(timeout=2.0)
+    except (psycopg.Error, OSError):
+        pass
+    conn.close()
+
+
+def _drop_schema(conn: psycopg.Connection, schema: str, url: StoreURL) -> None:
+    """Drop a simulation schema and close ``conn``; best effort, never raises (what it
+    cannot drop, the next simulation store on the server reaps)."""
+    if not conn.closed and not conn.broken:
+        _roll_back(conn)
+    if not conn.closed:
+        try:
+            conn.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(schema)))
+            conn.close()
+            return
+        except psycopg.Error:
+            pass
+    conn.close()  # its session's lock goes with it: the schema is now an orphan
+    try:
+        fresh = _connect(url)
+    except StoreError:
+        return
+    try:
+        _drop_orphan(fresh, schema, wait=True)
     finally:
-        conn.close()
+        fresh.close()
+
+
+def _drop_orphan(conn: psycopg.Connection, schema: str, *, wait: bool) -> bool:
+    """Drop ``schema`` if no session holds its lock (``wait``: for up to ``_DROP_WAIT``,
+    for an owner known to be dead whose session has not ended yet); True if dropped."""
+    try:
+        with conn.transaction():
+            conn.execute(f"SET LOCAL lock_timeout = '{_DROP_WAIT}'")
+            if wait:
+                conn.execute(_SIM_LOCK_SQL, (_SIM_LOCK_CLASS, schema))
+            elif not conn.execute(_SIM_TRY_LOCK_SQL, (_SIM_LOCK_CLASS, schema)).fetchone()[0]:
+                return False  # its owner's session is alive: not ours to drop
+        try:
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = '{_DROP_WAIT}'")
+                conn.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    pgsql.Identifier(schema)))
+            return True
+        finally:
+            conn.execute(_SIM_UNLOCK_SQL, (_SIM_LOCK_CLASS, schema))
+    except psycopg.errors.LockNotAvailable:
+        return False
+    except psycopg.Error:
+        return False
+
+
+def _simulation_schemas(conn: psycopg.Connection, prefix: str = SIM_SCHEMA_PREFIX) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) ORDER BY nspname",
+        (prefix,)).fetchall()]
+
+
+def reap_orphaned_simulation_schemas(conn: psycopg.Connection) -> int:
+    """Drop every simulation schema on the server whose owner's session is gone (its
+    advisory lock is free: the owner was killed, or its machine was); returns how many.
+    A schema whose owner lives, here or on another machine, is never touched."""
+    return sum(_drop_orphan(conn, name, wait=False) for name in _simulation_schemas(conn))
 
 
 def drop_simulation_schemas(url: str | StoreURL, owner_pid: int) -> int:
-    """Drop the simulation schemas that processes forked by ``owner_pid`` left (they end
-    without closing their stores); returns how many were dropped."""
+    """Drop the simulation schemas that processes forked by ``owner_pid`` (this process)
+    left (they end without closing their stores), waiting a moment for each dead
+    process's session to end; returns how many were dropped. Best effort, never raises:
+    it runs while an interrupt unwinds, and what it leaves the next run reaps."""
     parsed = parse_store_url(url) if isinstance(url, str) else url
-    conn = _connect(parsed)
     try:
-        names = [r[0] for r in conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)",
-            (_sim_prefix(owner_pid),)).fetchall()]
-        for name in names:
-            conn.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(name)))
-        return len(names)
+        conn = _connect(parsed)
+    except StoreError:
+        return 0
+    try:
+        return sum(_drop_orphan(conn, name, wait=True)
+                   for name in _simulation_schemas(conn, _sim_prefix(owner_pid)))
+    except psycopg.Error:
+        return 0
     finally:
         conn.close()
 
