@@ -326,6 +326,35 @@ def test_a_damaged_or_foreign_failfirst_schema_is_refused_untouched(pg_url, caps
     assert _dump(pg_url, schema) == before
 
 
+@pytest.fixture(scope="module")
+def damaged_run(pg_url):
+    """A finished run on PostgreSQL, then hand-edited: one event's data not JSON, one
+    job's payload not JSON, another job's enqueue event deleted, a claim token NULL."""
+    import psycopg
+
+    url = pg_url + "?schema=damaged_run"
+    result = stress(db=url, jobs=6, workers=1)
+    assert result["violations"] == {} and result["succeeded"] == 6
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("SET search_path TO damaged_run")
+        conn.execute("UPDATE events SET data = '{oops' WHERE seq = "
+                     "(SELECT min(seq) FROM events WHERE kind = 'effect')")
+        conn.execute("UPDATE jobs SET payload = '[1]' WHERE id = 2")
+        conn.execute("DELETE FROM events WHERE kind = 'enqueue' AND job = 3")
+        conn.execute("UPDATE events SET token = NULL WHERE kind = 'claim' AND job = 4")
+    return url
+
+
+def test_check_of_a_damaged_postgresql_store_is_a_verdict(damaged_run, capsys):
+    code = main(["check", "--store", damaged_run, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0 and err == "", err
+    verdict = json.loads(out)
+    assert verdict["violations"].get("INV_000", 0) >= 4, verdict
+    named = {v["job"] for v in verdict["violation_examples"] if v["invariant"] == "INV_000"}
+    assert {2, 3, 4} <= named, verdict
+
+
 def test_the_catalogue_check_expects_exactly_what_the_schema_sql_makes(pg_url):
     """The expected tables are read from SCHEMA_SQL: a fresh schema must match them (so
     the check can neither drift from the schema nor accept everything)."""

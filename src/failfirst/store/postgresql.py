@@ -40,7 +40,8 @@ from psycopg import pq
 from psycopg import sql as pgsql
 
 from failfirst.store.interface import Clock, EventRow, Job, StoreError
-from failfirst.store.sqlite import APPLICATION_ID, EVENT_COLUMNS, SCHEMA_VERSION
+from failfirst.store.rows import event_from_row, job_from_row, payload_problem
+from failfirst.store.sqlite import APPLICATION_ID, SCHEMA_VERSION
 from failfirst.store.url import StoreURL, parse_store_url
 
 #: A failfirst schema is marked by this table (the PostgreSQL twin of PRAGMA application_id).
@@ -151,9 +152,7 @@ class ConnectionLost(StoreError):
     the open transaction is gone, as if the process had crashed inside it."""
 
 
-def _job(row: tuple) -> Job:
-    return Job(row[0], row[1], json.loads(row[2]), *row[3:])
-
+_job = job_from_row  # a payload that is not a JSON object never raises: see rows
 
 class DatabaseClock:
     """The server's clock, for real runs: every lease deadline is computed from and
@@ -380,6 +379,10 @@ class PostgresStore:
 
     def job_states(self) -> dict[int, str]:
         return dict(self._q("SELECT id, state FROM jobs ORDER BY id").fetchall())
+
+    def job_records(self) -> list[tuple[int, str, int, str | None]]:
+        return [(job_id, state, token, payload_problem(payload)) for job_id, state, token, payload
+                in self._q("SELECT id, state, token, payload FROM jobs ORDER BY id").fetchall()]
 
     def job_state(self, job_id: int) -> tuple[str, int] | None:
         return self._q("SELECT state, token FROM jobs WHERE id = %s", (job_id,)).fetchone()
@@ -619,13 +622,9 @@ class PostgresStore:
     def events(self) -> list[dict[str, Any]]:
         if self._log is not None:
             return list(self._log)
-        out = []
-        for row in self._q('SELECT seq, t, actor, job, kind, "from", "to", token, data '
-                           "FROM events ORDER BY seq").fetchall():
-            event = dict(zip(EVENT_COLUMNS, row[:8], strict=True))
-            event.update(json.loads(row[8]))
-            out.append(event)
-        return out
+        return [event_from_row(row) for row in self._q(
+            'SELECT seq, t, actor, job, kind, "from", "to", token, data FROM events ORDER BY seq'
+        ).fetchall()]
 
 
 class _Transaction:
