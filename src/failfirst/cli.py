@@ -285,10 +285,14 @@ def _write_history(path: str | None, result: RunResult) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    rows = [{"id": s.id, "title": s.title, "guardrail": s.guardrail, "invariants": list(s.invariants)}
-            for s in catalogue.all_scenarios()]
-    text = "\n".join(f"{r['id']}  {r['title']:<28} {','.join(r['invariants']):<18} guard: {r['guardrail']}"
-                     for r in rows)
+    """Each failure mode with every guardrail ``--guard off`` switches (the scenario's
+    guardrail_names: the one source the book's catalogue and chapters use too)."""
+    scenarios = catalogue.all_scenarios()
+    rows = [{"id": s.id, "title": s.title, "guardrail": s.guardrail,
+             "guardrails": list(s.guardrail_names), "invariants": list(s.invariants)}
+            for s in scenarios]
+    text = "\n".join(f"{s.id}  {s.title:<28} {','.join(s.invariants):<18} "
+                     f"guard: {catalogue.guardrails_text(s)}" for s in scenarios)
     _write_out(json.dumps(rows) if args.json else text)
 
 
