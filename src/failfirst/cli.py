@@ -233,6 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default: 2)")
     p.add_argument("--json", action="store_true", help=json_help)
 
+    p = sub.add_parser("new", help="scaffold a failure-mode bundle and its chapter (for contributors)")
+    p.add_argument("name", metavar="NAME",
+                   help="the failure mode as a snake_case name, e.g. lost_wakeup; the id is the next "
+                        "free FM number")
+    p.add_argument("--root", metavar="DIR", default=None,
+                   help="the repository to write into (default: the checkout failfirst runs from)")
+    p.add_argument("--json", action="store_true", help=json_help)
+
     p = sub.add_parser("check", help="judge a failfirst database file with the checkers (read-only)")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--db", metavar="PATH", type=_db_path, help="a failfirst SQLite file")
@@ -358,7 +366,28 @@ def cmd_check(args: argparse.Namespace) -> None:
     _emit(args, result, describe_check(result, "check"))
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "replay": cmd_replay, "explore": cmd_explore,
+def cmd_new(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from failfirst.sim.scaffold import scaffold
+
+    made = scaffold(args.name, Path(args.root) if args.root is not None else None)
+    root = made.bundle.parent.parent
+    files = [f"failure_modes/{made.bundle.name}/{f}" for f in made.files]
+    chapter = f"book/{made.chapter.name}"
+    number = int(made.fm[3:])
+    text = "\n".join([
+        f"{made.fm}: made failure_modes/{made.bundle.name}/ and {chapter} in {shown_path(str(root))}",
+        *(f"  {f}" for f in [*files, chapter]),
+        "next: replace the stand-in scenario and the TODOs (book/contributing.md), then",
+        f"  make test-fm{number} test-fm{number}-fix test-fm{number}-recover",
+        f"  .venv/bin/pytest {chapter}",
+    ])
+    _emit(args, {"fm": made.fm, "bundle": f"failure_modes/{made.bundle.name}", "chapter": chapter,
+                 "files": [*files, chapter]}, text)
+
+
+COMMANDS = {"new": cmd_new, "list": cmd_list, "run": cmd_run, "replay": cmd_replay, "explore": cmd_explore,
             "stress": cmd_stress, "resume": cmd_resume, "check": cmd_check, "peers": cmd_peers}
 
 
@@ -369,10 +398,11 @@ def _bad_input_types() -> tuple[type[BaseException], ...]:
     from failfirst.peers.matrix import PeersInputError
     from failfirst.proofs.explorer import BoundError
     from failfirst.realrun.stress import StressInputError
+    from failfirst.sim.scaffold import ScaffoldError
     from failfirst.store import StoreError
 
     return (UsageError, catalogue.UnknownFailureMode, ScheduleError, StoreError, BoundError,
-            StressInputError, PeersInputError)
+            StressInputError, PeersInputError, ScaffoldError)
 
 
 def _on_signal(signum: int, frame: object) -> None:
