@@ -844,7 +844,7 @@ Columns = tuple[tuple[str, str], ...]
 
 @cache
 def expected_tables(version: int = SCHEMA_VERSION) -> dict[str, Columns]:
-    """Table -> its (column, type) pairs in order, as :data:`SCHEMA_SQL` makes them (for
+    """Table -> its (column, type) pairs in order, as ``SCHEMA_SQL`` makes them (for
     an older ``version``, without the tables its migrations added since)."""
     tables = {}
     for name, body in _TABLE.findall(SCHEMA_SQL):
