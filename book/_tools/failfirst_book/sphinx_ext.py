@@ -185,6 +185,12 @@ def check_after_read(app: Sphinx, env: BuildEnvironment) -> None:
         if v != "holds":
             logger.warning("evidence of %s: %s (%s)", docname, v, json.dumps(record),
                            location=docname)
+    # A bundle's folder, spec, scenario and chapter must agree (a copied spec or chapter
+    # would make the index name one failure mode for another): each disagreement fails.
+    from failfirst.sim import catalogue
+
+    for problem in catalogue.bundle_problems(BUNDLES, REPO / "book"):
+        logger.warning("failure-mode bundle: %s", problem)
     # A bundle may land before its chapter: the index says "no chapter yet", and
     # the log says so here, but that alone does not fail the gate.
     chaptered = {r.get("fm") for r in records.values()}
@@ -297,7 +303,7 @@ def evidence_rows(records: dict[str, dict[str, Any]], kind: str
             doc, r = by_fm.get(b["fm"], (None, {}))
             name, _, what = _fm_title(b).partition(":")
             rows.append([[(f"{b['fm']} {name.strip()}", doc, None)], [(what.strip() or "—", None, None)],
-                         [((r.get("guardrail") or "—").replace("_", " "), None, None)],
+                         [(_guardrails(b["fm"]), None, None)],
                          [({"holds": "yes"}.get(verdict(r), verdict(r)) if r else "no chapter yet",
                            None, None)]])
         return cols, rows
@@ -308,11 +314,22 @@ def evidence_rows(records: dict[str, dict[str, Any]], kind: str
         title = _fm_title(b) if doc else f"{_fm_title(b)} (no chapter yet)"
         rows.append([[(f"{b['fm']} {title}", doc, None)],
                      [(", ".join(r.get("invariants", [])) or "—", None, None)],
-                     [((r.get("guardrail") or "—").replace("_", " "), None, None)],
+                     [(_guardrails(b["fm"]), None, None)],
                      _guardrail_on(r) if r else [("—", None, None)],
                      _guardrail_off(r) if r else [("—", None, None)],
                      [(verdict(r) if r else "—", None, None)]])
     return cols, rows
+
+
+def _guardrails(fm: str) -> str:
+    """Every guardrail ``--guard off`` switches for ``fm``, from its scenario: the one
+    source ``failfirst list`` and the chapters' evidence records use too."""
+    from failfirst.sim import catalogue
+
+    try:
+        return catalogue.guardrails_text(catalogue.load(fm)).replace("_", " ")
+    except catalogue.UnknownFailureMode:
+        return "—"
 
 
 def evidence_markdown(app: Sphinx, kind: str) -> str:
