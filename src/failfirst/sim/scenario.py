@@ -127,6 +127,13 @@ class Scenario:
     checks: tuple[Callable[[list[dict[str, Any]], Store], list[Any]], ...] = ()
     #: States the exploration must reach at the scenario's bounds (see :class:`Sometimes`).
     sometimes: tuple[Sometimes, ...] = ()
+    #: Runs each worker process's loop inside a host: given the loop's factory, returns
+    #: the loop the scheduler steps. :mod:`failfirst.tasks` runs it in a greenlet, so that
+    #: the calls a reader's task makes are step boundaries (and fault points) too.
+    worker_host: Callable[[Callable[[], Any]], Any] | None = None
+    #: When set, only violations of these invariants count (a reader's proof names the
+    #: invariants it asserts); empty: every invariant is judged.
+    judged: tuple[str, ...] = ()
     description: str = ""
 
     def __post_init__(self) -> None:
