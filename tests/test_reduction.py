@@ -573,3 +573,29 @@ def test_a_planted_dependency_mistake_fails_the_commutativity_check():
         problems += [p for p in (_commutes(scenario, True, *pair) for pair in pairs) if p]
     assert problems, "the commutativity check must catch steps wrongly called independent"
 
+
+
+class _Opaque:
+    """A service that does not record what it touches (no ``records_footprints``), as a
+    reader's own world of services would be: it wraps the rates API's client."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def call(self, ctx):
+        return self.inner.call(ctx)
+
+
+def test_a_service_that_records_nothing_makes_every_step_dependent():
+    """Sleep sets may only trust a service that records its footprints: behind one that
+    does not, every step is taken to touch it, and nothing is put to sleep."""
+    scenario = with_bounds(_scenario("FM_003"), 1)
+    make = scenario.services
+
+    def opaque_services(store, guard):
+        return {name: _Opaque(service) for name, service in make(store, guard).items()}
+
+    assert _independent_pairs(scenario, True), "the recorded services let steps commute"
+    opaque = dataclasses.replace(scenario, services=opaque_services)
+    assert _independent_pairs(opaque, True) == []
+    assert explore(opaque, True, shrink_counterexample=False).sleep_blocked == 0

@@ -37,6 +37,9 @@ through :func:`touch`, and over-approximated:
   ``("consumer", name, m)``: whether the consumer has processed message ``m``;
   ``("provider", name, ref)``: the payment provider's charges for one reference
   (a job) and its idempotency key;
+- ``("services",)``: the run's services when one of them does not record what it
+  touches (no ``records_footprints``: a reader's own world of HTTP services and a
+  database, :mod:`failfirst.tasks`): every step of every actor writes it;
 - ``("global",)``: anything not modelled (an unknown store method, an actor that is
   neither a worker, the reaper, the relay nor the recovery): dependent on everything.
 

@@ -295,6 +295,10 @@ class Simulation:
         # the relay and the recovery through the store and the services they call.
         self._known_actors = ({a.name for a in self.actors if a.is_worker}
                               | {"reaper", "relay", "recovery"})
+        # A service that does not record what it touches (a reader's own world of HTTP
+        # services and a database, say) is shared by every step that may reach it.
+        self._opaque_services = any(not getattr(service, "records_footprints", False)
+                                    for service in self.queue.services.values())
         backoff_s, store, queue = self.queue.backoff_s, self.store, self.queue
 
         def drawn_backoff_s(*args: Any, **kwargs: Any) -> float:
@@ -326,10 +330,11 @@ class Simulation:
         self._step(actor)
         if actor.name not in self._known_actors:
             self.store.touch(writes=(("global",),))  # an actor whose reads are not modelled
-        elif actor.is_worker:
-            # A crash names the job the worker holds. What its handler did to the run's
-            # services, the services recorded themselves (failfirst.sim.services).
-            self.store.touch(reads=(("owner", actor.name),))
+        else:
+            if actor.is_worker:  # a crash names the job the worker holds
+                self.store.touch(reads=(("owner", actor.name),))
+            if self._opaque_services:
+                self.store.touch(writes=(("services",),))
         footprint = self.store.end_step()
         if len(ready) > 1:
             self.sleep.record(footprint)

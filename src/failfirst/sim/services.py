@@ -19,6 +19,11 @@
 
 Every call, a retry at any layer included, is one downstream request: with three
 layers that each try four times, one job can send 4 x 4 x 4 = 64 of them.
+
+Each service a queue hands to handlers says ``records_footprints = True``: it records
+what every call reads and writes (:func:`failfirst.sim.reduction.touch`), so the
+explorer's sleep sets know which steps commute. A service without it is taken to
+touch everything every step touches (see :mod:`failfirst.sim.scheduler`).
 """
 
 from __future__ import annotations
@@ -129,6 +134,8 @@ class Client:
     """The client library: a call retried ``retries`` times with a fixed wait (tenacity),
     or tried once under ``single_layer_retry``; every retry — this layer's, the
     handler's or the queue's redelivery — spends from the retry budget."""
+
+    records_footprints = True  # every call touches only the keys it records
 
     def __init__(self, service: Downstream, budget: RetryBudget | None = None, *,
                  retries: int = 3, wait_s: float = 0.2) -> None:
@@ -300,6 +307,8 @@ class PaymentClient:
     while the provider is still processing; at most ``polls`` times): a charge that
     happened is returned, never made again."""
 
+    records_footprints = True  # every call touches only the keys it records
+
     def __init__(self, provider: PaymentProvider, *, timeout_s: float = 2.0,
                  slow_s: float = 5.0, polls: int = 3) -> None:
         assert 0 < timeout_s < slow_s, "a slow provider answers after the client gave up"
@@ -389,6 +398,8 @@ class Broker:
     ``publish`` event, then the consumer's). Publishing is one external call: it
     happens outside any store transaction, and a rollback cannot take it back."""
 
+    records_footprints = True  # every call touches only the keys it records
+
     def __init__(self, store: Store, consumer: Consumer, name: str = "broker") -> None:
         self.store = store
         self.consumer = consumer
@@ -419,6 +430,8 @@ class VersionedResource:
     newest token the row had before), every refusal a ``refused`` event: a checker judges
     the resource from the history alone. Tokens are per job, so a row belongs to one job.
     """
+
+    records_footprints = True  # every call touches only the keys it records
 
     def __init__(self, store: Store, name: str = "documents", *, fencing: bool = True) -> None:
         self.store = store
