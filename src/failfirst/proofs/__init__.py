@@ -5,8 +5,15 @@ arguments built on it.
   the final store alone;
 - :mod:`~failfirst.proofs.run`: one run of a scenario, simulated then judged
   (``run_scenario``, ``replay``, ``simulate``);
-- :mod:`~failfirst.proofs.explorer`: exhaustive and random exploration of fault
-  schedules, and shrinking to a minimal counterexample;
+- :mod:`~failfirst.proofs.explorer`: exhaustive, random and PCT exploration of fault
+  schedules, and shrinking to a minimal counterexample; beside it the searches
+  (:mod:`~failfirst.proofs.search`), what they count (:mod:`~failfirst.proofs.tally`,
+  :mod:`~failfirst.proofs.coverage`), the split over processes
+  (:mod:`~failfirst.proofs.parallel`), PCT's bound (:mod:`~failfirst.proofs.pct`), the
+  tree estimate (:mod:`~failfirst.proofs.estimate`), checkpoints
+  (:mod:`~failfirst.proofs.checkpoint`), shrinking a schedule
+  (:mod:`~failfirst.proofs.shrinking`) and over the scenario
+  (:mod:`~failfirst.proofs.minimize`);
 - :mod:`~failfirst.proofs.prove`: a non-vacuous proof (guardrail on) with its negative
   control (guardrail off), and a reproduction;
 - :mod:`~failfirst.proofs.differential`: the same schedules on another store give the

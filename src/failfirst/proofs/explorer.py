@@ -15,7 +15,7 @@ Two reductions skip schedules equivalent to ones already explored (``reduction``
 - **sleep sets** (:mod:`failfirst.sim.reduction`): once every schedule that begins with one
   actor's step has been explored from a state, the other branches keep that actor
   asleep while they take steps independent of it (neither writes what the other
-  reads or writes, as recorded from the store), and a state where every ready
+  reads or writes, as recorded from the store and the services), and a state where every ready
   actor is asleep is cut off.
 
 **Equivalence.** Two schedules are equivalent when one becomes the other by
@@ -58,6 +58,8 @@ from failfirst.proofs.search import (
     frames_from_json,
     sleep_set_search,
 )
+from failfirst.proofs.shrinking import MAX_SHRINK_RUNS, shrink
+from failfirst.proofs.shrinking import fresh_store as _fresh
 from failfirst.proofs.tally import Tally, canonical_digest, faults_in, final_state, job_histories
 from failfirst.sim.choices import ChoiceSource, PCTChoices, RandomChoices, ReplayChoices
 from failfirst.sim.reduction import tracked_simulation_store
@@ -65,8 +67,6 @@ from failfirst.sim.scenario import Scenario
 from failfirst.store import simulation_store
 from failfirst.store.clock import SimClock
 
-#: Replays a shrink may spend: shrinking is bounded like everything else.
-MAX_SHRINK_RUNS = 2_000
 #: The modes ``explore`` knows.
 MODES = ("exhaustive", "random", "pct")
 #: Runs of a random or PCT exploration when none are asked for.
@@ -182,64 +182,6 @@ def every_schedule(scenario: Scenario, guard: bool, limit: int = MAX_EXHAUSTIVE_
                                    limit):
         if result is not None:
             yield result
-
-
-def _complexity(result: RunResult) -> tuple[int, int, int, list[int]]:
-    """Smaller is simpler: fewest faults, then fewest steps, then the shortest, smallest choices."""
-    return (faults_in(result), len(result.events), len(result.choices), result.choices)
-
-
-def _fresh(store_url: str | None) -> Any:
-    """A store for a result that must stay valid: None (a new in-memory SQLite store,
-    made by the simulator) or a new private schema on the server the URL names."""
-    return None if store_url is None else simulation_store(store_url, SimClock())
-
-
-def shrink(scenario: Scenario, guard: bool, result: RunResult,
-           max_runs: int = MAX_SHRINK_RUNS, store_url: str | None = None,
-           keep: Callable[[RunResult], bool] | None = None) -> RunResult:
-    """Delta-debug a violating schedule to a minimal one that still violates one of the
-    same invariants (and, with ``keep``, still satisfies it: say, the same kind of
-    violation): delete chunks of choices, then lower each choice towards 0."""
-    target = set(result.invariants_violated)
-    assert target, "only a violating run can be shrunk"
-    assert keep is None or keep(result), "the run to shrink must satisfy keep"
-    best = result
-    budget = [max_runs]
-    shared = simulation_store(store_url, SimClock())
-
-    def attempt(choices: list[int]) -> bool:
-        nonlocal best
-        if budget[0] <= 0:
-            return False
-        budget[0] -= 1
-        candidate = simulate(scenario, guard, ReplayChoices(choices, strict=False), store=shared)
-        if (target & set(candidate.invariants_violated) and (keep is None or keep(candidate))
-                and _complexity(candidate) < _complexity(best)):
-            best = candidate
-            return True
-        return False
-
-    for _ in range(max_runs):  # passes until a fixed point (bounded by the run budget)
-        improved = False
-        size = max(1, len(best.choices) // 2)
-        while size >= 1:  # delete chunks, largest first
-            i = 0
-            while i < len(best.choices):
-                if attempt(best.choices[:i] + best.choices[i + size:]):
-                    improved = True
-                else:
-                    i += size
-            size //= 2
-        for i in range(len(best.choices)):  # lower each choice
-            for lower in range(best.choices[i]):
-                if i < len(best.choices) and attempt(best.choices[:i] + [lower] + best.choices[i + 1:]):
-                    improved = True
-                    break
-        if not improved or budget[0] <= 0:
-            break
-    # Re-record exactly: the minimal schedule replays strictly, as users will replay it.
-    return simulate(scenario, guard, ReplayChoices(best.choices, strict=True), store=_fresh(store_url))
 
 
 def _bounds(scenario: Scenario) -> dict[str, Any]:
@@ -629,4 +571,4 @@ def describe(x: Exploration) -> str:
 
 __all__ = ["Exploration", "Counterexample", "BoundError", "MODES", "explore", "shrink",
            "depth_first", "every_schedule", "find_run", "canonical_digest", "final_state", "job_histories",
-           "sleep_set_search", "affordable", "REDUCTIONS", "MAX_EXHAUSTIVE_SCHEDULES"]
+           "sleep_set_search", "affordable", "REDUCTIONS", "MAX_EXHAUSTIVE_SCHEDULES", "MAX_SHRINK_RUNS"]

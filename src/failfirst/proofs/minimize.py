@@ -23,6 +23,7 @@ from typing import Any
 
 from failfirst.proofs.run import RunResult, simulate
 from failfirst.proofs.search import BoundError, SleepSetSearch
+from failfirst.proofs.shrinking import shrink
 from failfirst.sim.choices import ReplayChoices
 from failfirst.sim.reduction import tracked_simulation_store
 from failfirst.sim.scenario import FAULT_KINDS, Scenario
@@ -79,8 +80,6 @@ def shrink_scenario(scenario: Scenario, guard: bool, result: RunResult) -> Reduc
     still reaches the fault under study if ``result`` did (each trial explores the
     smaller scenario for its first such run); repeat to a fixed point; then shrink the
     schedule of the smallest, keeping the fault under study reached."""
-    from failfirst.proofs.explorer import shrink
-
     target = set(result.invariants_violated)
     assert target, "only a violating run can be shrunk"
     reached = result.reached
