@@ -12,7 +12,7 @@ import pytest
 from failfirst.cli import main
 from failfirst.proofs import explorer
 from failfirst.proofs.estimate import estimate_tree, fraction_done, projected_total
-from failfirst.proofs.explorer import BoundError, affordable, with_bounds
+from failfirst.proofs.explorer import BoundError, affordable, explore, with_bounds
 from failfirst.proofs.run import simulate
 from failfirst.proofs.search import DepthFirstSearch
 from failfirst.store import Store
@@ -74,3 +74,20 @@ def test_a_long_exploration_is_warned_of_before_it_starts(monkeypatch, capsys):
     assert code == 0 and out.startswith("{")
     assert err.startswith("failfirst: warning: about ") and "--checkpoint FILE" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_an_exploration_reports_its_estimated_total_as_it_goes():
+    """The progress bar's total: projected from the fraction of the tree behind the
+    search, never below what already ran."""
+    seen: list[tuple[int, int]] = []
+    done = [0]
+
+    def progress(n: int) -> None:
+        done[0] = n
+
+    scenario = dataclasses.replace(with_bounds(SCENARIO, 2), jobs=SCENARIO.jobs[:2])
+    x = explore(scenario, True, reduction="symmetry", shrink_counterexample=False,
+                progress=progress, progress_total=lambda total: seen.append((done[0], total)))
+    assert x.schedules > 64 and seen
+    assert all(total >= ran for ran, total in seen)
+    assert seen[-1][1] <= 10 * x.schedules, "the projection ends near the real size"
