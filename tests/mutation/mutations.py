@@ -85,7 +85,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     # -- the retry budget and the batch path
     Mutation("src/failfirst/sim/services.py", "if self.tokens < 1:", "if self.tokens <= 0:",
              "the retry budget sells a retry for a fractional token"),
-    Mutation("src/failfirst/processor/batch.py", "(n, worker, now_s + lease_s)", "(n, worker, lease_s)",
+    Mutation(P, "(n, worker, now_s + lease_s)", "(n, worker, lease_s)",
              "a batch claim's lease deadline omits the current time: every lease expires at once"),
     # -- the explorer
     Mutation("src/failfirst/sim/scheduler.py", "if self.is_worker and not self.holding:",
