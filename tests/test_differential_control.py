@@ -20,9 +20,12 @@ import pytest
 
 from failfirst.proofs import differential
 from failfirst.proofs.explorer import with_bounds
+from failfirst.proofs.run import simulate
 from failfirst.sim import catalogue
+from failfirst.sim.choices import RandomChoices, ReplayChoices
 from failfirst.sim.reduction import TrackedStore, tracked_class
 from failfirst.store import Store, pgtools
+from failfirst.store.clock import SimClock
 from failfirst.store.postgresql import PostgresStore
 
 #: Small and quick: FM_001 at one fault (about 20 schedules each way), FM_005 (dead
@@ -129,6 +132,24 @@ def test_a_perturbed_store_whose_verdicts_agree_is_a_divergence(monkeypatch, oth
     perturbation, fm, guard, said = PERTURBATIONS[name]
     url, tracked, opener = other_store
     scenario = with_bounds(catalogue.load(fm), CASES[fm])
-    _use(monkeypatch, _perturbed(tracked, perturbation), opener)
+    perturbed = _perturbed(tracked, perturbation)
+    _acts_unseen_by_the_verdicts(scenario, guard, opener(perturbed, url, SimClock()))
+    _use(monkeypatch, perturbed, opener)
     with pytest.raises(differential.Divergence, match=said):
         differential.differential(scenario, guard, url)
+
+
+def _acts_unseen_by_the_verdicts(scenario, guard: bool, store: Any) -> None:
+    """On a few schedules, the perturbed store and SQLite reach the same verdicts and
+    ``reached``; on some, the perturbation shows in the history or the final rows."""
+    acted = False
+    try:
+        for seed in range(4):
+            there = simulate(scenario, guard, RandomChoices(seed), store=store)
+            here = simulate(scenario, guard, ReplayChoices(there.choices))
+            assert (there.invariants_violated, there.reached) == (here.invariants_violated, here.reached)
+            acted |= (there.digest, differential.final_state(there.store)) != (
+                here.digest, differential.final_state(here.store))
+    finally:
+        store.close()
+    assert acted or isinstance(store, UntrackedHeartbeat), "the perturbation never acted"
