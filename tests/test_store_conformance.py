@@ -507,6 +507,7 @@ def test_the_attempt_log_records_each_claim_and_its_first_outcome(backend):
         store.end_attempt(a, 1, "expired")
         store.end_attempts([], "succeeded")
         store.end_attempts([(a, 1), (a, 2)], "succeeded")  # a's first attempt already ended
+        store.end_attempt(a, 2, "reconciled")  # and now its second
         store.end_attempt(b, 7, "failed")  # no such attempt: nothing
     assert store.attempts() == [(a, 1, "w1", 1.0, "expired"), (a, 2, "w2", 3.0, "succeeded"),
                                 (b, 1, "w1", 0.5, None)]
