@@ -12,6 +12,7 @@ from failfirst.sim.scenario import Scenario
 from failfirst.sim.scheduler import Simulation
 from failfirst.store import Store, simulation_store
 from failfirst.store.clock import SimClock
+from failfirst.store.echo import shown
 
 
 @dataclass
@@ -114,7 +115,7 @@ def replay(fm: str | Scenario, schedule: str, guard: bool = True, *,
     if not source.exhausted:
         used = len(result.choices)
         raise ScheduleError(
-            f"schedule {schedule.strip()!r} has {len(choices) - used} choice(s) left over: "
+            f"schedule {shown(schedule.strip())} has {len(choices) - used} choice(s) left over: "
             f"{scenario.id} made only {used} decision(s) with it"
         )
     return result
