@@ -74,7 +74,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(C, 'if e["token"] != token[job] or state[job] != "leased":',
              'if state[job] != "leased":',
              "INV_003 ignores the token of effect events"),
-    Mutation(C, 'if e["token"] <= token[job]:', 'if e["token"] < token[job]:',
+    Mutation(C, 'if e["token"] != token[job] + 1:', 'if e["token"] > token[job] + 1:',
              "INV_003 accepts a claim that reuses the current token"),
     Mutation(C, "if len(claims[job]) == max_attempts.get(job, 0) + 1:",
              "if len(claims[job]) == max_attempts.get(job, 0) + 2:",
