@@ -31,6 +31,7 @@ import pytest
 from failfirst.store import Job, Store, pgtools
 from failfirst.store.clock import SimClock
 from failfirst.store.postgresql import PostgresStore
+from failfirst.store.rows import NOT_JSON, NOT_OBJECT, MalformedPayload
 
 SQLITE = ("sqlite-memory", "sqlite-file")
 POSTGRESQL = ("pg-simulation", "pg-schema")
@@ -290,6 +291,31 @@ def test_a_job_reads_back_with_every_column(backend):
     assert store.job_by_key("order-7") == first and store.job_by_key("order-8") is None
     assert store.job_states() == {1: "pending", 2: "pending"}
     assert store.counts_by_state() == {"pending": 2}
+
+
+#: A payload as a damaged store may hold it -> why it is not a JSON object (None: it is one).
+PAYLOADS = {
+    '{"a": 1}': None, "{}": None, ' {"a": [1, "\\u00e9"]}\n': None, '{"a": 1, "a": 2}': None,
+    '{"a": 1e999}': None,  # a number too large for a float is still JSON (read as inf)
+    "[1, 2]": NOT_OBJECT, '"x"': NOT_OBJECT, "3": NOT_OBJECT, "null": NOT_OBJECT,
+    "not json": NOT_JSON, '{"a":': NOT_JSON, "": NOT_JSON, '{"a": "\x01"}': NOT_JSON,
+    # Python's json reads these constants; JSON (and SQLite's json_valid) has none of them
+    '{"a": NaN}': NOT_JSON, '{"a": Infinity}': NOT_JSON, '{"a": -Infinity}': NOT_JSON,
+}
+
+
+def test_a_payload_is_judged_alike_by_the_checkers_read_and_by_the_handlers(backend):
+    store = backend.store
+    with store.transaction():
+        ids = [store.insert_job("deliver", text, None, 0.0, 1) for text in PAYLOADS]
+    assert [(job_id, why) for job_id, _, _, why in store.job_records()] == list(
+        zip(ids, PAYLOADS.values(), strict=True))
+    for job_id, why in zip(ids, PAYLOADS.values(), strict=True):
+        payload = store.job(job_id).payload
+        if why is None:
+            assert isinstance(payload, dict)
+        else:
+            assert payload == MalformedPayload(why)
 
 
 def test_claim_order_is_fifo_by_run_at_then_id_within_the_limit(backend):
