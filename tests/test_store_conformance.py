@@ -308,8 +308,10 @@ def test_a_payload_is_judged_alike_by_the_checkers_read_and_by_the_handlers(back
     store = backend.store
     with store.transaction():
         ids = [store.insert_job("deliver", text, None, 0.0, 1) for text in PAYLOADS]
-    assert [(job_id, why) for job_id, _, _, why in store.job_records()] == list(
-        zip(ids, PAYLOADS.values(), strict=True))
+    take_lease(store, ids[0], "w1", 5.0)
+    assert store.job_records() == [(job_id, "leased" if job_id == ids[0] else "pending",
+                                    int(job_id == ids[0]), why)
+                                   for job_id, why in zip(ids, PAYLOADS.values(), strict=True)]
     for job_id, why in zip(ids, PAYLOADS.values(), strict=True):
         payload = store.job(job_id).payload
         if why is None:
