@@ -70,6 +70,8 @@ def simulate(
     violations = checkers.check(events, outcome.store)
     for judge in scenario.checks:  # a scenario's further judges (FM_007: refinement)
         violations.extend(judge(events, outcome.store))
+    if scenario.judged:  # a reader's proof asserts the invariants it names
+        violations = [v for v in violations if v.invariant in scenario.judged]
     return RunResult(
         scenario=scenario, guard=guard, events=events,
         violations=violations, digest=history.digest(events),
