@@ -85,12 +85,21 @@ class OutboxBody:
 
 
 class UntrackedHeartbeat:
-    """Records no footprint for a heartbeat's lease extension: the search over this store
-    takes heartbeats for independent of the reaper and prunes schedules SQLite explores."""
+    """Records no footprint for a heartbeat, neither its lease extension nor its event:
+    the search over this store takes heartbeats for independent of the reaper and prunes
+    schedules SQLite explores."""
+
+    def _backend(self) -> type:
+        return next(c for c in type(self).__mro__ if c in (Store, PostgresStore))
 
     def extend_lease(self, job_id: int, token: int | None, expires_s: float) -> bool:
-        backend = next(c for c in type(self).__mro__ if c in (Store, PostgresStore))
-        return backend.extend_lease(self, job_id, token, expires_s)
+        return self._backend().extend_lease(self, job_id, token, expires_s)
+
+    def append_event(self, **fields: Any) -> None:
+        if fields["kind"] == "heartbeat":
+            self._backend().append_event(self, **fields)
+        else:
+            super().append_event(**fields)
 
 
 def _shift_sqlite(self: Any, job_id: int) -> None:
