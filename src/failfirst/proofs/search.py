@@ -134,7 +134,7 @@ def sleep_set_search(
     run: Callable[[ChoiceSource], RunResult], limit: int, frames: list[Frame] | None = None,
     floor: int = 0, *, resume: bool = False,
 ) -> Iterator[RunResult | None]:
-    """:class:`SleepSetSearch` as an iterator (see there)."""
+    """:class:`failfirst.proofs.search.SleepSetSearch` as an iterator (see there)."""
     return iter(SleepSetSearch(run, limit, frames, floor, resume=resume))
 
 

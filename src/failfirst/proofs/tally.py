@@ -41,10 +41,10 @@ class Tally:
         #: (faults, events) of the shortest violating schedule: the same in every reduction.
         self.shortest: tuple[int, int] | None = None
         self.first_choices: list[int] | None = None  # the first violation, in DFS order
-        #: (point, kind) -> schedules that struck it.
-        self.coverage: Counter[tuple[str, str]] = Counter()
-        #: "sometimes" assertion name -> schedules that reached its state.
-        self.sometimes: Counter[str] = Counter({s.name: 0 for s in sometimes})
+        #: (point, kind) -> schedules that struck it (a Counter).
+        self.coverage: dict[tuple[str, str], int] = Counter()
+        #: "sometimes" assertion name -> schedules that reached its state (a Counter).
+        self.sometimes: dict[str, int] = Counter({s.name: 0 for s in sometimes})
 
     def add(self, result: RunResult | None) -> None:
         if result is None:  # cut off by the sleep sets: not a schedule
@@ -91,6 +91,7 @@ class Tally:
     # -- a checkpoint keeps it ------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
+        """Every count as plain data (sets as sorted lists), for a checkpoint."""
         return {
             "schedules": self.schedules, "reached": self.reached, "violating": self.violating,
             "blocked": self.blocked, "digests": sorted(self.digests),
@@ -104,7 +105,8 @@ class Tally:
         }
 
     def load(self, data: dict[str, Any]) -> Tally:
-        """Counts saved by :meth:`to_json`, added to this (empty) tally."""
+        """Counts saved by :meth:`failfirst.proofs.tally.Tally.to_json`, added to this
+        (empty) tally."""
         self.schedules, self.reached = data["schedules"], data["reached"]
         self.violating, self.blocked = data["violating"], data["blocked"]
         self.digests = set(data["digests"])
