@@ -60,9 +60,10 @@ def test_resume_finishes_an_interrupted_run_exactly_once(tmp_path, capsys):
     db = _interrupted_run(tmp_path)
     code, before = _cli(capsys, "check", "--db", db, "--json")
     assert code == 0 and VERDICT_KEYS <= set(before)
-    assert before["lost"] > 0  # interrupted: jobs left pending or leased
+    # Interrupted: jobs left pending or leased are unfinished, not lost (resume finishes them).
+    assert before["run"] == "interrupted" and before["unfinished"] > 0 and before["lost"] == 0
     code, done = _cli(capsys, "resume", "--db", db, "--workers", "2", "--json")
-    assert code == 0 and done["resumed"] == before["lost"]
+    assert code == 0 and done["resumed"] == before["unfinished"]
     assert done["lost"] == 0 and done["duplicate_effects"] == 0
     assert done["violations"] == {}, done["violation_examples"]
     assert done["succeeded"] + done["dead"] == done["enqueued"] == 5000

@@ -19,7 +19,7 @@ from failfirst.processor.transitions import StaleToken, apply_many
 from failfirst.processor.worker import Idle, Point, WorkerConfig, worker_loop
 from failfirst.proofs import checkers
 from failfirst.realrun.process import HANDLERS, JOB_TYPE, drive
-from failfirst.realrun.stress import stress
+from failfirst.realrun.driver import stress
 from failfirst.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError
 from failfirst.store.clock import RealClock, SimClock
 

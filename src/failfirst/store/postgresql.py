@@ -36,7 +36,7 @@ from typing import Any
 import psycopg
 from psycopg import sql as pgsql
 
-from failfirst.store.interface import Clock, EventRow, Job, StoreError
+from failfirst.store.interface import Clock, EventRow, Job, StoreError, StoreUnavailable
 from failfirst.store.sqlite import APPLICATION_ID, EVENT_COLUMNS, SCHEMA_VERSION
 from failfirst.store.url import StoreURL, parse_store_url
 
@@ -143,9 +143,22 @@ _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 _VACUUM_EVERY_RESETS = 2000
 
 
-class ConnectionLost(StoreError):
+class ConnectionLost(StoreUnavailable):
     """The connection to the server broke (terminated, the server crashed, the network):
     the open transaction is gone, as if the process had crashed inside it."""
+
+
+class StatementTimeout(StoreUnavailable):
+    """The server cancelled a statement (``statement_timeout``): the open transaction is
+    rolled back; the connection lives. Not bad input: the store did not answer in time."""
+
+
+def _unavailable(exc: psycopg.OperationalError, url: StoreURL) -> StoreUnavailable:
+    """The one true sentence for a store that stopped answering mid-use."""
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return StatementTimeout(f"{url.redacted}: a statement timed out on the server: "
+                                f"{_redact(_first_line(exc), url)}")
+    return ConnectionLost(f"{url.redacted}: connection lost: {_redact(_first_line(exc), url)}")
 
 
 def _job(row: tuple) -> Job:
@@ -189,24 +202,29 @@ class PostgresStore:
     # -- opening --------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str | StoreURL, clock: Clock | None = None, *, create: bool = True) -> PostgresStore:
+    def open(cls, url: str | StoreURL, clock: Clock | None = None, *, create: bool = True,
+             read_only: bool = False) -> PostgresStore:
         """Open the failfirst schema of a real database (creating it when ``create``);
         refuse a schema of another application or of a newer version. ``clock``: None
-        (real runs) means the server's clock."""
+        (real runs) means the server's clock. ``read_only``: to judge it: nothing is
+        created or migrated (an older version is read as it is), and the session's
+        transactions are read-only, so the server itself refuses any write."""
         parsed = parse_store_url(url) if isinstance(url, str) else url
         assert parsed.kind == "postgresql"
         schema = parsed.schema or DEFAULT_SCHEMA
         conn = _connect(parsed)
         try:
-            _open_schema(conn, parsed, schema, create=create)
+            _open_schema(conn, parsed, schema, create=create and not read_only, migrate=not read_only)
         except BaseException:
             conn.close()
             raise
         try:
             conn.execute(pgsql.SQL("SET search_path TO {}").format(pgsql.Identifier(schema)))
+            if read_only:
+                conn.execute("SET default_transaction_read_only TO on")
         except psycopg.OperationalError as exc:
             conn.close()
-            raise ConnectionLost(f"{parsed.redacted}: connection lost: {_first_line(exc)}") from None
+            raise _unavailable(exc, parsed) from None
         return cls(conn, clock, schema=schema, url=parsed, log_in_memory=False, owns_schema=False)
 
     @classmethod
@@ -249,6 +267,31 @@ class PostgresStore:
             self._log = []
         self._pending.clear()
 
+    # -- a judge's view and a run's lock ----------------------------------------
+
+    def snapshot(self) -> AbstractContextManager[PostgresStore]:
+        """``with store.snapshot():`` one REPEATABLE READ, READ ONLY transaction: every
+        read inside sees the snapshot its first statement took, whatever other
+        connections commit meanwhile."""
+        return _Snapshot(self)
+
+    def _run_lock_key(self) -> tuple[int, str]:
+        return APPLICATION_ID, self.schema  # (int4, the schema's name hashed by the server)
+
+    def hold_run_lock(self) -> bool:
+        """A session advisory lock on this schema, held until the connection ends (the
+        server drops it when the process dies, however it dies)."""
+        return bool(self._q("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+                            self._run_lock_key()).fetchone()[0])
+
+    def run_lock_held(self) -> bool:
+        """Does another session hold the run lock? A shared try-lock, released at once."""
+        got = self._q("SELECT pg_try_advisory_lock_shared(%s, hashtext(%s))",
+                      self._run_lock_key()).fetchone()[0]
+        if got:
+            self._q("SELECT pg_advisory_unlock_shared(%s, hashtext(%s))", self._run_lock_key())
+        return not got
+
     def close(self) -> None:
         """Close the connection; a simulation store drops its schema first."""
         if self._owns_schema and not self._conn.closed:
@@ -287,7 +330,7 @@ class PostgresStore:
             else:
                 self._cur.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
         except psycopg.OperationalError as exc:
-            raise ConnectionLost(f"{self.url.redacted}: connection lost: {_first_line(exc)}") from None
+            raise _unavailable(exc, self.url) from None
         self.in_transaction = True
         self.tx_count += 1
 
@@ -311,7 +354,7 @@ class PostgresStore:
         except psycopg.OperationalError as exc:
             # A COMMIT whose answer never came: the outcome is unknown to this worker (as a
             # lost acknowledgement); the server either committed all of it or none.
-            raise ConnectionLost(f"{self.url.redacted}: connection lost: {_first_line(exc)}") from None
+            raise _unavailable(exc, self.url) from None
         finally:
             self._pending.clear()
             self.in_transaction = False
@@ -326,7 +369,7 @@ class PostgresStore:
         try:
             return self._cur.execute(query, params)
         except psycopg.OperationalError as exc:
-            raise ConnectionLost(f"{self.url.redacted}: connection lost: {_first_line(exc)}") from None
+            raise _unavailable(exc, self.url) from None
 
     def _write(self, query: str, params: tuple = ()) -> psycopg.Cursor:
         assert self.in_transaction, "every write happens inside a transaction"
@@ -339,7 +382,7 @@ class PostgresStore:
         try:
             self._cur.executemany(query, rows)
         except psycopg.OperationalError as exc:
-            raise ConnectionLost(f"{self.url.redacted}: connection lost: {_first_line(exc)}") from None
+            raise _unavailable(exc, self.url) from None
         return self._cur.rowcount
 
     # -- jobs -----------------------------------------------------------------
@@ -615,6 +658,24 @@ class PostgresStore:
         return out
 
 
+class _Snapshot:
+    __slots__ = ("store",)
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> PostgresStore:
+        assert not self.store.in_transaction, "a snapshot is its own transaction"
+        self.store._q("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return self.store
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        conn = self.store._conn
+        if not conn.closed and not conn.broken:
+            self.store._q("ROLLBACK")  # nothing was written: ending it is enough
+        return False
+
+
 class _Transaction:
     __slots__ = ("store",)
 
@@ -690,9 +751,11 @@ def _create_tables(conn: psycopg.Connection, *, unlogged: bool) -> None:
                  (APPLICATION_ID, SCHEMA_VERSION))
 
 
-def _open_schema(conn: psycopg.Connection, url: StoreURL, schema: str, *, create: bool) -> None:
+def _open_schema(conn: psycopg.Connection, url: StoreURL, schema: str, *, create: bool,
+                 migrate: bool = True) -> None:
     """Check (and, when absent and ``create``, make) the failfirst schema; one transaction,
-    serialised by an advisory lock so that processes opening it at once create it once."""
+    serialised by an advisory lock so that processes opening it at once create it once.
+    ``migrate`` False (a judge's look): an older version is left as it is."""
     where = f"{url.redacted} schema {schema}"
     try:
         with conn.transaction():
@@ -712,7 +775,7 @@ def _open_schema(conn: psycopg.Connection, url: StoreURL, schema: str, *, create
                 if row[1] > SCHEMA_VERSION:
                     raise StoreError(f"{where}: schema version {row[1]} is newer than this "
                                      f"failfirst ({SCHEMA_VERSION})")
-                if row[1] < SCHEMA_VERSION:  # version 1 had no outbox: add it, same transaction
+                if row[1] < SCHEMA_VERSION and migrate:  # version 1 had no outbox: add it, same transaction
                     conn.execute(pgsql.SQL("SET LOCAL search_path TO {}").format(pgsql.Identifier(schema)))
                     outbox_sql = SCHEMA_SQL[SCHEMA_SQL.index("CREATE {unlogged} TABLE outbox"):
                                             SCHEMA_SQL.index("CREATE {unlogged} TABLE events")]
@@ -727,6 +790,6 @@ def _open_schema(conn: psycopg.Connection, url: StoreURL, schema: str, *, create
             conn.execute(pgsql.SQL("SET LOCAL search_path TO {}").format(pgsql.Identifier(schema)))
             _create_tables(conn, unlogged=False)
     except psycopg.OperationalError as exc:
-        raise StoreError(f"{where}: {_redact(_first_line(exc), url)}") from None
+        raise _unavailable(exc, url) from None
     except psycopg.errors.InsufficientPrivilege as exc:
         raise StoreError(f"{where}: {_redact(_first_line(exc), url)}") from None

@@ -256,6 +256,24 @@ class Store:
     def close(self) -> None:
         self._conn.close()
 
+    # -- a judge's view and a run's lock ----------------------------------------
+
+    def snapshot(self) -> AbstractContextManager[Store]:
+        """``with store.snapshot():`` one read transaction (``BEGIN DEFERRED`` and a first
+        read): in WAL mode every read inside sees the same commit, whatever other
+        processes write meanwhile. Nothing may be written inside."""
+        return _Snapshot(self)
+
+    def hold_run_lock(self) -> None:
+        """A SQLite file has no lock a run could hold without risk: a second descriptor
+        on the file would drop SQLite's own POSIX locks when it closes. The owner record
+        in the history decides (a file is used on one host: the owner's process is
+        looked up there)."""
+        return None
+
+    def run_lock_held(self) -> None:
+        return None
+
     def image(self) -> bytes:
         """The whole database as bytes: for comparing states (recovery idempotence)."""
         return self._conn.serialize()
@@ -655,6 +673,27 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
         self.store._end(commit=exc_type is None)
+        return False
+
+
+class _Snapshot:
+    """The context manager of :meth:`Store.snapshot`."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> Store:
+        assert not self.store.in_transaction, "a snapshot is its own transaction"
+        conn = self.store._conn
+        conn.execute("BEGIN DEFERRED")
+        # A deferred transaction takes its snapshot at its first read: take it now.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return self.store
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        self.store._conn.execute("ROLLBACK")  # nothing was written: ending it is enough
         return False
 
 
