@@ -85,9 +85,9 @@ KILL_POINTS_SHARE = (0.02, 0.8)
 #: be down), and the parent tries to reconnect for at most this long.
 RESTART_DELAY_S = 0.5
 RECONNECT_S = 120.0
-#: After a lasting fault heals, the run goes on at least this many leases: the zombie
-#: comes back and tries its late writes.
-LEASES_AFTER_HEAL = 2
+#: After a lasting fault heals, the run goes on until the struck worker has acted (its
+#: late write): the driver looks at the history for it this often.
+SETTLE_POLL_S = 0.1
 
 
 class RunBroken(RuntimeError):
@@ -266,6 +266,20 @@ class _Run:
         with self.store.transaction():
             self.store.append_event(actor=actor, job=job, kind=kind, **data)
 
+    def acted_after_heal(self, worker: str) -> bool:
+        seen_heal = False
+        for event in self.store.events():
+            if event["actor"] != worker:
+                continue
+            if event["kind"] == "heal":
+                seen_heal = True
+            elif seen_heal:
+                return True
+        return False
+
+    def effects_written(self, job: int) -> bool:
+        return bool(self.store.effects(job))
+
     def replace(self, slot: str, point: str, job: int | None = None) -> None:
         dead = self.fleet.workers[slot]
         if self.fleet.restarts >= MAX_RESTARTS:
@@ -348,7 +362,8 @@ def _drive(run: _Run, rng: random.Random, schedule: _Schedule, timeout_s: float)
     deadline = started + timeout_s
     counts: dict[str, int] = {}
     lasting: tuple[Strike, float] | None = None  # a fault that lasts, and when it heals
-    healed_at = -math.inf
+    settling: Strike | None = None  # healed; the run waits until its worker has acted
+    looked_at = -math.inf
     assert run.fault is not None or not schedule.active
     for _ in range(math.ceil(timeout_s / FIRST_KILL_POLL_S) + 1):  # bounded by the timeout
         now = time.monotonic()  # real-time: the run's own stopwatch
@@ -357,7 +372,12 @@ def _drive(run: _Run, rng: random.Random, schedule: _Schedule, timeout_s: float)
             if lasting is not None and now >= lasting[1]:
                 assert run.fault is not None
                 run.fault.heal(run, lasting[0])
-                lasting, healed_at = None, now
+                lasting, settling = None, lasting[0]
+            if settling is not None and now - looked_at >= SETTLE_POLL_S:
+                looked_at = now
+                assert run.fault is not None
+                if run.fault.settled(run, settling):
+                    settling = None
             store = run.store
             # Two O(log n) look-ups each poll; a full count only to confirm the end (terminal
             # states are final, so the confirmation is exact) and while strikes are due.
@@ -365,8 +385,7 @@ def _drive(run: _Run, rng: random.Random, schedule: _Schedule, timeout_s: float)
             if maybe_done or schedule.hurry():
                 counts = store.counts_by_state()
             open_jobs = counts.get("pending", 0) + counts.get("leased", 0)
-            settled = lasting is None and now - healed_at > LEASES_AFTER_HEAL * run.lease_s
-            if maybe_done and open_jobs == 0 and settled:
+            if maybe_done and open_jobs == 0 and lasting is None and settling is None:
                 out.elapsed_s = now - started
                 return out
             if now > deadline:
@@ -377,7 +396,8 @@ def _drive(run: _Run, rng: random.Random, schedule: _Schedule, timeout_s: float)
             run.reaper.step(RealClock().now_s())
             terminal = sum(n for s, n in counts.items() if s in TERMINAL_STATES)
             schedule.tick(now)
-            if lasting is None and schedule.active and schedule.due(terminal + counts.get("leased", 0)):
+            quiet = lasting is None and settling is None
+            if quiet and schedule.active and schedule.due(terminal + counts.get("leased", 0)):
                 if len(out.strikes) >= MAX_KILLS:
                     raise RunBroken(f"more than {MAX_KILLS} faults: the run does not finish")
                 finished = sum(n for state, n in store.counts_by_state().items()
@@ -431,7 +451,7 @@ def run(
     jobs: int,
     workers: int,
     *,
-    fault: str = "sigkill",
+    fault: str | Fault = "sigkill",
     faults: int = 0,
     fault_rate_per_s: float = 0.0,
     guard: bool = True,
@@ -469,6 +489,7 @@ def run(
     db = where.resolved(db)
     kind = parse_store_url(db).kind if where.is_store_url(db) else "sqlite"
     striking = bool(faults or fault_rate_per_s)
+    fault = fault_obj.name
     if striking and kind not in fault_obj.stores:
         raise RunInputError(f"fault {fault}: needs a {' or '.join(sorted(fault_obj.stores))} store")
     if striking and fault_obj.needs_server and server is None:

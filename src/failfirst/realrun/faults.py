@@ -99,6 +99,13 @@ class Target(Protocol):
     def replace(self, slot: str, point: str, job: int | None = None) -> None:
         """The process of ``slot`` has ended: record its crash, start the next one."""
 
+    def acted_after_heal(self, worker: str) -> bool:
+        """Has ``worker`` written to the history since its fault healed (its late write:
+        an effect, or a refusal of it)?"""
+
+    def effects_written(self, job: int) -> bool:
+        """Does ``job`` have an effect row (committed)?"""
+
 
 class Fault:
     """One kind of fault. Subclasses set ``name`` and implement ``strike``."""
@@ -122,6 +129,12 @@ class Fault:
     def heal(self, target: Target, strike: Strike) -> None:
         """End a lasting fault. Default: none."""
 
+    def settled(self, target: Target, strike: Strike) -> bool:
+        """After ``heal``: has the struck worker done what the fault is about (a zombie's
+        late write)? The run does not end before: it waits for that event, never for a
+        time. Default: at once."""
+        return True
+
     def close(self, target: Target) -> None:
         """Undo ``prepare``. Default: none."""
 
@@ -143,17 +156,33 @@ class SigKill(Fault):
 
 
 class Terminate(Fault):
+    """``window``: strike only a worker between a job's committed effect and its
+    completion (what a guard-off control needs to show a duplicate), never any other;
+    the strike waits for such a worker however long the run takes to offer one."""
+
     name = "terminate"
     stores = frozenset({"postgresql"})
     breaks_connections = True
 
+    def __init__(self, window: bool = False) -> None:
+        self.window = window
+
     def strike(self, target: Target, rng: random.Random, *, insist: bool = False) -> Strike | None:
         backends = pgtools.worker_backends(_admin_url(target), ("idle in transaction", "active"))
+        if self.window:
+            backends = [b for b in backends or [] if _in_window(target, b[1])]
         if not backends:
             return None
         pid, worker, _state = backends[rng.randrange(len(backends))]
         done = pgtools.terminate_backend(_admin_url(target), pid)
-        return Strike(self.name, worker, hit=done)
+        return Strike(self.name, worker, target.job_leased_by(worker), hit=done)
+
+
+def _in_window(target: Target, worker: str) -> bool:
+    """Is ``worker`` between a job's committed effect and its completion? (Its newest
+    lease's job has its effect: the batch's effects are written, its completions not.)"""
+    job = target.job_leased_by(worker)
+    return job is not None and target.effects_written(job)
 
 
 class ServerCrash(Fault):
@@ -199,8 +228,22 @@ class Pause(Fault):
 
     def heal(self, target: Target, strike: Strike) -> None:
         assert strike.slot is not None
-        target.fleet.signal(strike.slot, signal.SIGCONT)
+        # Recorded before the worker can act again: its late write comes after this event.
         target.log(strike.worker or "?", "heal", fault=self.name)
+        target.fleet.signal(strike.slot, signal.SIGCONT)
+
+    def settled(self, target: Target, strike: Strike) -> bool:
+        return _zombie_acted(target, strike)
+
+
+def _zombie_acted(target: Target, strike: Strike) -> bool:
+    """The struck worker wrote again after the heal, or its process is gone (then it
+    cannot)."""
+    assert strike.slot is not None and strike.worker is not None
+    current = target.fleet.workers[strike.slot]
+    if current.name != strike.worker or current.proc.poll() is not None:
+        return True
+    return target.acted_after_heal(strike.worker)
 
 
 @dataclass
@@ -295,8 +338,12 @@ class Partition(Fault):
 
     def heal(self, target: Target, strike: Strike) -> None:
         assert self.netns is not None
-        self.netns.heal()
+        # Recorded before the worker can reach the server again: its late write comes after.
         target.log(strike.worker or "?", "heal", fault=self.name)
+        self.netns.heal()
+
+    def settled(self, target: Target, strike: Strike) -> bool:
+        return _zombie_acted(target, strike)
 
     def close(self, target: Target) -> None:
         if self.netns is not None:
@@ -322,8 +369,11 @@ FAULTS: dict[str, type[Fault]] = {
 }
 
 
-def make(name: str) -> Fault:
-    """A fresh fault of that kind (a fault may keep state between prepare and close)."""
+def make(name: str | Fault) -> Fault:
+    """A fresh fault of that kind (a fault may keep state between prepare and close); a
+    fault given as an instance (one with options) is used as it is."""
+    if isinstance(name, Fault):
+        return name
     try:
         return FAULTS[name]()
     except KeyError:
