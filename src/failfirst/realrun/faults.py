@@ -108,7 +108,12 @@ class Target(Protocol):
 
 
 class Fault:
-    """One kind of fault. Subclasses set ``name`` and implement ``strike``."""
+    """One kind of fault. Subclasses set ``name`` and implement ``strike``.
+
+    ``window``: strike only while a worker is between a job's committed effect and its
+    completion (only a run without the idempotent commit boundary has such a moment:
+    the one its negative control needs), and wait for that moment however long the run
+    takes to offer it, never striking elsewhere."""
 
     name: ClassVar[str]
     #: The stores it applies to (``sqlite``, ``postgresql``).
@@ -117,6 +122,13 @@ class Fault:
     needs_server: ClassVar[bool] = False
     #: The workers it strikes lose their connection: the driver restarts them.
     breaks_connections: ClassVar[bool] = False
+
+    def __init__(self, *, window: bool = False) -> None:
+        self.window = window
+
+    def _targets(self, target: Target, workers: list[str]) -> list[str]:
+        """The workers (incarnation names) this fault may strike among ``workers``."""
+        return [w for w in workers if _in_window(target, w)] if self.window else workers
 
     def prepare(self, target: Target) -> None:
         """Set-up before the fleet starts (a namespace). Default: none."""
@@ -145,7 +157,10 @@ class SigKill(Fault):
     def strike(self, target: Target, rng: random.Random, *, insist: bool = False) -> Strike | None:
         # A kill of a process that holds nothing tests nothing: the victim is drawn among
         # the workers holding a lease now; an overdue kill takes any worker.
-        pool = target.holders() or (sorted(target.fleet.workers) if insist else [])
+        pool = target.holders() or (sorted(target.fleet.workers) if insist and not self.window else [])
+        if self.window:
+            allowed = set(self._targets(target, [target.fleet.workers[s].name for s in pool]))
+            pool = [s for s in pool if target.fleet.workers[s].name in allowed]
         if not pool:
             return None
         slot = rng.choice(pool)
@@ -156,21 +171,14 @@ class SigKill(Fault):
 
 
 class Terminate(Fault):
-    """``window``: strike only a worker between a job's committed effect and its
-    completion (what a guard-off control needs to show a duplicate), never any other;
-    the strike waits for such a worker however long the run takes to offer one."""
-
     name = "terminate"
     stores = frozenset({"postgresql"})
     breaks_connections = True
 
-    def __init__(self, window: bool = False) -> None:
-        self.window = window
-
     def strike(self, target: Target, rng: random.Random, *, insist: bool = False) -> Strike | None:
-        backends = pgtools.worker_backends(_admin_url(target), ("idle in transaction", "active"))
-        if self.window:
-            backends = [b for b in backends or [] if _in_window(target, b[1])]
+        backends = pgtools.worker_backends(_admin_url(target), ("idle in transaction", "active")) or []
+        allowed = set(self._targets(target, [worker for _pid, worker, _ in backends]))
+        backends = [b for b in backends if b[1] in allowed]
         if not backends:
             return None
         pid, worker, _state = backends[rng.randrange(len(backends))]
@@ -193,6 +201,9 @@ class ServerCrash(Fault):
 
     def strike(self, target: Target, rng: random.Random, *, insist: bool = False) -> Strike | None:
         assert target.server is not None, "a server crash needs the run's private server"
+        if self.window and not self._targets(target, [target.fleet.workers[s].name
+                                                      for s in target.holders()]):
+            return None
         target.server.crash()
         time.sleep(SERVER_DOWN_S)  # real-time: the server stays down a moment
         target.server.start()  # crash recovery replays the WAL
@@ -310,7 +321,8 @@ class Partition(Fault):
     stores = frozenset({"postgresql"})
     needs_server = True
 
-    def __init__(self) -> None:
+    def __init__(self, *, window: bool = False) -> None:
+        super().__init__(window=window)
         self.netns: Netns | None = None
 
     def prepare(self, target: Target) -> None:
@@ -359,7 +371,8 @@ class Mixed(Fault):
     breaks_connections = True
 
     def strike(self, target: Target, rng: random.Random, *, insist: bool = False) -> Strike | None:
-        kinds: list[Fault] = [SigKill(), Terminate()] + ([ServerCrash()] if target.server else [])
+        kinds: list[Fault] = [SigKill(window=self.window), Terminate(window=self.window)] + (
+            [ServerCrash(window=self.window)] if target.server else [])
         return rng.choice(kinds).strike(target, rng, insist=insist)
 
 
