@@ -382,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
         if args[0] == "stop":
             server.stop()
             return 0
+        problem = port_problem(port)  # before initdb: say it at once
+        if problem is not None:
+            raise ServerError(problem)
         if not os.path.exists(os.path.join(server.data, "PG_VERSION")):
             server.init()
         server.start()
