@@ -66,8 +66,15 @@ class FleetError(RuntimeError):
     """A worker process exited on its own for a reason the run does not expect."""
 
 
+#: Blocked in the parent while it forks a worker: a Ctrl-C or SIGTERM that lands inside
+#: the fork's own Python hooks is swallowed there ("Exception ignored"), and the parent
+#: would never stop. Blocked, it waits and is delivered after the fork.
+_PARENT_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _bind_to_parent(parent_pid: int) -> Callable[[], None]:
-    """The child's first act, between fork and exec: die with the parent."""
+    """The child's first act, between fork and exec: die with the parent; then ignore
+    Ctrl-C (the parent decides when it stops) and let SIGTERM end it."""
     libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
     def bind() -> None:
@@ -75,6 +82,9 @@ def _bind_to_parent(parent_pid: int) -> Callable[[], None]:
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before the request: too late
             os._exit(EXIT_ORPHANED)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENT_SIGNALS)  # the parent's, inherited
 
     return bind
 
@@ -156,13 +166,16 @@ class Fleet:
             # `ip netns exec` execs the command in place (no fork): the child stays ours.
             argv = ["ip", "netns", "exec", route.netns, *argv]
         log = tempfile.TemporaryFile(prefix="failfirst-worker-")  # unlinked at once
+        group = self._group()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _PARENT_SIGNALS)
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    env=env, process_group=self._group(),
-                                    preexec_fn=_bind_to_parent(os.getpid()))
+                                    env=env, process_group=group, preexec_fn=_bind_to_parent(os.getpid()))
         except BaseException:
             log.close()
             raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal that came is delivered now
         old = self.workers.get(slot)
         if old is not None:
             old.log.close()
