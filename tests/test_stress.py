@@ -18,8 +18,8 @@ from failfirst.processor.queue import JobQueue, QueueConfig
 from failfirst.processor.transitions import StaleToken, apply_many
 from failfirst.processor.worker import Idle, Point, WorkerConfig, worker_loop
 from failfirst.proofs import checkers
-from failfirst.realrun.process import HANDLERS, JOB_TYPE, drive
 from failfirst.realrun.driver import stress
+from failfirst.realrun.process import HANDLERS, JOB_TYPE, drive
 from failfirst.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError
 from failfirst.store.clock import RealClock, SimClock
 

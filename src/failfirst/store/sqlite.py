@@ -206,7 +206,7 @@ class Store:
                 raise StoreError(f"{shown}: not writable")
             # Not to be created: it must already be a failfirst database, even when empty.
             if not create or st.st_size > 0 or _sidecar_size(full, "-wal") > 0:
-                _check_foreign_file(full, shown)
+                _check_foreign_file(full, shown, empty_ok=create)
         if read_only:
             # A file at rest (no -wal: nobody has it open in WAL mode) is read as immutable,
             # so the look makes no -wal or -shm beside it; a file in use is read through
@@ -803,14 +803,18 @@ def _sqlite_problem(shown: str, exc: sqlite3.Error) -> StoreError:
     return StoreError(f"{shown}: cannot be used as a SQLite database ({text})")
 
 
-def _check_foreign_file(path: str, shown: str | None = None) -> None:
+def _check_foreign_file(path: str, shown: str | None = None, *, empty_ok: bool = False) -> None:
     """Refuse, without writing, a file that is not a failfirst database of this schema.
 
     Read-only and WAL-aware (a run killed before its checkpoint leaves its schema in
     the ``-wal`` file); a WAL file nobody has open is read as immutable, so SQLite
     makes no ``-wal`` or ``-shm`` file for the look. (The look needs SQLite's shared
     memory only when a ``-wal`` file is there without its ``-shm``; a refused file
-    loses that ``-shm`` again. A read-only look never makes a ``-journal``.)"""
+    loses that ``-shm`` again. A read-only look never makes a ``-journal``.)
+
+    ``empty_ok``: an empty SQLite database (no application id, no version, no table) is
+    accepted, to be made a failfirst database: it is what another process creating the
+    same new file shows before its first transaction commits."""
     shown = shown or shown_path(path)
     try:
         with open(path, "rb") as f:
@@ -829,6 +833,9 @@ def _check_foreign_file(path: str, shown: str | None = None) -> None:
         try:
             app_id = probe.execute("PRAGMA application_id").fetchone()[0]
             version = probe.execute("PRAGMA user_version").fetchone()[0]
+            if empty_ok and app_id == 0 and version == 0 and not _schema_of(probe):
+                accepted = True
+                return
             if app_id != APPLICATION_ID:
                 raise StoreError(f"{shown}: not a failfirst database (application_id {app_id:#x})")
             if version > SCHEMA_VERSION:
