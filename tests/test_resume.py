@@ -200,9 +200,9 @@ def _filled(path, jobs: int = 20) -> None:
 
 def test_check_judges_one_snapshot_while_another_process_commits(tmp_path):
     """Another connection claims and completes every job between the judge's reads of the
-    jobs and of the history. Read in one snapshot, the two agree: no violation. (Read
-    in separate statements, every job was an INV_007: "the store says pending, the
-    history says succeeded".)"""
+    history and of the jobs' states. Read in one snapshot, the two agree: no violation.
+    (Read in separate statements, every job was an INV_007: "the store says succeeded,
+    the history says pending".)"""
     from failfirst.processor.queue import JobQueue
     from failfirst.realrun import verdict
     from failfirst.realrun.process import HANDLERS
@@ -215,12 +215,12 @@ def test_check_judges_one_snapshot_while_another_process_commits(tmp_path):
     written = []
 
     class ReadInterleaved(Store):
-        def events(self):
-            if not written:  # once, between the judge's first read and this one
+        def job_states(self):
+            if not written:  # once, after the judge read the history, before this read
                 leases = writer.claim_batch("w1", 20)
                 written.append(writer.commit_batch([(le, [("row", le.payload["n"])]) for le in leases],
                                                    "w1"))
-            return super().events()
+            return super().job_states()
 
     judged = ReadInterleaved.open_file(str(db), RealClock(), create=False, read_only=True)
     try:
