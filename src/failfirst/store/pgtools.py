@@ -170,7 +170,7 @@ def port_problem(port: int, host: str = "127.0.0.1") -> str | None:
     return None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -323,11 +323,11 @@ class PrivateServer:
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 30  # real-time: bounded wait for them to be gone
-        while time.monotonic() < deadline and any(_alive(v) for v in victims):  # real-time
+        while time.monotonic() < deadline and any(process_alive(v) for v in victims):  # real-time
             time.sleep(0.05)  # real-time: bounded wait
         # A killed postmaster that nobody reaps stays a zombie, and its PID keeps the lock
         # file "alive" for the next start; it is dead, so its lock file goes.
-        if not _alive(pid):
+        if not process_alive(pid):
             for lock in (os.path.join(self.data, "postmaster.pid"),
                          os.path.join(self.home, f".s.PGSQL.{self.port}.lock")):
                 try:
