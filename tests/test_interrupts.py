@@ -235,3 +235,15 @@ def test_a_worker_still_starting_dies_with_its_parent(tmp_path, guard):
         for pid in (worker, other):
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_an_interrupted_store_url_run_names_the_command_that_finishes_it(tmp_path):
+    """``--store sqlite:PATH``: the same hint as ``--db`` gives, naming the store as given."""
+    db = tmp_path / "u.db"
+    proc = _start(tmp_path, "stress", "--store", f"sqlite:{db}", "--jobs", "50000", "--workers", "2",
+                  "--kill-rate", "50")
+    _wait_for_run(proc, lambda: _restarts(db) >= 1, "a worker restart")
+    proc.send_signal(signal.SIGINT)
+    rc, out, err = _finish(proc)
+    assert rc == 130 and out == "" and err.count("\n") == 1, err
+    assert f"keeps its jobs (failfirst resume --store sqlite:{db} finishes them)" in err
