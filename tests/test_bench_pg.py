@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_bench_pg_rows(tmp_path, pg_admin_url):
     out = tmp_path / "throughput_pg.json"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "throughput_pg.py"), "--jobs", "50", "--runs", "1",
+        [sys.executable, "-m", "failfirst.bench.throughput_pg", "--jobs", "50", "--runs", "1",
          "--workers", "1", "--batch", "16", "--out", str(out), "--profile"],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
