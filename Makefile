@@ -48,7 +48,7 @@ endef
 $(foreach n,$(FM_NUMBERS),$(eval $(call fm_targets,$(n))))
 
 lint: .venv/.synced ## ruff
-	$(RUN) ruff check src failure_modes tests book/_tools book/conftest.py conf
+	$(RUN) ruff check src failure_modes tests examples book/_tools book/conftest.py conf
 
 clean: ## remove build output and caches (keeps the environment)
 	rm -rf _build .pytest_cache .ruff_cache

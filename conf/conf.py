@@ -30,6 +30,8 @@ nitpick_ignore_regex = [
     (r"py:(class|obj)", r"(Path|Iterator|Iterable|Sequence|Mapping|Callable|Any|Self)"),
     # Base classes of the benchmarks' own apps (failfirst.bench): other projects' types.
     (r"py:class", r"(hypothesis\.stateful|huey\.storage)\..*"),
+    # failfirst.tasks: the reader's clients and the test runner (other projects' types).
+    (r"py:(class|obj|exc)", r"(httpx|greenlet|pytest|_pytest|respx|ssl)\..*"),
 ]
 
 # --- MyST and myst-nb -------------------------------------------------------

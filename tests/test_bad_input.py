@@ -61,3 +61,35 @@ def test_handler_exception_becomes_retry_then_dead_letter_with_reason(store, clo
     assert store.dead_letters()[0][0] == job and "KeyError" in store.dead_letters()[0][1]
     assert [e["kind"] for e in store.events() if e["kind"] in ("retry", "dead")] == ["retry", "dead"]
     assert step is not None
+
+
+@pytest.mark.parametrize("payload", ["{oops", "[1, 2]", "null"])
+def test_a_damaged_payload_fails_its_attempts_and_is_dead_lettered_with_the_reason(store, clock, payload):
+    """A payload edited by hand in the store (#23) is neither a crash of the worker nor an
+    empty payload: reading it raises, so each attempt fails as a handler error does, and
+    the job is dead-lettered saying why; the checkers name it too (INV_000)."""
+    from failfirst.processor.queue import JobQueue
+    from failfirst.processor.worker import WorkerConfig, worker_loop
+    from failfirst.proofs import checkers
+
+    seen = []
+
+    def deliver(payload, ctx):
+        seen.append(payload)
+        return [("delivered", int(payload.get("amount", 1)))]
+
+    queue = JobQueue(store, {"deliver": deliver})
+    job = queue.enqueue("deliver", {"amount": 1}, max_attempts=2)
+    with store.transaction():
+        store._write("UPDATE jobs SET payload = ? WHERE id = ?", (payload, job))
+    loop = worker_loop("w1", queue, WorkerConfig(work_s=0.0))
+    for _ in range(20):  # bounded: two attempts and a backoff
+        next(loop)
+        if store.job(job).state == "dead":
+            break
+        clock.advance_to(clock.now_s() + queue.config.backoff_cap_s)
+    assert store.job(job).state == "dead" and len(seen) == 2
+    assert "payload" in store.dead_letters()[0][1], store.dead_letters()
+    assert store.effects(job) == []
+    found = checkers.check(store.events(), store)
+    assert [(v.invariant, v.job) for v in found] == [("INV_000", job)], found

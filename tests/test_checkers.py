@@ -54,13 +54,14 @@ class History:
 
 def _store(jobs: dict[int, str] | None = None, effects: list[tuple[int, str, int]] = (),
            dead_letters: tuple[int, ...] = ()) -> Store:
-    """A real in-memory store holding exactly these rows."""
+    """A real in-memory store holding exactly these rows (a job past pending holds the
+    token of one claim, as the histories here give it)."""
     store = Store.memory(SimClock())
     with store.transaction():
         for job_id, state in sorted((jobs or {}).items()):
             assert store.insert_job("t", "{}", None, 0.0, 3) == job_id
             if state != "pending":
-                store._write("UPDATE jobs SET state = ? WHERE id = ?", (state, job_id))
+                store._write("UPDATE jobs SET state = ?, token = 1 WHERE id = ?", (state, job_id))
         for job_id, part, token in effects:
             store.insert_effect(job_id, part, token, 1, 1, once=False)
         for job_id in dead_letters:
@@ -325,3 +326,194 @@ def test_inv008_judges_attempts_since_the_last_redrive():
 def test_every_checker_accepts_a_plain_successful_run(inv):
     store = _store({1: "succeeded"}, [(1, "p", 1)])
     assert checkers.CHECKERS[inv](_done().end().events, store) == []
+
+
+# -- INV_000: a malformed history is a finding, never a crash (#23) --------------------
+
+
+def _broken(edit) -> History:
+    """A plain successful run with one event edited by ``edit(event)``."""
+    h = _done().end()
+    edit(h.events)
+    return h
+
+
+@pytest.mark.parametrize(("name", "edit"), [
+    ("data not JSON", lambda ev: ev[2].update({"malformed": "its data is not JSON"})),
+    ("a NULL claim token", lambda ev: ev[1].update(token=None)),
+    ("a text token", lambda ev: ev[3].update(token="1")),
+    ("a boolean token", lambda ev: ev[1].update(token=True)),
+    ("a missing part", lambda ev: ev[2].pop("part")),
+    ("a text time", lambda ev: ev[3].update(t="later")),
+    ("an infinite time", lambda ev: ev[3].update(t=float("inf"))),
+    ("a state not in the table", lambda ev: ev[3].update(to="done")),
+    ("an enqueue without max_attempts", lambda ev: ev[0].pop("max_attempts")),
+    ("a seq out of order", lambda ev: ev[3].update(seq=1)),
+])
+def test_a_malformed_event_is_named_not_a_crash(name, edit):
+    found = checkers.check(_broken(edit).events, _store({1: "succeeded"}, [(1, "p", 1)]))
+    assert found, name
+    assert found[0].invariant == "INV_000" and "the history is malformed at" in found[0].detail
+    # The job whose history is malformed is judged by nothing else (its story is broken).
+    assert [(v.invariant, v.job) for v in found] == [("INV_000", 1)], found
+
+
+def test_a_malformed_event_of_no_job_is_named_and_the_rest_judged():
+    """A claim whose job is NULL names no job to set aside: it is left out, and what the
+    rest of the history then says (a completion of a job never claimed) is judged."""
+    found = checkers.check(_broken(lambda ev: ev[1].update(job=None)).events,
+                           _store({1: "succeeded"}, [(1, "p", 1)]))
+    assert found[0].invariant == "INV_000" and found[0].job is None and found[0].events == (2,)
+    assert "INV_003" in {v.invariant for v in found[1:]}
+
+
+def test_events_of_a_job_never_enqueued_are_named_once():
+    """Enqueue events deleted: every later event names a job the history never enqueued
+    (a KeyError in INV_005 before); one finding per job, at its first event."""
+    h = History().enqueue(job=1).enqueue(job=2)
+    h.claim(job=1).effect(job=1).complete(job=1).claim(job=2).effect(job=2).complete(job=2).end()
+    del h.events[1]  # job 2's enqueue
+    found = checkers.check(h.events, _store({1: "succeeded", 2: "succeeded"}, [(1, "p", 1), (2, "p", 1)]))
+    assert [(v.invariant, v.job) for v in found] == [("INV_000", 2)], found
+    assert "never enqueued" in found[0].detail and found[0].events == (6,)
+
+
+def test_an_event_naming_a_job_that_does_not_exist_is_named():
+    """A TypeError in INV_004 before."""
+    h = _done().add("complete", 99, frm="leased", to="succeeded", token=1).end()
+    found = checkers.check(h.events, _store({1: "succeeded"}, [(1, "p", 1)]))
+    assert [(v.invariant, v.job) for v in found] == [("INV_000", 99)], found
+
+
+def test_a_claim_token_far_beyond_the_history_is_named():
+    forged = History().enqueue().claim(token=10**12).effect(token=10**12).complete(token=10**12)
+    assert _names(checkers.check_inv003_transitions, forged) == [("INV_003", 1)]
+    assert "tokens skipped" in checkers.check_inv003_transitions(forged.events, _store())[0].detail
+
+
+def test_a_stored_token_far_beyond_the_history_is_named():
+    store = _store({1: "succeeded"}, [(1, "p", 1)])
+    with store.transaction():
+        store._write("UPDATE jobs SET token = ? WHERE id = 1", (10**12,))
+    assert _names(checkers.check_inv007_records_agree, _done(), store) == [("INV_007", 1)]
+
+
+def test_an_unknown_attempt_outcome_is_named():
+    store = _store({1: "succeeded"}, [(1, "p", 1)])
+    with store.transaction():
+        store.insert_attempt(1, 1, "w1", 0.0)
+        store.end_attempt(1, 1, "vanished")
+    found = checkers.check(_done().end().events, store)
+    assert [(v.invariant, v.job) for v in found] == [("INV_000", 1)]
+    assert "'vanished'" in found[0].detail
+
+
+def test_a_payload_that_is_not_json_is_named_and_cannot_be_read():
+    from failfirst.store.rows import MalformedPayload
+
+    store = _store({1: "succeeded"}, [(1, "p", 1)])
+    with store.transaction():
+        store._write("UPDATE jobs SET payload = '{oops' WHERE id = 1")
+    payload = store.job(1).payload
+    assert isinstance(payload, MalformedPayload)
+    with pytest.raises(ValueError, match="payload is not JSON"):
+        payload.get("amount")
+    found = checkers.check(_done().end().events, store)
+    assert [(v.invariant, v.job) for v in found] == [("INV_000", 1)]
+
+
+def test_every_attempt_outcome_the_processor_writes_is_known():
+    """ATTEMPT_OUTCOMES is the one list: every outcome literal passed to end_attempt(s) in
+    the library is in it, so the checker never calls the processor's own rows unknown."""
+    import ast
+    from pathlib import Path
+
+    import failfirst
+    from failfirst.store.interface import ATTEMPT_OUTCOMES
+
+    written = set()
+    for path in Path(failfirst.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            called = getattr(node, "func", None)
+            if isinstance(node, ast.Call) and getattr(called, "attr", "") in ("end_attempt",
+                                                                              "end_attempts"):
+                written.update(a.value for a in node.args if isinstance(a, ast.Constant)
+                               and isinstance(a.value, str))
+    assert written and written <= ATTEMPT_OUTCOMES, written - ATTEMPT_OUTCOMES
+
+
+def test_a_well_formed_run_has_no_finding_on_every_failure_mode():
+    from failfirst.proofs.run import run_scenario
+    from failfirst.sim import catalogue
+
+    for scenario in catalogue.all_scenarios():
+        for guard in (True, False):
+            result = run_scenario(scenario, guard=guard, seed=1)
+            assert "INV_000" not in {v.invariant for v in result.violations}, (scenario.id, guard)
+
+
+# -- a damaged file, judged by `failfirst check` -----------------------------------------
+
+#: Hand edits of a finished run's file, each with what the verdict must name.
+FILE_DAMAGES = {
+    "events.data not JSON": (["UPDATE events SET data = '{oops' WHERE seq = "
+                              "(SELECT min(seq) FROM events WHERE kind = 'effect')"], "INV_000"),
+    "events.data not an object": (["UPDATE events SET data = '[1, 2]' WHERE seq = "
+                                   "(SELECT min(seq) FROM events WHERE kind = 'claim')"], "INV_000"),
+    "events.data repeating a column": (["UPDATE events SET data = '{\"seq\": 1}' WHERE seq = "
+                                        "(SELECT max(seq) FROM events WHERE kind = 'complete')"],
+                                       "INV_000"),
+    "jobs.payload not JSON": (["UPDATE jobs SET payload = 'not json' WHERE id = 2"], "INV_000"),
+    "enqueue events deleted": (["DELETE FROM events WHERE kind = 'enqueue' AND job IN (2, 3)"],
+                               "INV_000"),
+    "a NULL claim token": (["UPDATE events SET token = NULL WHERE kind = 'claim' AND job = 1"],
+                           "INV_000"),
+    "an event naming a job that does not exist": (
+        ["INSERT INTO events (t, actor, job, kind, \"from\", \"to\", token, data) "
+         "VALUES (1.0, 'w9', 999, 'complete', 'leased', 'succeeded', 1, '{}')"], "INV_000"),
+    "a text time": (["UPDATE events SET t = 'yesterday' WHERE seq = 2"], "INV_000"),
+    "a stored token far beyond the history's": (["UPDATE jobs SET token = 1000000000000 WHERE id = 1"],
+                                                "INV_007"),
+    "a claim token far beyond the history's": (
+        ["UPDATE events SET token = 1000000000000 WHERE kind = 'claim' AND job = 1"], "INV_003"),
+    "an unknown attempt outcome": (["UPDATE attempts SET outcome = 'vanished' WHERE job_id = 1"],
+                                   "INV_000"),
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from failfirst.realrun.stress import stress
+
+    path = tmp_path_factory.mktemp("run") / "run.db"
+    result = stress(str(path), jobs=6, workers=1)
+    assert result["violations"] == {} and result["succeeded"] == 6
+    return path
+
+
+@pytest.mark.parametrize("damage", sorted(FILE_DAMAGES))
+def test_check_of_a_damaged_file_is_a_verdict_not_a_traceback(finished_run, tmp_path, capsys, damage):
+    import json
+    import shutil
+    import sqlite3
+
+    from failfirst.cli import main
+
+    path = tmp_path / "damaged.db"
+    shutil.copy(finished_run, path)
+    statements, invariant = FILE_DAMAGES[damage]
+    conn = sqlite3.connect(path)
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+    code = main(["check", "--db", str(path), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0 and err == "", err
+    verdict = json.loads(out)
+    assert invariant in verdict["violations"], verdict
+    if invariant == "INV_000":
+        assert any("malformed" in v["detail"] for v in verdict["violation_examples"]), verdict
+    code = main(["check", "--db", str(path)])  # the text report too
+    out, err = capsys.readouterr()
+    assert code == 0 and err == "" and invariant in out

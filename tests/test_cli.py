@@ -150,3 +150,44 @@ def test_every_option_has_a_help_line():
 
     missing = [name for name, action in _options(build_parser()) if not action.help]
     assert missing == []
+
+
+# -- input as typed: ASCII digits only, every echo shortened (#23) ---------------------
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "\u0661"],                                  # ARABIC-INDIC DIGIT ONE
+    ["run", "FM_\u0966\u0966\u0967"],                   # DEVANAGARI 001
+    ["run", "\uff11"],                                  # FULLWIDTH DIGIT ONE
+    ["run", "1", "--seed", "\u0663"],
+    ["run", "1", "--seed", "1_0"],
+    ["explore", "1", "--max-faults", "\u0661"],
+    ["replay", "1", "--schedule", "s1f\u0661:01"],
+    ["stress", "--db", "x.db", "--jobs", "2", "--workers", "1", "--kill-rate", "\u0661"],
+])
+def test_digits_of_other_scripts_are_not_numbers(capsys, argv):
+    code, out, err = _run(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "7" * 5000],
+    ["run", "x" * 5000],
+    ["run", "1", "--seed", "9x" * 2500],
+    ["run", "1", "--guard", "o" * 5000],
+    ["replay", "1", "--schedule", "s" * 5000],
+    ["run", "1", "y" * 5000],
+    ["run", "1", "--store", "postgresql://h/db?schema=" + "s" * 5000],
+    ["explore", "1", "--reduction", "r" * 5000],
+])
+def test_long_input_is_echoed_shortened_on_one_line(capsys, argv):
+    code, out, err = _run(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert len(err) < 400, err
+    assert "characters)" in err, err
+
+
+@pytest.mark.parametrize("command", [["check"], ["resume"], ["stress", "--jobs", "1", "--workers", "1"]])
+def test_an_empty_db_path_is_bad_input(capsys, command):
+    code, out, err = _run(capsys, *command, "--db", "")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "empty path" in err

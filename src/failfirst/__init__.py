@@ -7,10 +7,12 @@ Packages by role, each layer importing only the layers below it:
    guardrails, backoff, recovery;
 2. :mod:`failfirst.sim`: scenarios, choices, the scheduler, simulated services;
 3. :mod:`failfirst.proofs`: checkers, runs, the explorer, proofs;
-4. :mod:`failfirst.realrun`: worker processes on a real store, real faults;
-5. :mod:`failfirst.peers`: the crash experiment against other queues;
-6. :mod:`failfirst.cli`: the command line;
-7. :mod:`failfirst.bench`: the benchmarks (they measure everything below).
+4. :mod:`failfirst.tasks`: a reader's own Celery, RQ, Dramatiq or plain task under the
+   judge, and the pytest plugin (``failfirst.prove`` is :func:`failfirst.tasks.prove.prove`);
+5. :mod:`failfirst.realrun`: worker processes on a real store, real faults;
+6. :mod:`failfirst.peers`: the crash experiment against other queues;
+7. :mod:`failfirst.cli`: the command line;
+8. :mod:`failfirst.bench`: the benchmarks (they measure everything below).
 
 ``tests/test_layers.py`` checks the order from the source.
 """
@@ -27,7 +29,7 @@ import warnings
 #: and the packages before it (tests/test_layers.py checks it; the API reference
 #: follows this order).
 LAYERS: tuple[str, ...] = (
-    "store", "processor", "sim", "proofs", "realrun", "peers", "cli", "bench",
+    "store", "processor", "sim", "proofs", "tasks", "realrun", "peers", "cli", "bench",
 )
 
 #: Modules that moved when the package was split by role (0.2), importable under their
@@ -75,6 +77,19 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module):  # noqa: ANN001
         pass  # the module returned by create_module is already executed
+
+
+def __getattr__(name: str) -> object:
+    # ``failfirst.prove``: the reader's entry point, loaded on first use (it needs the
+    # ``tasks`` extra: greenlet, httpx, respx).
+    if name == "prove":
+        from failfirst.tasks import require_extra
+
+        require_extra()
+        from failfirst.tasks.prove import prove
+
+        return prove
+    raise AttributeError(f"module 'failfirst' has no attribute {name!r}")
 
 
 if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from failfirst.proofs.run import RunResult, replay, run_scenario
 from failfirst.sim import catalogue, history
 from failfirst.sim.choices import ScheduleError
 from failfirst.store import StoreUnavailable
+from failfirst.store.echo import MAX_SHOWN_CHARS, shown
 from failfirst.store.sqlite import shown_path
 
 EXIT_USAGE = 2
@@ -47,27 +49,49 @@ class Terminated(BaseException):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
-        raise UsageError(message)
+        raise UsageError(_shortened(message))
+
+
+#: A value argparse quotes in its messages ("invalid choice: '...'").
+_QUOTED = re.compile(r"'((?:[^'\\]|\\.){" + str(MAX_SHOWN_CHARS + 1) + r",})'")
+_UNRECOGNIZED = "unrecognized arguments: "
+
+
+def _shortened(message: str) -> str:
+    """argparse's message with the user's input in it shortened as every echo is."""
+    if message.startswith(_UNRECOGNIZED):
+        return _UNRECOGNIZED + shown(message[len(_UNRECOGNIZED):])
+    return _QUOTED.sub(lambda m: shown(m.group(1)), message)
+
+
+def _db_path(text: str) -> str:
+    """--db: a path; an empty one names no file (the current folder is not a database)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path")
+    return text
+
+
+#: ASCII digits only: ``int()`` alone also takes ``١`` (an Arabic-Indic one) or ``1_0``.
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
 
 
 def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not _INTEGER.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"not an integer: {shown(text)}")
+    return int(text)
 
 
 def _non_negative_int(text: str) -> int:
     value = _int(text)
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+        raise argparse.ArgumentTypeError(f"must be >= 0: {shown(text)}")
     return value
 
 
 def _positive_int(text: str) -> int:
     value = _int(text)
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
+        raise argparse.ArgumentTypeError(f"must be >= 1: {shown(text)}")
     return value
 
 
@@ -75,18 +99,20 @@ def _bounded_int(low: int, high: int, why: str) -> Any:
     def parse(text: str) -> int:
         value = _int(text)
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be in {low}..{high} ({why}): {text!r}")
+            raise argparse.ArgumentTypeError(f"must be in {low}..{high} ({why}): {shown(text)}")
         return value
     return parse
 
 
 def _non_negative_float(text: str) -> float:
     try:
+        if not text.isascii():  # float() too takes digits of every script
+            raise ValueError(text)
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a number: {shown(text)}") from None
     if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0: {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0: {shown(text)}")
     return value
 
 
@@ -169,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stress", help="real worker processes on a SQLite file or PostgreSQL, "
                                       "killed with SIGKILL")
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--db", metavar="PATH",
+    where.add_argument("--db", metavar="PATH", type=_db_path,
                        help="a new (or empty) SQLite file; it keeps the run's jobs, effects and history")
     _store(where, "a store URL: sqlite:PATH or postgresql://... (every lease decision "
                   "then uses the server's clock)")
@@ -206,15 +232,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="finish an interrupted stress run: reap its leases, then "
                                       "work off what is left, exactly once (refuses a live run)")
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--db", metavar="PATH", help="the SQLite file of an earlier stress run")
+    where.add_argument("--db", metavar="PATH", type=_db_path, help="the SQLite file of an earlier stress run")
     _store(where, "or the store URL of one (sqlite:PATH, postgresql://...)")
     p.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default: 2)")
+    p.add_argument("--json", action="store_true", help=json_help)
+
+    p = sub.add_parser("new", help="scaffold a failure-mode bundle and its chapter (for contributors)")
+    p.add_argument("name", metavar="NAME",
+                   help="the failure mode as a snake_case name, e.g. lost_wakeup; the id is the next "
+                        "free FM number")
+    p.add_argument("--root", metavar="DIR", default=None,
+                   help="the repository to write into (default: the checkout failfirst runs from)")
     p.add_argument("--json", action="store_true", help=json_help)
 
     p = sub.add_parser("check", help="judge a failfirst store with the checkers, in one snapshot "
                                      "(read-only: never creates, migrates or writes)")
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--db", metavar="PATH", help="a failfirst SQLite file")
+    where.add_argument("--db", metavar="PATH", type=_db_path, help="a failfirst SQLite file")
     _store(where, "or a store URL (sqlite:PATH, postgresql://...)")
     p.add_argument("--json", action="store_true", help=json_help)
     return parser
@@ -264,10 +298,14 @@ def _write_history(path: str | None, result: RunResult) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    rows = [{"id": s.id, "title": s.title, "guardrail": s.guardrail, "invariants": list(s.invariants)}
-            for s in catalogue.all_scenarios()]
-    text = "\n".join(f"{r['id']}  {r['title']:<28} {','.join(r['invariants']):<18} guard: {r['guardrail']}"
-                     for r in rows)
+    """Each failure mode with every guardrail ``--guard off`` switches (the scenario's
+    guardrail_names: the one source the book's catalogue and chapters use too)."""
+    scenarios = catalogue.all_scenarios()
+    rows = [{"id": s.id, "title": s.title, "guardrail": s.guardrail,
+             "guardrails": list(s.guardrail_names), "invariants": list(s.invariants)}
+            for s in scenarios]
+    text = "\n".join(f"{s.id}  {s.title:<28} {','.join(s.invariants):<18} "
+                     f"guard: {catalogue.guardrails_text(s)}" for s in scenarios)
     _write_out(json.dumps(rows) if args.json else text)
 
 
@@ -310,11 +348,8 @@ def _run_status(command: str) -> Any:
 
 
 def _store_of(args: argparse.Namespace) -> str:
-    """--db or --store, checked: an empty path is bad input, not a traceback."""
-    db = args.db if args.db is not None else args.store
-    if not db:
-        raise UsageError("--db: empty path")
-    return db
+    """--db or --store (each checked by its type: never empty)."""
+    return args.db if args.db is not None else args.store
 
 
 def cmd_stress(args: argparse.Namespace) -> None:
@@ -355,7 +390,28 @@ def cmd_check(args: argparse.Namespace) -> None:
     _emit(args, result, describe_check(result, "check"))
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "replay": cmd_replay, "explore": cmd_explore,
+def cmd_new(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from failfirst.sim.scaffold import scaffold
+
+    made = scaffold(args.name, Path(args.root) if args.root is not None else None)
+    root = made.bundle.parent.parent
+    files = [f"failure_modes/{made.bundle.name}/{f}" for f in made.files]
+    chapter = f"book/{made.chapter.name}"
+    number = int(made.fm[3:])
+    text = "\n".join([
+        f"{made.fm}: made failure_modes/{made.bundle.name}/ and {chapter} in {shown_path(str(root))}",
+        *(f"  {f}" for f in [*files, chapter]),
+        "next: replace the stand-in scenario and the TODOs (book/contributing.md), then",
+        f"  make test-fm{number} test-fm{number}-fix test-fm{number}-recover",
+        f"  .venv/bin/pytest {chapter}",
+    ])
+    _emit(args, {"fm": made.fm, "bundle": f"failure_modes/{made.bundle.name}", "chapter": chapter,
+                 "files": [*files, chapter]}, text)
+
+
+COMMANDS = {"new": cmd_new, "list": cmd_list, "run": cmd_run, "replay": cmd_replay, "explore": cmd_explore,
             "stress": cmd_stress, "resume": cmd_resume, "check": cmd_check, "peers": cmd_peers}
 
 
@@ -366,10 +422,11 @@ def _bad_input_types() -> tuple[type[BaseException], ...]:
     from failfirst.peers.matrix import PeersInputError
     from failfirst.proofs.explorer import BoundError
     from failfirst.realrun.driver import RunInputError
+    from failfirst.sim.scaffold import ScaffoldError
     from failfirst.store import StoreError
 
     return (UsageError, catalogue.UnknownFailureMode, ScheduleError, StoreError, BoundError,
-            RunInputError, PeersInputError)
+            RunInputError, PeersInputError, ScaffoldError)
 
 
 def _on_signal(signum: int, frame: object) -> None:

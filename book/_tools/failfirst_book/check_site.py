@@ -1,6 +1,6 @@
 """`make test-site`: check the built book in a real browser, with the network off.
 
-Usage: python book/_tools/check_site.py [_build/html]
+Usage: python -m failfirst_book.check_site [_build/html]
 
 Serves the site on 127.0.0.1 (a free port, in this process) and opens every
 page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright;
@@ -16,9 +16,14 @@ aborted and counted as a failure. For each page it checks:
   its right edge behind a scrollbar (source listings may scroll);
 - no paragraph starts with a literal code fence or a language name (a code block
   that was rendered as text);
-- no raw MyST role or directive syntax in the page's text;
+- no raw MyST role or directive syntax in the page's text, and no literal backtick
+  outside code (Markdown that was not rendered);
+- no word broken inside a table cell (a run of letters and digits split across lines;
+  identifiers may break at ``_`` and ``.``);
+- no code block wider than its box without a scrollbar, and no shell block (commands a
+  reader copies) wider than its box at all;
 - every executed chapter links its notebook, the link serves a valid .ipynb,
-  and its Markdown holds no raw MyST either (book/_tools/nbexport.py);
+  and its Markdown holds no raw MyST either (:mod:`failfirst_book.nbexport`);
 - every number on the landing page and the failure-mode index equals the one
   its chapter's evidence summary shows, and that number appears in the
   chapter's own text as well.
@@ -139,6 +144,47 @@ _PAGE_JS = r"""
     if (n.parentElement.closest("code, pre, kbd, samp, script, style, .highlight")) continue;
     const m = raw.exec(n.textContent);
     if (m) problems.push("raw MyST syntax in the page: " + JSON.stringify(n.textContent.trim().slice(0, 80)));
+  }
+  // Text outside code: a literal backtick is Markdown that was not rendered (a caption
+  // or a glued string written with `code` in it).
+  const textWalker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
+  for (let n = textWalker.nextNode(); n; n = textWalker.nextNode()) {
+    if (n.parentElement.closest("code, pre, kbd, samp, script, style, .highlight")) continue;
+    if (n.textContent.includes("`"))
+      problems.push("a literal backtick in rendered text: "
+                    + JSON.stringify(n.textContent.trim().slice(0, 80)));
+  }
+  // A word broken inside a table cell ("heartbe|at"): a run of letters and digits whose
+  // glyphs sit on more than one line. Breaking at "_" or "." (an identifier's joints) is fine.
+  for (const cell of main.querySelectorAll("td, th")) {
+    const cellWalker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let n = cellWalker.nextNode(); n; n = cellWalker.nextNode()) {
+      for (const m of n.textContent.matchAll(/[A-Za-z0-9]{2,}/g)) {
+        const range = document.createRange();
+        range.setStart(n, m.index);
+        range.setEnd(n, m.index + m[0].length);
+        const tops = new Set(Array.from(range.getClientRects()).filter(r => r.width > 0)
+                                                              .map(r => Math.round(r.top)));
+        if (tops.size > 1) problems.push("a word broken inside a table cell: " + JSON.stringify(m[0])
+                                         + " in " + describe(cell));
+      }
+    }
+  }
+  // A code block wider than its box: cut off unless the box scrolls; and a shell block
+  // (commands a reader copies) must show every command whole, without scrolling.
+  for (const pre of main.querySelectorAll("pre")) {
+    if (pre.scrollWidth <= pre.clientWidth + 1) continue;
+    let scrolls = false;
+    for (let el = pre; el && el !== main; el = el.parentElement)
+      if (["auto", "scroll"].includes(getComputedStyle(el).overflowX)) { scrolls = true; break; }
+    const shell = pre.closest(
+      "div[class*=highlight-bash], div[class*=highlight-shell], div[class*=highlight-console]");
+    if (!scrolls)
+      problems.push("a code block cut off at its right edge (" + pre.scrollWidth + " px in "
+                    + pre.clientWidth + " px, no scrollbar): " + describe(pre));
+    else if (shell)
+      problems.push("a shell command wider than its box (" + pre.scrollWidth + " px in "
+                    + pre.clientWidth + " px): " + describe(pre));
   }
   for (const img of document.images) {
     if (!(img.getAttribute("alt") || "").trim())

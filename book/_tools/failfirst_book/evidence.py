@@ -61,7 +61,7 @@ EVIDENCE_FIELDS = {
     "negative_control": False,  # violating runs with the guardrail OFF (None: no control)
     "negative_control_runs": False,  # runs explored with the guardrail off (the denominator)
     "fm": False,  # failure-mode id, e.g. "FM_001", for failure-mode chapters
-    "guardrail": False,  # the guardrail's name
+    "guardrail": False,  # the guardrails' names; for a failure mode, filled from its scenario
     "digest": False,  # a digest of one run, so a reader can compare builds
 }
 
@@ -153,6 +153,14 @@ def record_evidence(**fields: Any) -> Evidence:
         raise ValueError(f"evidence: missing fields {missing}, unknown fields {unknown}")
     record = {k: fields.get(k) for k in EVIDENCE_FIELDS}
     record["invariants"] = list(record["invariants"])
+    if record["fm"] is not None:  # a failure mode's guardrails come from its scenario, only
+        from failfirst.sim import catalogue
+
+        guardrails = catalogue.guardrails_text(catalogue.load(record["fm"]))
+        if record["guardrail"] not in (None, guardrails):
+            raise ValueError(f"evidence: guardrail {record['guardrail']!r} is not {record['fm']}'s "
+                             f"({guardrails}); leave it out, it comes from the scenario")
+        record["guardrail"] = guardrails
     for count, total, _ in EVIDENCE_NUMBERS:
         if record[count] is not None and record[total] is not None:
             assert 0 <= record[count] <= record[total], (count, record[count], total, record[total])

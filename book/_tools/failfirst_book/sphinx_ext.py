@@ -185,6 +185,12 @@ def check_after_read(app: Sphinx, env: BuildEnvironment) -> None:
         if v != "holds":
             logger.warning("evidence of %s: %s (%s)", docname, v, json.dumps(record),
                            location=docname)
+    # A bundle's folder, spec, scenario and chapter must agree (a copied spec or chapter
+    # would make the index name one failure mode for another): each disagreement fails.
+    from failfirst.sim import catalogue
+
+    for problem in catalogue.bundle_problems(BUNDLES, REPO / "book"):
+        logger.warning("failure-mode bundle: %s", problem)
     # A bundle may land before its chapter: the index says "no chapter yet", and
     # the log says so here, but that alone does not fail the gate.
     chaptered = {r.get("fm") for r in records.values()}
@@ -213,12 +219,15 @@ def _table(columns: list[str], rows: list[list[nodes.Node | str]],
     return table
 
 
-def _row(cells: list[nodes.Node | str]) -> nodes.row:
+def _row(cells: list[nodes.Node | str | list[nodes.Node]]) -> nodes.row:
     row = nodes.row()
     for c in cells:
         entry = nodes.entry()
         para = nodes.paragraph()
-        para += c if isinstance(c, nodes.Node) else nodes.Text(str(c))
+        if isinstance(c, list):
+            para.extend(c)
+        else:
+            para += c if isinstance(c, nodes.Node) else nodes.Text(str(c))
         entry += para
         row += entry
     return row
@@ -247,32 +256,45 @@ def _fm_title(b: dict[str, str]) -> str:
     return re.sub(r"^FM_\d{3}\s*[—:-]*\s*", "", b["title"]) or b["folder"]
 
 
-#: (header, evidence field pairs) of the generated tables' number columns. Each
-#: cell is "count of total"; the header says what is counted, and of what.
-NUMBER_COLUMNS = [
-    ("violating runs, guardrail on (of runs checked)", "violations", "runs"),
-    ("runs that reached the fault (of runs checked)", "reached", "runs"),
-    ("violating runs, guardrail off (negative control)", "negative_control",
-     "negative_control_runs"),
-]
+Part = tuple[str, "str | None", "str | None"]  # (text, link docname, evidence field)
+
+
+def _guardrail_on(r: dict[str, Any]) -> list[Part]:
+    """The proof's counts in one cell: ``0 of 2,621 violating, 2,620 of 2,621 reached the
+    fault`` (each count with its denominator)."""
+    if r.get("violations") is None:
+        return [("—", None, None)]
+    parts: list[Part] = [(_of(r, "violations", "runs"), None, "violations"), (" violating", None, None)]
+    if r.get("reached") is not None:
+        parts += [(", ", None, None), (_of(r, "reached", "runs"), None, "reached"),
+                  (" reached the fault", None, None)]
+    return parts
+
+
+def _guardrail_off(r: dict[str, Any]) -> list[Part]:
+    """The negative control in one cell: ``1 of 8 violating`` (or a dash: no control)."""
+    if r.get("negative_control") is None:
+        return [("—", None, None)]
+    return [(_of(r, "negative_control", "negative_control_runs"), None, "negative_control"),
+            (" violating", None, None)]
 
 
 def evidence_rows(records: dict[str, dict[str, Any]], kind: str
-                  ) -> tuple[list[str], list[list[tuple[str, str | None, str | None]]]]:
-    """The generated table as data: columns, and rows of (text, link docname, evidence field).
+                  ) -> tuple[list[str], list[list[list[Part]]]]:
+    """The generated table as data: columns, and rows of cells, each a list of parts
+    (text, link docname, evidence field).
 
     One description serves the HTML page (docutils nodes) and the downloadable
-    notebook (Markdown), so both show the same numbers.
+    notebook (Markdown), so both show the same numbers. Few columns, so that headers
+    stay on one line: each count carries its denominator in its cell.
     """
-    numbers = [h for h, _, _ in NUMBER_COLUMNS]
-    rows: list[list[tuple[str, str | None, str | None]]] = []
+    rows: list[list[list[Part]]] = []
     if kind == "evidence":
-        cols = ["chapter", "claim", "invariants", *numbers, "verdict"]
+        cols = ["chapter", "claim", "guardrail on", "guardrail off (control)", "verdict"]
         for doc, r in records.items():
-            rows.append([(doc, doc, None), (r["claim"], None, None),
-                         (", ".join(r["invariants"]), None, None),
-                         *[(_of(r, c, t), None, c) for _, c, t in NUMBER_COLUMNS],
-                         (verdict(r), None, None)])
+            claim = f"{r['claim']} ({', '.join(r['invariants'])})" if r["invariants"] else r["claim"]
+            rows.append([[(doc, doc, None)], [(claim, None, None)], _guardrail_on(r),
+                         _guardrail_off(r), [(verdict(r), None, None)]])
         return cols, rows
     by_fm = {r["fm"]: (doc, r) for doc, r in records.items() if r.get("fm")}
     if kind == "catalogue":
@@ -280,21 +302,34 @@ def evidence_rows(records: dict[str, dict[str, Any]], kind: str
         for b in bundles():
             doc, r = by_fm.get(b["fm"], (None, {}))
             name, _, what = _fm_title(b).partition(":")
-            rows.append([(f"{b['fm']} {name.strip()}", doc, None), (what.strip() or "—", None, None),
-                         ((r.get("guardrail") or "—").replace("_", " "), None, None),
-                         ({"holds": "yes"}.get(verdict(r), verdict(r)) if r else "no chapter yet",
-                          None, None)])
+            rows.append([[(f"{b['fm']} {name.strip()}", doc, None)], [(what.strip() or "—", None, None)],
+                         [(_guardrails(b["fm"]), None, None)],
+                         [({"holds": "yes"}.get(verdict(r), verdict(r)) if r else "no chapter yet",
+                           None, None)]])
         return cols, rows
-    cols = ["id", "failure mode (chapter)", "invariants", "guardrail", *numbers, "verdict"]
+    cols = ["failure mode", "invariants", "guardrail", "guardrail on", "guardrail off (control)",
+            "verdict"]
     for b in bundles():
         doc, r = by_fm.get(b["fm"], (None, {}))
         title = _fm_title(b) if doc else f"{_fm_title(b)} (no chapter yet)"
-        rows.append([(b["fm"], None, None), (title, doc, None),
-                     (", ".join(r.get("invariants", [])) or "—", None, None),
-                     ((r.get("guardrail") or "—").replace("_", " "), None, None),
-                     *[(_of(r, c, t), None, c) for _, c, t in NUMBER_COLUMNS],
-                     (verdict(r) if r else "—", None, None)])
+        rows.append([[(f"{b['fm']} {title}", doc, None)],
+                     [(", ".join(r.get("invariants", [])) or "—", None, None)],
+                     [(_guardrails(b["fm"]), None, None)],
+                     _guardrail_on(r) if r else [("—", None, None)],
+                     _guardrail_off(r) if r else [("—", None, None)],
+                     [(verdict(r) if r else "—", None, None)]])
     return cols, rows
+
+
+def _guardrails(fm: str) -> str:
+    """Every guardrail ``--guard off`` switches for ``fm``, from its scenario: the one
+    source ``failfirst list`` and the chapters' evidence records use too."""
+    from failfirst.sim import catalogue
+
+    try:
+        return catalogue.guardrails_text(catalogue.load(fm)).replace("_", " ")
+    except catalogue.UnknownFailureMode:
+        return "—"
 
 
 def evidence_markdown(app: Sphinx, kind: str) -> str:
@@ -310,7 +345,8 @@ def evidence_markdown(app: Sphinx, kind: str) -> str:
         return text.replace("|", "\\|")
 
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(t, d) for t, d, _ in row) + " |" for row in rows]
+    lines += ["| " + " | ".join("".join(cell(t, d) for t, d, _ in parts) for parts in row) + " |"
+              for row in rows]
     return "\n".join(lines)
 
 
@@ -322,27 +358,31 @@ def fill_tables(app: Sphinx, doctree: nodes.document, fromdoc: str) -> None:
     for node in placeholders:
         kind = node["kind"]
         cols, rows = evidence_rows(records, kind)
-        fms = [r[0][0] for r in rows] if kind == "failure-modes" else [
-            records[r[0][0]].get("fm") or r[0][0] if r[0][0] in records else "" for r in rows]
+        # The failure mode each row publishes numbers for (the site check matches them).
+        fms = [(records.get(row[0][0][1] or "", {}).get("fm") or row[0][0][0].split()[0])
+               for row in rows]
         cells: list[list[nodes.Node | str]] = []
         for fm, row in zip(fms, rows, strict=True):
             out: list[nodes.Node | str] = []
-            for text, doc, field in row:
-                if doc:
-                    if doc == text:
-                        out.append(_link(app, fromdoc, doc))
+            for parts in row:
+                cell: list[nodes.Node] = []
+                for text, doc, field in parts:
+                    if doc:
+                        if doc == text:
+                            cell.append(_link(app, fromdoc, doc))
+                        else:
+                            uri = app.builder.get_relative_uri(fromdoc, doc)
+                            cell.append(nodes.reference("", text, internal=True, refuri=uri))
+                    elif field:  # a published number: the site check compares it with its chapter
+                        # Classes, not data- attributes: the HTML writer keeps only classes.
+                        cell.append(nodes.inline(text, text, classes=[
+                            "ff-num", f"ff-fm-{fm}", f"ff-field-{field}"]))
                     else:
-                        uri = app.builder.get_relative_uri(fromdoc, doc)
-                        out.append(nodes.reference("", text, internal=True, refuri=uri))
-                elif field:  # a published number: the site check compares it with its chapter
-                    # Classes, not data- attributes: the HTML writer keeps only classes.
-                    out.append(nodes.inline(text, text, classes=[
-                        "ff-num", f"ff-fm-{fm}", f"ff-field-{field}"]))
-                else:
-                    out.append(text)
+                        cell.append(nodes.Text(text))
+                out.append(cell)
             cells.append(out)
-        widths = {"evidence": [14, 26, 10, 12, 12, 12, 8], "catalogue": [22, 44, 24, 10]}.get(
-            kind, [7, 24, 9, 14, 12, 12, 12, 8])
+        widths = {"evidence": [16, 34, 26, 16, 8], "catalogue": [22, 44, 24, 10]}.get(
+            kind, [26, 10, 16, 24, 16, 8])
         if rows:
             node.replace_self(_table(cols, cells, widths))
         else:
@@ -378,7 +418,16 @@ def add_download_link(app: Sphinx, doctree: nodes.document) -> None:
     para = nodes.paragraph("", "", classes=["ff-nb-download"])
     para += nodes.Text("Run this page yourself: download it as an executed notebook, ")
     para += ref
-    para += nodes.Text(".")
+    # What readers try first, and what they get: the .md source through jupytext keeps
+    # MyST roles unrendered ({glue:text}, {include}); this notebook has them filled in.
+    para += nodes.Text(", and run it in the project's environment with ")
+    para += nodes.literal("", f"jupyter execute {name}")
+    para += nodes.Text(" or in JupyterLab (")
+    para += nodes.literal("", "make lab")
+    para += nodes.Text("). Converting the page's .md source with jupytext yourself gives a "
+                       "notebook whose text still holds MyST roles; ")
+    para += nodes.literal("", "make notebooks")
+    para += nodes.Text(" writes clean ones for every chapter.")
     section = next(iter(doctree.findall(nodes.section)), None)
     if section is not None and section.children and isinstance(section[0], nodes.title):
         section.insert(1, para)

@@ -7,7 +7,7 @@ executed chapter does not change between builds.
 from __future__ import annotations
 
 import html
-import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +18,8 @@ __all__ = [
     "fmt_mapping",
     "fmt_schedule",
     "fmt_violation",
+    "plain",
+    "plural",
     "trace_table",
     "violation_table",
 ]
@@ -47,10 +49,10 @@ class Table:
         self.caption = caption
 
     def _repr_html_(self) -> str:
-        esc = html.escape
+        esc = _breakable
         out = ['<div class="ff-table-wrap"><table class="ff-table">']
         if self.caption:
-            out.append(f"<caption>{esc(self.caption)}</caption>")
+            out.append(f"<caption>{_caption_html(self.caption)}</caption>")
         out.append("<thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in self.columns))
         out.append("</tr></thead><tbody>")
         for row, hot in zip(self.rows, self.highlight, strict=True):
@@ -82,6 +84,22 @@ class Table:
     __repr__ = __str__
 
 
+def _breakable(text: str) -> str:
+    """HTML of ``text`` in which a long identifier may break after ``_``, ``.``, ``/``, ``=``
+    or ``,`` (``task_reject_on_<wbr>worker_lost``), so a narrow column wraps at an
+    identifier's joints and never inside a word."""
+    return re.sub(r"([_/=]|[.,](?=[A-Za-z]))(?=\S)", r"\1<wbr>", html.escape(text))
+
+
+def _caption_html(text: str) -> str:
+    """A caption's HTML: ``code`` spans written with backticks become <code>, as the
+    Markdown around the table would render them."""
+    parts = html.escape(text).split("`")
+    if len(parts) % 2 == 0:  # an odd number of backticks: leave the text as written
+        return html.escape(text)
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
 # --------------------------------------------------------------------------- words for readers
 
 
@@ -96,10 +114,11 @@ def fmt_mapping(values: Mapping[Any, Any], unit: str = "") -> str:
 
 def fmt_bounds(bounds: Mapping[str, Any]) -> str:
     """An exploration's bounds in words: ``2 workers, 4 jobs, at most 2 faults, 200 steps``."""
-    words = {"workers": "{} workers", "jobs": "{} jobs", "max_faults": "at most {} faults per schedule",
-             "max_steps": "at most {} steps per run"}
-    parts = [words[k].format(v) for k, v in bounds.items() if k in words]
-    parts += [f"{k} {v}" for k, v in bounds.items() if k not in words]
+    words = {"workers": "{}", "jobs": "{}", "max_faults": "at most {} per schedule",
+             "max_steps": "at most {} per run"}
+    nouns = {"workers": "worker", "jobs": "job", "max_faults": "fault", "max_steps": "step"}
+    parts = [words[k].format(plural(v, nouns[k])) for k, v in bounds.items() if k in words]
+    parts += [f"{k.replace('_', ' ')} {plain(v)}" for k, v in bounds.items() if k not in words]
     return ", ".join(parts)
 
 
@@ -127,8 +146,32 @@ def violation_table(violations: Iterable[Any]) -> Table:
 
 
 def _extras(event: Mapping[str, Any]) -> str:
-    extra = {k: v for k, v in event.items() if k not in EVENT_COLUMNS}
-    return " ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(extra.items()))
+    """An event's kind-specific fields in words: ``attempt=1; until=17.0868``, a field
+    that is None left out, a float at six significant digits, a list or mapping written
+    out without JSON's brackets and quotes."""
+    extra = {k: v for k, v in event.items() if k not in EVENT_COLUMNS and v is not None}
+    return "; ".join(f"{k}={plain(v)}" for k, v in sorted(extra.items()))
+
+
+def plain(value: Any) -> str:
+    """A value as a reader reads it: ``17.086759999999998`` as ``17.0868``, ``None`` as
+    ``none``, ``{"attempt": 1}`` as ``attempt 1``, ``[1, 2]`` as ``1, 2``."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {plain(v)}" for k, v in sorted(value.items())) or "none"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(plain(v) for v in value) or "none"
+    return str(value)
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``1 fault``, ``2 faults`` (``words`` for an irregular plural)."""
+    return f"{count:,} {word if count == 1 else (words or word + 's')}"
 
 
 def trace_table(

@@ -139,3 +139,36 @@ def test_summary_number_the_chapter_never_says():
     found = check_site.compare_numbers(cells, chapters)
     assert found == ["failure_mode_index.html: FM_004 negative_control_runs is 300, which its "
                      "chapter's text never says"], found
+
+
+def test_literal_backtick_in_rendered_text(page):
+    found = problems(page, CLEAN + "<p>failfirst alone (`make stress` had not run)</p>")
+    assert any("literal backtick" in p for p in found), found
+    assert problems(page, CLEAN + "<p>run <code>make stress</code> first</p>") == []
+
+
+def test_word_broken_inside_a_table_cell(page):
+    # What overflow-wrap: anywhere does to a narrow column: "heartbe|at".
+    broken = ("<table style='width:120px'><tr><td style='overflow-wrap:anywhere'>heartbeat "
+              "heartbeat</td><td style='width:100px'>x</td></tr></table>")
+    found = problems(page, CLEAN + broken)
+    assert any("word broken inside a table cell" in p and "heartbeat" in p for p in found), found
+    # Wrapping between words, or at an identifier's underscore, is fine.
+    fine = ("<table style='width:120px'><tr><td>heartbeat heartbeat</td>"
+            "<td>server_<wbr>crash</td></tr></table>")
+    assert problems(page, CLEAN + fine) == []
+
+
+def test_code_block_cut_off_without_a_scrollbar(page):
+    cut = "<div class='highlight-python'><pre style='overflow:hidden'>" + "z " * 300 + "</pre></div>"
+    found = problems(page, CLEAN + cut.replace("z ", "z"))
+    assert any("cut off at its right edge" in p for p in found), found
+
+
+def test_a_shell_command_must_fit_its_box(page):
+    wide = ("<div class='highlight-bash'><div class='highlight' style='overflow-x:auto'><pre>"
+            + "failfirst explore FM_001 --guard on --json " * 12 + "</pre></div></div>")
+    found = problems(page, CLEAN + wide)
+    assert any("shell command wider than its box" in p for p in found), found
+    wrapped = wide.replace("<pre>", "<pre style='white-space:pre-wrap'>")
+    assert problems(page, CLEAN + wrapped) == []

@@ -18,11 +18,15 @@ from failfirst.processor.transitions import (
     TERMINAL_STATES,
     TRANSITIONS,
 )
+from failfirst.proofs.wellformed import WELL_FORMED, judgeable
 from failfirst.store import Store
 
 Event = dict[str, Any]
 
 INVARIANTS: dict[str, str] = {
+    "INV_000": "the judge's input is well-formed: every event has the fields its kind needs and "
+               "names a job enqueued before it, every stored row holds what its columns say; "
+               "what is malformed is named and left out of the other judgements",
     "INV_001": "a job's effect is applied at most once; every succeeded job has exactly one",
     "INV_002": "effects are all-or-nothing: no partial write is ever visible after a step",
     "INV_003": "every state change follows the transition table and carries the current fencing token",
@@ -72,6 +76,22 @@ def _replayed_states(events: list[Event]) -> dict[int, str]:
         elif e["kind"] in _TRANSITION_EVENTS:
             states[e["job"]] = e["to"]
     return states
+
+
+def _replayed_tokens(events: list[Event]) -> dict[int, int]:
+    """Job -> its fencing token as the history issued it (enqueue's, then each claim's)."""
+    tokens: dict[int, int] = {}
+    for e in events:
+        if e["kind"] == "enqueue" or e["kind"] == "claim":
+            tokens[e["job"]] = e["token"] or 0
+    return tokens
+
+
+def check_inv000_well_formed(events: list[Event], store: Store) -> list[Violation]:
+    """INV_000: the history and the store's rows have the shape the other checkers read
+    (:mod:`failfirst.proofs.wellformed`); one finding per malformed event or row."""
+    findings, _, _ = judgeable(events, store)
+    return [Violation(WELL_FORMED, f.job, f.events, f.detail) for f in findings]
 
 
 def check_inv001_effect_once(events: list[Event], store: Store) -> list[Violation]:
@@ -225,9 +245,15 @@ def check_inv003_transitions(events: list[Event], store: Store) -> list[Violatio
                 f"and the table allows {expected}",
             ))
         if kind == "claim":
-            if e["token"] <= token[job]:
-                out.append(Violation("INV_003", job, (e["seq"],),
-                                     f"claim issued token {e['token']}, not above {token[job]}"))
+            # A claim is the only change that issues a token, and it issues the next one:
+            # a token not above the last is reused, one further above skipped or forged.
+            if e["token"] != token[job] + 1:
+                out.append(Violation(
+                    "INV_003", job, (e["seq"],),
+                    f"claim issued token {e['token']}, but the job's token was {token[job]}, "
+                    f"so the next is {token[job] + 1}"
+                    + (": a token reused" if e["token"] <= token[job] else ": tokens skipped"),
+                ))
             token[job] = e["token"]
         elif kind in LEASE_HOLDER_EVENTS and e["token"] != token[job]:
             out.append(Violation(
@@ -255,11 +281,10 @@ def check_inv004_progress(events: list[Event], store: Store) -> list[Violation]:
         why = {"quiescent": "no actor will ever move it",
                "horizon": f"the progress bound of {bound_s} s after the last fault ran out",
                "max_steps": "the run's step bound ran out"}.get(end["reason"], end["reason"])
-        out.append(Violation(
-            "INV_004", job, tuple(last),
-            f"the job is still {state} at t={end['t']:g} s, {end['t'] - end['last_fault_s']:g} s "
-            f"after the last fault: {why}",
-        ))
+        since = ("with no fault in the run" if end.get("last_fault_s") is None
+                 else f"{end['t'] - end['last_fault_s']:g} s after the last fault")
+        out.append(Violation("INV_004", job, tuple(last),
+                             f"the job is still {state} at t={end['t']:g} s, {since}: {why}"))
     return out
 
 
@@ -336,10 +361,15 @@ def check_inv007_records_agree(events: list[Event], store: Store) -> list[Violat
     """INV_007: the store's own records (jobs, effects, dead letters) match the history."""
     out = []
     replayed = _replayed_states(events)
-    for job_id, state in sorted(store.job_states().items()):
+    tokens = _replayed_tokens(events)
+    for job_id, state, token, _ in store.job_records():
         if replayed.get(job_id) != state:
             out.append(Violation("INV_007", job_id, (),
                                  f"the store says {state}, the history says {replayed.get(job_id)}"))
+        elif token != tokens.get(job_id):
+            out.append(Violation("INV_007", job_id, (),
+                                 f"the store says lease {token}, the history's newest is "
+                                 f"{tokens.get(job_id)}"))
     stored: dict[tuple[int, str], int] = defaultdict(int)
     for job_id, part, _token, _amount in store.effects():
         stored[(job_id, part)] += 1
@@ -481,6 +511,7 @@ def check_inv008_dead_only_for_cause(events: list[Event], store: Store) -> list[
 
 
 CHECKERS: dict[str, Callable[[list[Event], Store], list[Violation]]] = {
+    "INV_000": check_inv000_well_formed,
     "INV_001": check_inv001_effect_once,
     "INV_002": check_inv002_all_or_nothing,
     "INV_003": check_inv003_transitions,
@@ -492,8 +523,12 @@ CHECKERS: dict[str, Callable[[list[Event], Store], list[Violation]]] = {
 
 
 def check(events: list[Event], store: Store) -> list[Violation]:
-    """Every invariant, in id order."""
-    out: list[Violation] = []
-    for checker in CHECKERS.values():
-        out.extend(checker(events, store))
+    """Every invariant, in id order: first INV_000, the shape of the input; then every
+    other on what is well-formed (a malformed event, or any event of a job whose history
+    is malformed, is named by INV_000 and judged by nothing else)."""
+    findings, sound, view = judgeable(events, store)
+    out = [Violation(WELL_FORMED, f.job, f.events, f.detail) for f in findings]
+    for invariant, checker in CHECKERS.items():
+        if invariant != WELL_FORMED:
+            out.extend(checker(sound, view))
     return out

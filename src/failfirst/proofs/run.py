@@ -12,6 +12,7 @@ from failfirst.sim.scenario import Scenario
 from failfirst.sim.scheduler import Simulation
 from failfirst.store import Store, simulation_store
 from failfirst.store.clock import SimClock
+from failfirst.store.echo import shown
 
 
 @dataclass
@@ -69,6 +70,8 @@ def simulate(
     violations = checkers.check(events, outcome.store)
     for judge in scenario.checks:  # a scenario's further judges (FM_007: refinement)
         violations.extend(judge(events, outcome.store))
+    if scenario.judged:  # a reader's proof asserts the invariants it names
+        violations = [v for v in violations if v.invariant in scenario.judged]
     return RunResult(
         scenario=scenario, guard=guard, events=events,
         violations=violations, digest=history.digest(events),
@@ -114,7 +117,7 @@ def replay(fm: str | Scenario, schedule: str, guard: bool = True, *,
     if not source.exhausted:
         used = len(result.choices)
         raise ScheduleError(
-            f"schedule {schedule.strip()!r} has {len(choices) - used} choice(s) left over: "
+            f"schedule {shown(schedule.strip())} has {len(choices) - used} choice(s) left over: "
             f"{scenario.id} made only {used} decision(s) with it"
         )
     return result

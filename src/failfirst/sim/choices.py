@@ -14,9 +14,11 @@ import random
 import re
 from typing import Protocol
 
+from failfirst.store.echo import shown
+
 #: A schedule string: version, the fault bound it was drawn under, then the choices,
 #: e.g. ``s1f2:0102`` — so a schedule found with ``--max-faults 1`` replays under it.
-_SCHEDULE = re.compile(r"^s1f(\d):([0-9a-z]*)$")
+_SCHEDULE = re.compile(r"s1f([0-9]):([0-9a-z]*)", re.ASCII)
 #: Digits for one choice; every decision point offers fewer options than this.
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 MAX_OPTIONS = len(_DIGITS)
@@ -105,9 +107,10 @@ def encode(choices: list[int], max_faults: int) -> str:
 
 def decode(schedule: str) -> tuple[list[int], int]:
     """Parse a schedule string into (choices, max_faults); ScheduleError says why not."""
-    match = _SCHEDULE.match(schedule.strip())
+    match = _SCHEDULE.fullmatch(schedule.strip())
     if match is None:
         raise ScheduleError(
-            f"not a schedule: {schedule!r} (expected s1f<max faults>:<choices 0-9a-z>, e.g. s1f2:0102)"
+            f"not a schedule: {shown(schedule)} (expected s1f<max faults>:<choices 0-9a-z>, "
+            "e.g. s1f2:0102)"
         )
     return [_DIGITS.index(ch) for ch in match.group(2)], int(match.group(1))

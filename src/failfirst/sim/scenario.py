@@ -111,6 +111,13 @@ class Scenario:
     #: Judges beyond the invariant checkers, each (events, store) -> violations; say, the
     #: refinement check of :mod:`failfirst.proofs.refinement` (FM_007).
     checks: tuple[Callable[[list[dict[str, Any]], Store], list[Any]], ...] = ()
+    #: Runs each worker process's loop inside a host: given the loop's factory, returns
+    #: the loop the scheduler steps. :mod:`failfirst.tasks` runs it in a greenlet, so that
+    #: the calls a reader's task makes are step boundaries (and fault points) too.
+    worker_host: Callable[[Callable[[], Any]], Any] | None = None
+    #: When set, only violations of these invariants count (a reader's proof names the
+    #: invariants it asserts); empty: every invariant is judged.
+    judged: tuple[str, ...] = ()
     description: str = ""
 
     def __post_init__(self) -> None:

@@ -141,8 +141,13 @@ class Simulation:
     def _worker(self, name: str) -> Actor:
         config, seed = self.scenario.worker, self.scenario.id
         clock = SkewedClock(self.clock)
-        return Actor(name, lambda: worker_loop(name, self.queue, config, seed, clock=clock),
-                     is_worker=True, clock=clock)
+        host = self.scenario.worker_host
+
+        def start() -> ActorLoop:
+            loop = lambda: worker_loop(name, self.queue, config, seed, clock=clock)  # noqa: E731
+            return loop() if host is None else host(loop)
+
+        return Actor(name, start, is_worker=True, clock=clock)
 
     def _recovery(self) -> ActorLoop:
         """The recovery actor: one pass of recovery, its start and end in the history (so a

@@ -28,16 +28,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import weakref
 from contextlib import AbstractContextManager
+from functools import cache
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg import sql as pgsql
 
 from failfirst.store.interface import Clock, EventRow, Job, StoreError, StoreUnavailable
-from failfirst.store.sqlite import APPLICATION_ID, EVENT_COLUMNS, SCHEMA_VERSION
+from failfirst.store.rows import event_from_row, job_from_row, payload_problem
+from failfirst.store.sqlite import APPLICATION_ID, SCHEMA_VERSION
 from failfirst.store.url import StoreURL, parse_store_url
 
 #: A failfirst schema is marked by this table (the PostgreSQL twin of PRAGMA application_id).
@@ -153,17 +157,7 @@ class StatementTimeout(StoreUnavailable):
     rolled back; the connection lives. Not bad input: the store did not answer in time."""
 
 
-def _unavailable(exc: psycopg.OperationalError, url: StoreURL) -> StoreUnavailable:
-    """The one true sentence for a store that stopped answering mid-use."""
-    if isinstance(exc, psycopg.errors.QueryCanceled):
-        return StatementTimeout(f"{url.redacted}: a statement timed out on the server: "
-                                f"{_redact(_first_line(exc), url)}")
-    return ConnectionLost(f"{url.redacted}: connection lost: {_redact(_first_line(exc), url)}")
-
-
-def _job(row: tuple) -> Job:
-    return Job(row[0], row[1], json.loads(row[2]), *row[3:])
-
+_job = job_from_row  # a payload that is not a JSON object never raises: see rows
 
 class DatabaseClock:
     """The server's clock, for real runs: every lease deadline is computed from and
@@ -196,6 +190,8 @@ class PostgresStore:
         self._pending: list[dict[str, Any]] = []
         self.tx_count = 0
         self._owns_schema = owns_schema
+        #: A simulation store's schema drop (a weakref.finalize): by close() or collection.
+        self._drop: weakref.finalize | None = None
         self._tx_now_s: float | None = None
         self._resets = 0
 
@@ -224,7 +220,7 @@ class PostgresStore:
                 conn.execute("SET default_transaction_read_only TO on")
         except psycopg.OperationalError as exc:
             conn.close()
-            raise _unavailable(exc, parsed) from None
+            raise _lost(parsed, exc) from None
         return cls(conn, clock, schema=schema, url=parsed, log_in_memory=False, owns_schema=False)
 
     @classmethod
@@ -233,11 +229,19 @@ class PostgresStore:
         simulation store keeps it), the tables emptied by :meth:`reset`, the schema
         dropped by :meth:`close` (or when the store is collected). Each store (each
         explorer process) has its own; ``owner_pid`` names the process that will drop
-        it with :func:`drop_simulation_schemas` (a forked explorer's parent)."""
+        it with :func:`drop_simulation_schemas` (a forked explorer's parent).
+
+        The session that makes the schema holds an advisory lock on it for its whole
+        life (taken before the schema exists), so the lock dies with the session, on
+        whatever machine it ran: schemas whose lock nobody holds were left by a process
+        that died without cleaning up (SIGKILL), and the next simulation store made on
+        the server drops them (:func:`reap_orphaned_simulation_schemas`)."""
         parsed = parse_store_url(url) if isinstance(url, str) else url
         conn = _connect(parsed)
         schema = f"{_sim_prefix(owner_pid or os.getpid())}{os.getpid()}_{secrets.token_hex(4)}"
         try:
+            reap_orphaned_simulation_schemas(conn)
+            conn.execute(_SIM_LOCK_SQL, (_SIM_LOCK_CLASS, schema))  # before the schema exists
             with conn.transaction():
                 conn.execute(pgsql.SQL("CREATE SCHEMA {}").format(pgsql.Identifier(schema)))
                 conn.execute(pgsql.SQL("SET LOCAL search_path TO {}").format(pgsql.Identifier(schema)))
@@ -247,9 +251,9 @@ class PostgresStore:
         except psycopg.Error as exc:
             conn.close()
             raise StoreError(f"{parsed.redacted}: cannot create a simulation schema: "
-                             f"{_first_line(exc)}") from None
+                             f"{parsed.scrub(_first_line(exc))}") from None
         store = cls(conn, clock, schema=schema, url=parsed, log_in_memory=True, owns_schema=True)
-        weakref.finalize(store, _drop_schema, conn, schema)
+        store._drop = weakref.finalize(store, _drop_schema, conn, schema, parsed)
         return store
 
     def reset(self, clock: Clock) -> None:
@@ -293,11 +297,12 @@ class PostgresStore:
         return not got
 
     def close(self) -> None:
-        """Close the connection; a simulation store drops its schema first."""
-        if self._owns_schema and not self._conn.closed:
-            if self.in_transaction and not self._conn.broken:
-                self._conn.execute("ROLLBACK")
-            _drop_schema(self._conn, self.schema)
+        """Close the connection; a simulation store drops its schema first, on this
+        connection or, when a signal left it unusable, on a fresh one. Never raises for a
+        simulation store: it runs while an interrupt unwinds, which it must not mask."""
+        if self._drop is not None:
+            self.in_transaction = False
+            self._drop()  # a finalizer runs once: close() and garbage collection agree
         self._conn.close()
 
     def image(self) -> bytes:
@@ -330,7 +335,7 @@ class PostgresStore:
             else:
                 self._cur.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
         except psycopg.OperationalError as exc:
-            raise _unavailable(exc, self.url) from None
+            raise _lost(self.url, exc) from None
         self.in_transaction = True
         self.tx_count += 1
 
@@ -348,13 +353,12 @@ class PostgresStore:
                 if self._log is not None:
                     self._log.extend(self._pending)
             else:
-                if not self._conn.closed and not self._conn.broken:
-                    self._cur.execute("ROLLBACK")
                 self.version += 1
+                _roll_back(self._conn)
         except psycopg.OperationalError as exc:
             # A COMMIT whose answer never came: the outcome is unknown to this worker (as a
             # lost acknowledgement); the server either committed all of it or none.
-            raise _unavailable(exc, self.url) from None
+            raise _lost(self.url, exc) from None
         finally:
             self._pending.clear()
             self.in_transaction = False
@@ -369,7 +373,7 @@ class PostgresStore:
         try:
             return self._cur.execute(query, params)
         except psycopg.OperationalError as exc:
-            raise _unavailable(exc, self.url) from None
+            raise _lost(self.url, exc) from None
 
     def _write(self, query: str, params: tuple = ()) -> psycopg.Cursor:
         assert self.in_transaction, "every write happens inside a transaction"
@@ -382,7 +386,7 @@ class PostgresStore:
         try:
             self._cur.executemany(query, rows)
         except psycopg.OperationalError as exc:
-            raise _unavailable(exc, self.url) from None
+            raise _lost(self.url, exc) from None
         return self._cur.rowcount
 
     # -- jobs -----------------------------------------------------------------
@@ -410,6 +414,10 @@ class PostgresStore:
 
     def job_states(self) -> dict[int, str]:
         return dict(self._q("SELECT id, state FROM jobs ORDER BY id").fetchall())
+
+    def job_records(self) -> list[tuple[int, str, int, str | None]]:
+        return [(job_id, state, token, payload_problem(payload)) for job_id, state, token, payload
+                in self._q("SELECT id, state, token, payload FROM jobs ORDER BY id").fetchall()]
 
     def job_state(self, job_id: int) -> tuple[str, int] | None:
         return self._q("SELECT state, token FROM jobs WHERE id = %s", (job_id,)).fetchone()
@@ -649,13 +657,9 @@ class PostgresStore:
     def events(self) -> list[dict[str, Any]]:
         if self._log is not None:
             return list(self._log)
-        out = []
-        for row in self._q('SELECT seq, t, actor, job, kind, "from", "to", token, data '
-                           "FROM events ORDER BY seq").fetchall():
-            event = dict(zip(EVENT_COLUMNS, row[:8], strict=True))
-            event.update(json.loads(row[8]))
-            out.append(event)
-        return out
+        return [event_from_row(row) for row in self._q(
+            'SELECT seq, t, actor, job, kind, "from", "to", token, data FROM events ORDER BY seq'
+        ).fetchall()]
 
 
 class _Snapshot:
@@ -691,35 +695,138 @@ class _Transaction:
         return False
 
 
+#: Advisory-lock class of simulation schemas: the session that owns schema S holds the
+#: lock (class, hashtext(S)) while it lives. (Two keys: a space apart from the one-key
+#: lock ``_open_schema`` takes.) A hash collision only keeps an orphan a while longer:
+#: a schema is dropped only when its lock is free.
+_SIM_LOCK_CLASS = APPLICATION_ID
+_SIM_LOCK_SQL = "SELECT pg_advisory_lock(%s, hashtext(%s))"
+_SIM_TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s, hashtext(%s))"
+_SIM_UNLOCK_SQL = "SELECT pg_advisory_unlock(%s, hashtext(%s))"
+SIM_SCHEMA_PREFIX = "ff_sim_"
+#: How long a drop waits for a dead owner's session to end (its backend notices the
+#: closed socket in milliseconds) or for a table lock, before leaving it to the reaper.
+_DROP_WAIT = "5s"
+#: Process id -> a random tag, so that a schema's name tells its owner apart from a
+#: process of the same pid on another machine. A forked explorer inherits its parent's
+#: entry, so both name the parent's schemas alike.
+_OWNER_TAGS: dict[int, str] = {}
+
+
 def _sim_prefix(owner_pid: int) -> str:
-    return f"ff_sim_{owner_pid}_"
+    tag = _OWNER_TAGS.setdefault(owner_pid, secrets.token_hex(3))
+    return f"{SIM_SCHEMA_PREFIX}{owner_pid}_{tag}_"
 
 
-def _drop_schema(conn: psycopg.Connection, schema: str) -> None:
-    if conn.closed:
+def _roll_back(conn: psycopg.Connection) -> None:
+    """End the open transaction. A command cut off mid-flight (a signal that landed inside
+    the driver) leaves the connection unable to take another: it is cancelled and closed,
+    and the server rolls the transaction back as the session ends."""
+    if conn.closed or conn.broken:
+        return
+    if conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+        _abandon(conn)
         return
     try:
-        conn.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(schema)))
+        conn.execute("ROLLBACK")
     except psycopg.Error:
-        pass  # the connection is gone (the schema goes with the database)
+        _abandon(conn)
+
+
+def _abandon(conn: psycopg.Connection) -> None:
+    try:
+        conn.cancel_safe(timeout=2.0)
+    except (psycopg.Error, OSError):
+        pass
+    conn.close()
+
+
+def _drop_schema(conn: psycopg.Connection, schema: str, url: StoreURL) -> None:
+    """Drop a simulation schema and close ``conn``; best effort, never raises (what it
+    cannot drop, the next simulation store on the server reaps)."""
+    if not conn.closed and not conn.broken:
+        _roll_back(conn)
+    if not conn.closed:
+        try:
+            conn.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(schema)))
+            conn.close()
+            return
+        except psycopg.Error:
+            pass
+    conn.close()  # its session's lock goes with it: the schema is now an orphan
+    try:
+        fresh = _connect(url)
+    except StoreError:
+        return
+    try:
+        _drop_orphan(fresh, schema, wait=True)
     finally:
-        conn.close()
+        fresh.close()
+
+
+def _drop_orphan(conn: psycopg.Connection, schema: str, *, wait: bool) -> bool:
+    """Drop ``schema`` if no session holds its lock (``wait``: for up to ``_DROP_WAIT``,
+    for an owner known to be dead whose session has not ended yet); True if dropped."""
+    try:
+        with conn.transaction():
+            conn.execute(f"SET LOCAL lock_timeout = '{_DROP_WAIT}'")
+            if wait:
+                conn.execute(_SIM_LOCK_SQL, (_SIM_LOCK_CLASS, schema))
+            elif not conn.execute(_SIM_TRY_LOCK_SQL, (_SIM_LOCK_CLASS, schema)).fetchone()[0]:
+                return False  # its owner's session is alive: not ours to drop
+        try:
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = '{_DROP_WAIT}'")
+                conn.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    pgsql.Identifier(schema)))
+            return True
+        finally:
+            conn.execute(_SIM_UNLOCK_SQL, (_SIM_LOCK_CLASS, schema))
+    except psycopg.errors.LockNotAvailable:
+        return False
+    except psycopg.Error:
+        return False
+
+
+def _simulation_schemas(conn: psycopg.Connection, prefix: str = SIM_SCHEMA_PREFIX) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) ORDER BY nspname",
+        (prefix,)).fetchall()]
+
+
+def reap_orphaned_simulation_schemas(conn: psycopg.Connection) -> int:
+    """Drop every simulation schema on the server whose owner's session is gone (its
+    advisory lock is free: the owner was killed, or its machine was); returns how many.
+    A schema whose owner lives, here or on another machine, is never touched."""
+    return sum(_drop_orphan(conn, name, wait=False) for name in _simulation_schemas(conn))
 
 
 def drop_simulation_schemas(url: str | StoreURL, owner_pid: int) -> int:
-    """Drop the simulation schemas that processes forked by ``owner_pid`` left (they end
-    without closing their stores); returns how many were dropped."""
+    """Drop the simulation schemas that processes forked by ``owner_pid`` (this process)
+    left (they end without closing their stores), waiting a moment for each dead
+    process's session to end; returns how many were dropped. Best effort, never raises:
+    it runs while an interrupt unwinds, and what it leaves the next run reaps."""
     parsed = parse_store_url(url) if isinstance(url, str) else url
-    conn = _connect(parsed)
     try:
-        names = [r[0] for r in conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)",
-            (_sim_prefix(owner_pid),)).fetchall()]
-        for name in names:
-            conn.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(name)))
-        return len(names)
+        conn = _connect(parsed)
+    except StoreError:
+        return 0
+    try:
+        return sum(_drop_orphan(conn, name, wait=True)
+                   for name in _simulation_schemas(conn, _sim_prefix(owner_pid)))
+    except psycopg.Error:
+        return 0
     finally:
         conn.close()
+
+
+def _lost(url: StoreURL, exc: BaseException) -> StoreUnavailable:
+    """The one true sentence for a store that stopped answering mid-use: a statement the
+    server cancelled (``statement_timeout``), or the connection lost."""
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return StatementTimeout(f"{url.redacted}: a statement timed out on the server: "
+                                f"{url.scrub(_first_line(exc))}")
+    return ConnectionLost(f"{url.redacted}: connection lost: {url.scrub(_first_line(exc))}")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -736,11 +843,7 @@ def _connect(url: StoreURL) -> psycopg.Connection:
                                application_name=f"failfirst:{actor}"[:63] if actor else "failfirst")
     except psycopg.Error as exc:
         # libpq's messages name host and port, never the password; still, say it our way.
-        raise StoreError(f"{url.redacted}: cannot connect: {_redact(_first_line(exc), url)}") from None
-
-
-def _redact(text: str, url: StoreURL) -> str:
-    return text.replace(url.password, "***") if url.password else text
+        raise StoreError(f"{url.redacted}: cannot connect: {url.scrub(_first_line(exc))}") from None
 
 
 def _create_tables(conn: psycopg.Connection, *, unlogged: bool) -> None:
@@ -755,6 +858,9 @@ def _open_schema(conn: psycopg.Connection, url: StoreURL, schema: str, *, create
                  migrate: bool = True) -> None:
     """Check (and, when absent and ``create``, make) the failfirst schema; one transaction,
     serialised by an advisory lock so that processes opening it at once create it once.
+    An existing schema is judged from the catalogue first (:func:`_schema_problem`), as the
+    SQLite store judges a file, so a foreign or damaged one is refused before any of its
+    rows is read and the transaction rolls back with nothing written.
     ``migrate`` False (a judge's look): an older version is left as it is."""
     where = f"{url.redacted} schema {schema}"
     try:
@@ -762,20 +868,8 @@ def _open_schema(conn: psycopg.Connection, url: StoreURL, schema: str, *, create
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (APPLICATION_ID,))
             exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
             if exists:
-                has_meta = conn.execute(
-                    "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s",
-                    (schema, META_TABLE)).fetchone()
-                if not has_meta:
-                    raise StoreError(f"{where}: not a failfirst database (no {META_TABLE} table)")
-                row = conn.execute(pgsql.SQL("SELECT application_id, schema_version FROM {}.{}").format(
-                    pgsql.Identifier(schema), pgsql.Identifier(META_TABLE))).fetchone()
-                if row is None or row[0] != APPLICATION_ID:
-                    app = "none" if row is None else f"{row[0]:#x}"
-                    raise StoreError(f"{where}: not a failfirst database (application_id {app})")
-                if row[1] > SCHEMA_VERSION:
-                    raise StoreError(f"{where}: schema version {row[1]} is newer than this "
-                                     f"failfirst ({SCHEMA_VERSION})")
-                if row[1] < SCHEMA_VERSION and migrate:  # version 1 had no outbox: add it, same transaction
+                version = _schema_version(conn, schema, where)
+                if version < SCHEMA_VERSION and migrate:  # version 1 had no outbox: add it, same transaction
                     conn.execute(pgsql.SQL("SET LOCAL search_path TO {}").format(pgsql.Identifier(schema)))
                     outbox_sql = SCHEMA_SQL[SCHEMA_SQL.index("CREATE {unlogged} TABLE outbox"):
                                             SCHEMA_SQL.index("CREATE {unlogged} TABLE events")]
@@ -790,6 +884,100 @@ def _open_schema(conn: psycopg.Connection, url: StoreURL, schema: str, *, create
             conn.execute(pgsql.SQL("SET LOCAL search_path TO {}").format(pgsql.Identifier(schema)))
             _create_tables(conn, unlogged=False)
     except psycopg.OperationalError as exc:
-        raise _unavailable(exc, url) from None
+        raise _lost(url, exc) from None
     except psycopg.errors.InsufficientPrivilege as exc:
-        raise StoreError(f"{where}: {_redact(_first_line(exc), url)}") from None
+        raise StoreError(f"{where}: {url.scrub(_first_line(exc))}") from None
+
+
+#: What a column's type is called in SCHEMA_SQL -> what PostgreSQL's format_type says.
+_TYPE_NAMES = {"BIGINT": "bigint", "INTEGER": "integer", "TEXT": "text",
+               "DOUBLE PRECISION": "double precision", "BOOLEAN": "boolean"}
+_COLUMN = re.compile(r'^\s*"?(\w+)"?\s+(BIGINT|INTEGER|TEXT|DOUBLE PRECISION|BOOLEAN)\b')
+_TABLE = re.compile(r"CREATE (?:\{unlogged\} )?TABLE (\w+) \((.*?)\n\)", re.S)
+#: failfirst_meta's own shape: checked before its row is read.
+_META_COLUMNS = (("application_id", "bigint"), ("schema_version", "integer"))
+#: Tables each migration adds: a schema of an older version has all but these.
+_ADDED_BY = {1: ("outbox",)}
+
+Columns = tuple[tuple[str, str], ...]
+
+
+@cache
+def expected_tables(version: int = SCHEMA_VERSION) -> dict[str, Columns]:
+    """Table -> its (column, type) pairs in order, as ``SCHEMA_SQL`` makes them (for
+    an older ``version``, without the tables its migrations added since)."""
+    tables = {}
+    for name, body in _TABLE.findall(SCHEMA_SQL):
+        columns = []
+        for line in body.splitlines():
+            match = _COLUMN.match(line)
+            if match:
+                columns.append((match.group(1), _TYPE_NAMES[match.group(2)]))
+        tables[name] = tuple(columns)
+    for since in range(version, SCHEMA_VERSION):
+        for name in _ADDED_BY[since]:
+            del tables[name]
+    return tables
+
+
+def _tables_of(conn: psycopg.Connection, schema: str) -> dict[str, Columns]:
+    """Every relation in ``schema`` (tables, views, ...) -> its (column, type) pairs; a
+    relation that is not a plain table shows as its kind, so it never matches one."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for name, kind, column, type_ in conn.execute(
+        "SELECT c.relname, c.relkind::text, a.attname, format_type(a.atttypid, a.atttypmod) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+        "ORDER BY c.relname, a.attnum", (schema,)).fetchall():
+        columns = out.setdefault(name, [] if kind == "r" else [("relkind", kind)])
+        if column is not None and kind == "r":
+            columns.append((column, type_))
+    return {name: tuple(columns) for name, columns in out.items()}
+
+
+def _schema_version(conn: psycopg.Connection, schema: str, where: str) -> int:
+    """The version of a failfirst schema, judged from the catalogue before any row is
+    read; StoreError (one line) for a schema of another application, a damaged mark, a
+    newer version, or tables that are not failfirst's."""
+    tables = _tables_of(conn, schema)
+    meta = tables.get(META_TABLE)
+    if meta is None:
+        raise StoreError(f"{where}: not a failfirst database (no {META_TABLE} table)")
+    if meta != _META_COLUMNS:
+        raise StoreError(f"{where}: not a failfirst database ({META_TABLE} is not failfirst's: "
+                         f"columns {', '.join(f'{c} {t}' for c, t in meta) or 'none'})")
+    rows = conn.execute(pgsql.SQL("SELECT application_id, schema_version FROM {}.{} LIMIT 2").format(
+        pgsql.Identifier(schema), pgsql.Identifier(META_TABLE))).fetchall()
+    if len(rows) != 1:
+        raise StoreError(f"{where}: not a failfirst database ({META_TABLE} holds {len(rows)} "
+                         "rows, not one)")
+    app, version = rows[0]
+    if app != APPLICATION_ID:
+        shown_app = "none" if app is None else f"{app:#x}"
+        raise StoreError(f"{where}: not a failfirst database (application_id {shown_app})")
+    if version is None or version < 1:
+        raise StoreError(f"{where}: not a failfirst database (schema_version {version})")
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"{where}: schema version {version} is newer than this "
+                         f"failfirst ({SCHEMA_VERSION})")
+    problem = _tables_problem(tables, expected_tables(version))
+    if problem:
+        raise StoreError(f"{where}: not a failfirst database (failfirst's mark, but not its "
+                         f"schema version {version} tables: {problem})")
+    return version
+
+
+def _tables_problem(found: dict[str, Columns], expected: dict[str, Columns]) -> str | None:
+    """The first difference between two schemas' tables, in one phrase; None if none."""
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        return f"no table {', '.join(missing)}"
+    extra = sorted(set(found) - set(expected))
+    if extra:
+        return f"a table {', '.join(extra)} failfirst does not make"
+    for name in sorted(expected):
+        if found[name] != expected[name]:
+            want = ", ".join(f"{c} {t}" for c, t in expected[name])
+            return f"table {name} has other columns than ({want})"
+    return None

@@ -18,7 +18,9 @@ from contextlib import AbstractContextManager
 from functools import cache
 from typing import Any
 
+from failfirst.store.echo import shown_path
 from failfirst.store.interface import Clock, Job, StoreError
+from failfirst.store.rows import NOT_JSON, NOT_OBJECT, NOT_TEXT, event_from_row, job_from_row
 
 #: Bump when the schema changes; a database of a newer version is refused.
 SCHEMA_VERSION = 2
@@ -114,7 +116,6 @@ _WAKE_TIMES_SQL = (
     "SELECT min(CASE WHEN state = 'pending' THEN run_at_s END), "
     "min(CASE WHEN state = 'leased' THEN lease_expires_s END) FROM jobs"
 )
-EVENT_COLUMNS = ("seq", "t", "actor", "job", "kind", "from", "to", "token")
 #: One reusable encoder: json.dumps with options builds a new one per call.
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
@@ -124,11 +125,16 @@ _JOB_COLUMNS = (
     "token, lease_owner, lease_expires_s, last_error"
 )
 _template_image: bytes | None = None
+_JOB_RECORDS_SQL = (
+    "SELECT id, state, token, CASE "
+    f"WHEN typeof(payload) != 'text' THEN '{NOT_TEXT}' "
+    f"WHEN NOT json_valid(payload) THEN '{NOT_JSON}' "
+    f"WHEN json_type(payload) != 'object' THEN '{NOT_OBJECT}' END "
+    "FROM jobs ORDER BY id"
+)
 
 
-def _job(row: tuple) -> Job:
-    return Job(row[0], row[1], json.loads(row[2]), *row[3:])
-
+_job = job_from_row  # a payload that is not a JSON object never raises: see rows
 
 class Store:
     """A connection to one failfirst database, with explicit transactions."""
@@ -338,6 +344,12 @@ class Store:
     def job_states(self) -> dict[int, str]:
         """Job id -> state, for every job (what checkers compare with the history)."""
         return dict(self._conn.execute("SELECT id, state FROM jobs").fetchall())
+
+    def job_records(self) -> list[tuple[int, str, int, str | None]]:
+        """(id, state, token, why the payload is not a JSON object or None) of every job,
+        in id order: what the checkers compare with the history. The payloads are judged
+        here, in SQL, so a well-formed store costs no decoding."""
+        return self._conn.execute(_JOB_RECORDS_SQL).fetchall()
 
     def job_state(self, job_id: int) -> tuple[str, int] | None:
         return self._conn.execute("SELECT state, token FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -576,14 +588,9 @@ class Store:
         """The committed history, in order."""
         if self._log is not None:
             return list(self._log)
-        out = []
-        for row in self._conn.execute(
-            'SELECT seq, t, actor, job, kind, "from", "to", token, data FROM events ORDER BY seq'
-        ):
-            event = dict(zip(EVENT_COLUMNS, row[:8], strict=True))
-            event.update(json.loads(row[8]))
-            out.append(event)
-        return out
+        # A damaged row is decoded, never raised: the checkers report it (rows.MALFORMED).
+        return [event_from_row(row) for row in self._conn.execute(
+            'SELECT seq, t, actor, job, kind, "from", "to", token, data FROM events ORDER BY seq')]
 
     # -- batches: several jobs per transaction (real runs, see failfirst.processor.queue) --------
 
@@ -712,12 +719,6 @@ _SIDECARS = ("-wal", "-shm", "-journal")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 #: How long the read-only check waits for another process's lock before saying so.
 PROBE_BUSY_TIMEOUT_S = 2.0
-
-
-def shown_path(path: str) -> str:
-    """A path as an error message shows it: as typed, or quoted and escaped (``repr``)
-    when it holds a character that would break the one-line message (a newline)."""
-    return path if path.isprintable() else repr(path)
 
 
 def readonly_uri(path: str, *, immutable: bool = False) -> str:

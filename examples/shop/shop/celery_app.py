@@ -1,0 +1,16 @@
+"""The Celery app, configured as a deployment would be: Redis as the broker, late
+acknowledgement (so a task whose worker dies is delivered again)."""
+
+from celery import Celery
+
+from shop import settings
+
+app = Celery("shop", broker=settings.BROKER_URL, include=["shop.tasks"])
+app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    broker_transport_options={"global_keyprefix": settings.BROKER_PREFIX,
+                              "visibility_timeout": settings.VISIBILITY_TIMEOUT_S},
+    broker_connection_retry_on_startup=True,
+)
