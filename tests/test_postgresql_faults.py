@@ -204,7 +204,7 @@ def _one_line(capsys, code: int, *argv: str) -> str:
 
 def test_check_on_postgresql_judges_one_snapshot(shared_db):
     """REPEATABLE READ: another connection commits every job's completion between the
-    judge's reads of the history and of the states; the judge sees neither half."""
+    judge's reads of the history and of the effects and states; the judge sees neither half."""
     url = f"{shared_db}?schema=snap"
     store = PostgresStore.open(url)
     JobQueue(store, HANDLERS).enqueue_batch(JOB_TYPE, [{"n": i} for i in range(20)])
@@ -212,12 +212,12 @@ def test_check_on_postgresql_judges_one_snapshot(shared_db):
     written = []
 
     class ReadInterleaved(PostgresStore):
-        def job_states(self):
+        def effects(self, job_id=None):
             if not written:
                 leases = writer.claim_batch("w1", 20)
                 written.append(writer.commit_batch([(le, [("row", le.payload["n"])]) for le in leases],
                                                    "w1"))
-            return super().job_states()
+            return super().effects(job_id)
 
     judged = ReadInterleaved.open(url, read_only=True)
     try:

@@ -200,7 +200,7 @@ def _filled(path, jobs: int = 20) -> None:
 
 def test_check_judges_one_snapshot_while_another_process_commits(tmp_path):
     """Another connection claims and completes every job between the judge's reads of the
-    history and of the jobs' states. Read in one snapshot, the two agree: no violation.
+    history and of the effects and states. Read in one snapshot, they agree: no violation.
     (Read in separate statements, every job was an INV_007: "the store says succeeded,
     the history says pending".)"""
     from failfirst.processor.queue import JobQueue
@@ -215,12 +215,12 @@ def test_check_judges_one_snapshot_while_another_process_commits(tmp_path):
     written = []
 
     class ReadInterleaved(Store):
-        def job_states(self):
-            if not written:  # once, after the judge read the history, before this read
+        def effects(self, job_id=None):
+            if not written:  # once: after the judge read the history, before it reads the rest
                 leases = writer.claim_batch("w1", 20)
                 written.append(writer.commit_batch([(le, [("row", le.payload["n"])]) for le in leases],
                                                    "w1"))
-            return super().job_states()
+            return super().effects(job_id)
 
     judged = ReadInterleaved.open_file(str(db), RealClock(), create=False, read_only=True)
     try:
