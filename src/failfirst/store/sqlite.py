@@ -826,34 +826,48 @@ def _check_foreign_file(path: str, shown: str | None = None, *, empty_ok: bool =
         raise StoreError(f"{shown}: not a SQLite database")
     wal_mode = len(header) == 100 and header[18] == 2
     before = {s for s in _SIDECARS if os.path.lexists(path + s)}
-    immutable = wal_mode and "-wal" not in before
+    at_rest = wal_mode and "-wal" not in before
     accepted = False
     try:
-        probe = sqlite3.connect(readonly_uri(path, immutable=immutable), uri=True,
-                                timeout=PROBE_BUSY_TIMEOUT_S)
         try:
-            app_id = probe.execute("PRAGMA application_id").fetchone()[0]
-            version = probe.execute("PRAGMA user_version").fetchone()[0]
-            if empty_ok and app_id == 0 and version == 0 and not _schema_of(probe):
-                accepted = True
-                return
-            if app_id != APPLICATION_ID:
-                raise StoreError(f"{shown}: not a failfirst database (application_id {app_id:#x})")
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{shown}: schema version {version} is newer than this failfirst ({SCHEMA_VERSION})")
-            if version < 1 or _schema_of(probe) != _expected_schema(version):
-                raise StoreError(f"{shown}: not a failfirst database (failfirst's application id, "
-                                 f"but not its schema version {SCHEMA_VERSION} tables)")
-            verdict = probe.execute("PRAGMA quick_check(1)").fetchone()[0]
-            if verdict != "ok":
-                raise StoreError(f"{shown}: the database file is damaged ({verdict})")
-            accepted = True
-        finally:
-            probe.close()
+            accepted = _probe(path, shown, immutable=at_rest, empty_ok=empty_ok)
+        except sqlite3.Error:
+            if not (at_rest and os.path.lexists(path + "-wal")):
+                raise
+            # Not at rest after all: another process is creating or writing it right now
+            # (its -wal appeared). Look again as any reader of a live file would.
+            accepted = _probe(path, shown, immutable=False, empty_ok=empty_ok)
     except sqlite3.Error as exc:
         raise _sqlite_problem(shown, exc) from None
     finally:
-        if not accepted:  # a refused file is left as it was found
-            for suffix in {"-wal", "-shm"} - before:
-                _remove_quietly(path + suffix)
+        # A refused file is left as it was found: the look makes a -shm only beside a -wal
+        # that had none; that one goes again. Nothing else is removed: a -wal or -shm that
+        # appeared meanwhile is another process's (one creating this very file).
+        if not accepted and "-wal" in before and "-shm" not in before:
+            _remove_quietly(path + "-shm")
+
+
+def _probe(path: str, shown: str, *, immutable: bool, empty_ok: bool) -> bool:
+    """The read-only look of :func:`_check_foreign_file`: True when accepted; StoreError
+    when refused; sqlite3.Error when SQLite could not answer."""
+    probe = sqlite3.connect(readonly_uri(path, immutable=immutable), uri=True,
+                            timeout=PROBE_BUSY_TIMEOUT_S)
+    try:
+        app_id = probe.execute("PRAGMA application_id").fetchone()[0]
+        version = probe.execute("PRAGMA user_version").fetchone()[0]
+        if empty_ok and app_id == 0 and version == 0 and not _schema_of(probe):
+            return True
+        if app_id != APPLICATION_ID:
+            raise StoreError(f"{shown}: not a failfirst database (application_id {app_id:#x})")
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{shown}: schema version {version} is newer than this failfirst ({SCHEMA_VERSION})")
+        if version < 1 or _schema_of(probe) != _expected_schema(version):
+            raise StoreError(f"{shown}: not a failfirst database (failfirst's application id, "
+                             f"but not its schema version {SCHEMA_VERSION} tables)")
+        verdict = probe.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if verdict != "ok":
+            raise StoreError(f"{shown}: the database file is damaged ({verdict})")
+        return True
+    finally:
+        probe.close()
