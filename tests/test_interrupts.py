@@ -142,8 +142,8 @@ def test_no_child_outlives_a_sigkilled_stress_parent_under_cpu_load(tmp_path, cp
         # window where a child that binds itself to its parent late outlives it.
         seen = _restarts(db)
         _wait_for_run(proc, lambda: _restarts(db) > seen, "one more restart")
-        children = _children(proc.pid)
-        assert len(children) >= 3, children  # two workers and the watchdog
+        children = _children(proc.pid)  # the watchdog and the workers (one may be restarting)
+        assert len(children) >= 2, children
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         _wait_for(lambda: not (_running_on(db) or any(_alive(pid) for pid in children)),
