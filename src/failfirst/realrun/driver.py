@@ -477,7 +477,7 @@ def run(
 
     Bad input (numbers out of range, a fault the store cannot take, a path that cannot
     hold a database, a foreign or newer database, one that already holds a run) raises
-    :class:`RunInputError` or :class:`failfirst.store.StoreError` before anything is
+    :class:`RunInputError` or :class:`failfirst.store.interface.StoreError` before anything is
     written; a run that breaks raises :class:`RunBroken`.
     """
     status = status or RunStatus()

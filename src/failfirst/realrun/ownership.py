@@ -13,8 +13,8 @@ did not close is *open*; it is *live* while its owner's process lives:
 
 A SQLite file is used on one host (its WAL needs shared memory), so the owner's
 process can be looked up there. On PostgreSQL, whose workers and judges may sit on
-other hosts, the run also holds an advisory lock for its whole life
-(:meth:`failfirst.store.interface.JobStore.hold_run_lock`), which the server drops
+other hosts, the run also holds an advisory lock for its whole life (the store's
+``hold_run_lock``, see :class:`failfirst.store.interface.JobStore`), which the server drops
 when the owner's connection ends, however it ends; that lock decides there.
 """
 
