@@ -117,8 +117,9 @@ bench: .venv/.synced ## jobs/s on a SQLite file, 1 and 2 workers: failfirst besi
 # and work in a database of their own; without a server they skip (FAILFIRST_REQUIRE_PG=1: fail).
 # The differential proof runs at the catalogue's default bounds (FAILFIRST_PG_MAX_FAULTS=1: a quick look).
 .PHONY: test-pg test-pg-faults stress-pg bench-pg pg-server pg-server-stop
-test-pg: .venv/.synced ## PostgreSQL: differential proof (every failure mode, default bounds), isolation, refusals, real faults
-	$(PYTEST) -q -m postgresql tests/test_postgresql.py tests/test_postgresql_faults.py tests/test_bench_pg.py
+test-pg: .venv/.synced ## PostgreSQL: differential proof (every failure mode, default bounds) and its control, the store conformance suite, isolation, refusals, real faults
+	$(PYTEST) -q -m postgresql tests/test_postgresql.py tests/test_postgresql_faults.py tests/test_bench_pg.py \
+	  tests/test_store_conformance.py tests/test_differential_control.py
 
 # Faults are planned by progress (jobs claimed), not by the clock: as many on a loaded machine.
 test-pg-faults: .venv/.synced ## only the real faults: terminated connections, server crash, partition, SIGKILL stress

@@ -1,8 +1,11 @@
 """The curated planted bugs of ``make mutate``: one-line semantic changes to the
 processor, the store, the transitions, the checkers, the explorer, the retry budget
-and the batch path. Each names the file, the exact text it replaces (which must occur
-exactly once), the replacement, and one line of what it breaks. A mutation that the
-fast tests do not catch is a test that is missing.
+and the batch path; and (issue 26) the edge cases of both stores, refinement,
+recovery, the services' recovery and the differential proof's comparison. Each names
+the file, the exact text it replaces (which must occur exactly once), the replacement,
+one line of what it breaks and, optionally, the tests likeliest to catch it (run first;
+the other fast tests follow). A mutation that the fast tests do not catch is a test
+that is missing.
 
 Left out on purpose: the symmetry reduction keying a crashed idle worker like a fresh
 one (``("fresh worker", self.crashed, ...)`` -> ``("fresh worker", False, ...)``). It
@@ -22,6 +25,8 @@ class Mutation(NamedTuple):
     old: str
     new: str
     breaks: str
+    #: The tests likeliest to catch it, run before the other fast tests.
+    tests: tuple[str, ...] = ()
 
 
 P, S, T, C = ("src/failfirst/processor/queue.py", "src/failfirst/store/sqlite.py",
@@ -69,7 +74,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(C, 'if e["token"] != token[job] or state[job] != "leased":',
              'if state[job] != "leased":',
              "INV_003 ignores the token of effect events"),
-    Mutation(C, 'if e["token"] <= token[job]:', 'if e["token"] < token[job]:',
+    Mutation(C, 'if e["token"] != token[job] + 1:', 'if e["token"] > token[job] + 1:',
              "INV_003 accepts a claim that reuses the current token"),
     Mutation(C, "if len(claims[job]) == max_attempts.get(job, 0) + 1:",
              "if len(claims[job]) == max_attempts.get(job, 0) + 2:",
@@ -85,7 +90,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     # -- the retry budget and the batch path
     Mutation("src/failfirst/sim/services.py", "if self.tokens < 1:", "if self.tokens <= 0:",
              "the retry budget sells a retry for a fractional token"),
-    Mutation("src/failfirst/processor/batch.py", "(n, worker, now_s + lease_s)", "(n, worker, lease_s)",
+    Mutation(P, "(n, worker, now_s + lease_s)", "(n, worker, lease_s)",
              "a batch claim's lease deadline omits the current time: every lease expires at once"),
     # -- the explorer
     Mutation("src/failfirst/sim/scheduler.py", "if self.is_worker and not self.holding:",
@@ -93,4 +98,149 @@ MUTATIONS: tuple[Mutation, ...] = (
              "the symmetry reduction treats a worker holding a lease as interchangeable: unsound"),
     Mutation("src/failfirst/proofs/explorer.py", "self.reached += result.reached", "self.reached += 0",
              "proofs report that no run reached the fault: a vacuous proof looks fine"),
+
+)
+
+# -- issue 26: each class of thin tests, a planted bug in each module --------------------------
+
+CONFORMANCE = ("tests/test_store_conformance.py",)
+SQ, PG = "src/failfirst/store/sqlite.py", "src/failfirst/store/postgresql.py"
+REF, REC = "src/failfirst/proofs/refinement.py", "src/failfirst/processor/recovery.py"
+SREC, DIFF = "src/failfirst/sim/service_recovery.py", "src/failfirst/proofs/differential.py"
+RECOVERY_TESTS = ("tests/test_recovery_branches.py", "tests/test_recovery.py")
+
+MUTATIONS += (
+    # -- the SQLite store's edge cases
+    Mutation(SQ, "AND (lease_expires_s IS NULL OR lease_expires_s > ?) ORDER BY id LIMIT ?",
+             "AND lease_expires_s > ? ORDER BY id LIMIT ?",
+             "SQLite: a lease written without a deadline is never given one by recovery", CONFORMANCE),
+    Mutation(SQ, '"ORDER BY lease_expires_s DESC, id DESC LIMIT 1"', '"ORDER BY lease_expires_s, id LIMIT 1"',
+             "SQLite: a restarted worker finds its oldest lease, not its newest", CONFORMANCE),
+    Mutation(SQ, 'self.version += 1\n        if token is None:\n            cur = self._write(\n'
+             '                "UPDATE jobs SET lease_expires_s',
+             'if token is None:\n            cur = self._write(\n'
+             '                "UPDATE jobs SET lease_expires_s',
+             "SQLite: a heartbeat leaves the memoised lease deadline stale (the reaper wakes too early)",
+             CONFORMANCE),
+    Mutation(SQ, "self.version += 1  # what was read inside the transaction is gone",
+             "pass  # what was read inside the transaction is gone",
+             "SQLite: a rollback leaves the wake-up times of the writes it undid memoised", CONFORMANCE),
+    Mutation(SQ, 'AND outcome IS NULL",\n            (outcome, job_id, token),',
+             '",\n            (outcome, job_id, token),',
+             "SQLite: ending an attempt again overwrites its first outcome", CONFORMANCE),
+    Mutation(SQ, '"DELETE FROM effects WHERE job_id = ? AND part = ? AND token = ?", (job_id, part, token)',
+             '"DELETE FROM effects WHERE job_id = ? AND part = ?", (job_id, part)',
+             "SQLite: removing one lease's copy of a part removes every lease's", CONFORMANCE),
+    Mutation(SQ, '_TABLES = ("events", "outbox", "dead_letters", "effects", "attempts", "jobs")',
+             '_TABLES = ("events", "dead_letters", "effects", "attempts", "jobs")',
+             "SQLite: reset leaves the previous run's outbox rows", CONFORMANCE),
+    Mutation(SQ, '"UPDATE outbox SET published_s = ? WHERE message_id = ? AND published_s IS NULL"',
+             '"UPDATE outbox SET published_s = ? WHERE message_id = ?"',
+             "SQLite: a message marked published twice is reported as newly marked", CONFORMANCE),
+    Mutation(SQ, "return run_at_s is not None and run_at_s <= now_s",
+             "return run_at_s is not None and run_at_s < now_s",
+             "SQLite in memory: a job due exactly now is not claimable", CONFORMANCE),
+    # -- the PostgreSQL store's edge cases (make mutate needs the server for these)
+    Mutation(PG, '"AND (lease_expires_s IS NULL OR lease_expires_s > %s) ORDER BY id LIMIT %s"',
+             '"AND lease_expires_s > %s ORDER BY id LIMIT %s"',
+             "PostgreSQL: a lease written without a deadline is never given one by recovery", CONFORMANCE),
+    Mutation(PG, "ORDER BY lease_expires_s DESC NULLS LAST, id DESC LIMIT 1",
+             "ORDER BY lease_expires_s DESC NULLS FIRST, id DESC LIMIT 1",
+             "PostgreSQL: a lease without a deadline is taken for the owner's newest", CONFORMANCE),
+    Mutation(PG, '"WHERE NOT EXISTS (SELECT 1 FROM effects WHERE job_id = %s AND part = %s) "',
+             '"WHERE NOT EXISTS (SELECT 1 FROM effects WHERE job_id = %s AND part = %s AND keyed) "',
+             "PostgreSQL: a part already written unkeyed by another path is written again keyed",
+             CONFORMANCE),
+    Mutation(PG, "pg_get_serial_sequence('{t}', '{c}'), 1, false)",
+             "pg_get_serial_sequence('{t}', '{c}'), 1, true)",
+             "PostgreSQL: after a reset, job ids and seq start at 2", CONFORMANCE),
+    Mutation(PG, "        return self._cur.rowcount\n", "        return len(rows)\n",
+             "PostgreSQL: a batched write counts every row as written (a batch commit misses a part "
+             "already there)", CONFORMANCE),
+    Mutation(PG, '"AND lease_expires_s <= %s ORDER BY lease_expires_s, id LIMIT %s" + lock',
+             '"AND lease_expires_s < %s ORDER BY lease_expires_s, id LIMIT %s" + lock',
+             "PostgreSQL: a lease that ends exactly now is not yet expired", CONFORMANCE),
+    # -- refinement: the job views and the oracle's bound
+    Mutation(REF, 'attempts[job] = e["attempt"]', "attempts[job] += 1",
+             "a view counts claims instead of reading the attempt the claim recorded",
+             ("tests/test_refinement.py",)),
+    Mutation(REF, 'elif kind == "redrive":\n                attempts[job] = 0',
+             'elif kind == "redrive":\n                pass',
+             "a view keeps the spent attempts across a redrive", ("tests/test_refinement.py",)),
+    Mutation(REF, "effects[job] -= 1", "effects[job] -= 0",
+             "a view ignores repairs: a part recovery removed still counts", ("tests/test_refinement.py",)),
+    Mutation(REF, "        else:\n            continue\n        yield",
+             "        else:\n            pass\n        yield",
+             "a view is yielded for events that change no job (heartbeats, refusals, calls)",
+             ("tests/test_refinement.py",)),
+    Mutation(REF, 'if e["actor"] == self.actor and view not in oracle:', "if view not in oracle:",
+             "every actor's views are judged, not only the recovery's", ("tests/test_refinement.py",)),
+    Mutation(REF, 'bound = start.get("max_faults")', "bound = None",
+             "a run at another fault bound is judged against the scenario's default oracle",
+             ("tests/test_refinement.py",)),
+    Mutation(REF, "normal = with_bounds(self.normal, bound)", "normal = self.normal",
+             "the oracle is enumerated at the default bound whatever bound it is asked for",
+             ("tests/test_refinement.py",)),
+    # -- recovery: batches, which copy is kept, reconciliation, redrive, the sweep
+    Mutation(REC, "for _ in range(1 + len(queue.store.jobs()) // queue.config.reap_batch):",
+             "for _ in range(1):", "recovery reaps one batch of expired leases only", RECOVERY_TESTS),
+    Mutation(REC, "            if len(found) < batch:\n", "            if True:\n",
+             "recovery gives one batch of endless leases a deadline, the rest none", RECOVERY_TESTS),
+    Mutation(REC, "bounded = bound_leases(queue, actor) if queue.guard.lease_expiry else ()",
+             "bounded = bound_leases(queue, actor)",
+             "recovery bounds leases even where lease expiry is switched off", RECOVERY_TESTS),
+    Mutation(REC, 'if job.state == "pending" and kept is not None:', "if kept is not None:",
+             "reconciliation tries to complete a dead job whose effect is whole", RECOVERY_TESTS),
+    Mutation(REC, "keep = next((t for t, _ in copies if t in succeeded), copies[0][0])",
+             "keep = next((t for t, _ in copies if t in succeeded), copies[-1][0])",
+             "with no attempt succeeded, repair keeps the last writer's copy, not the first's",
+             RECOVERY_TESTS),
+    Mutation(REC, 'if whole or state == "succeeded":', "if whole:",
+             "repair rolls back the parts of a succeeded job, leaving it with no effect", RECOVERY_TESTS),
+    Mutation(REC, "for _t, amount in [c for c in drop if c[0] == token][:count]:",
+             "for _t, amount in [c for c in drop if c[0] == token][:1]:",
+             "copies of one token removed together are reported as one", RECOVERY_TESTS),
+    Mutation(REC, 'if job.state == "leased":\n                    continue',
+             'if job.state == "leased":\n                    pass',
+             "reconciliation repairs the effect of a job whose holder is still at work", RECOVERY_TESTS),
+    Mutation(REC, "delay_s=round((i // per_window) * window_s, 6)",
+             "delay_s=round((i % per_window) * window_s, 6)",
+             "the spread redrive cycles within one window instead of moving to the next", RECOVERY_TESTS),
+    Mutation(REC, "for _ in range(1 + len(queue.store.outbox())):", "for _ in range(1):",
+             "the outbox sweep publishes one unmarked message only", RECOVERY_TESTS),
+    # -- the services' recovery
+    Mutation(SREC, "for extra in live[1:]:", "for extra in live[:-1]:",
+             "reconciliation keeps a job's newest charge and refunds the first",
+             ("tests/test_service_recovery.py",)),
+    Mutation(SREC, 'if live and job.state != "succeeded":', "if live:",
+             "reconciliation completes a succeeded job again", ("tests/test_service_recovery.py",)),
+    Mutation(SREC, "queue.store.delete_dead_letter(job.id)", "pass",
+             "a dead job that reconciliation completes keeps its dead letter",
+             ("tests/test_service_recovery.py",)),
+    Mutation(SREC, 'if job.state == "leased":\n            continue',
+             'if job.state == "leased":\n            pass',
+             "reconciliation refunds a leased job's charges while its holder is at work",
+             ("tests/test_service_recovery.py",)),
+    Mutation(SREC, 'if best is None or e["token"] >= best["token"]:',
+             'if best is None or e["token"] > best["token"]:',
+             "a tie between two writes of one lease is restored to the earlier",
+             ("tests/test_service_recovery.py",)),
+    Mutation(SREC, 'if e["kind"] == "write" and e["actor"] == resource.name:', 'if e["kind"] == "write":',
+             "another resource's writes decide this resource's newest value",
+             ("tests/test_service_recovery.py",)),
+    # -- the differential proof's comparison
+    Mutation(DIFF, "if (found.digest, found.invariants_violated, found.reached) != (",
+             "if (replayed.digest, found.invariants_violated, found.reached) != (",
+             "schedules are compared without their history digest", ("tests/test_differential_control.py",)),
+    Mutation(DIFF, "if final_state(found.store) != final_state(replayed.store):",
+             "if final_state(found.store) != final_state(found.store):",
+             "the stores' final rows are not compared", ("tests/test_differential_control.py",)),
+    Mutation(DIFF, "if ours != theirs:", "if ours[1:] != theirs[1:]:",
+             "the schedule counts are not compared: a store whose search prunes more passes",
+             ("tests/test_differential_control.py",)),
+    Mutation(DIFF, '"attempts": store.attempts(),', "",
+             "the attempt log is left out of the final state", ("tests/test_differential_control.py",)),
+    Mutation(DIFF, '"unpublished": store.unpublished_outbox(len(outbox) + 1),', "",
+             "the bodies of unpublished outbox rows are left out of the final state",
+             ("tests/test_differential_control.py",)),
 )

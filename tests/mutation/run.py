@@ -5,12 +5,19 @@ against the copy, and fail when a mutation survives.
 The copy is imported first (``PYTHONPATH``), child processes included; every test is
 bounded (``--timeout``), so a mutation that makes a test hang is caught as a failure,
 not waited for. ``-x`` stops at the first failing test: a caught mutation costs only
-the tests before it.
+the tests before it, so each mutation's own likeliest catchers (``Mutation.tests``) run
+first and the other fast tests after them.
+
+A mutation of the PostgreSQL store is judged by the PostgreSQL half of the fast tests:
+without a server those tests skip, so the run refuses to judge it and fails, rather than
+count it as caught or as survived. ``--without FILE`` leaves a test file out (to measure
+what it catches: the kill rate with and without it); the summary counts per module.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import shutil
 import signal
@@ -30,8 +37,14 @@ FAST_TESTS = (
     "tests/test_surviving_bugs.py", "tests/test_checkers.py", "tests/test_transitions.py",
     "tests/test_store.py", "tests/test_bad_input.py", "tests/test_recovery.py",
     "tests/test_downstream.py", "tests/test_scenario_policies.py", "tests/test_happy_path.py",
+    # issue 26: both stores' edge cases, recovery, refinement, the differential's control
+    "tests/test_store_conformance.py", "tests/test_recovery_branches.py",
+    "tests/test_service_recovery.py", "tests/test_refinement.py",
+    "tests/test_differential_control.py",
     "failure_modes",
 )
+#: Mutations of these files are judged only with a PostgreSQL server (their tests skip without).
+NEEDS_POSTGRESQL = ("src/failfirst/store/postgresql.py",)
 #: Per test: a hang is a failure, found quickly.
 TEST_TIMEOUT_S = 120
 #: Per mutation: the whole fast run.
@@ -56,8 +69,16 @@ def _apply(tree: Path, m: Mutation) -> None:
     path.write_text(text.replace(m.old, m.new))
 
 
-def _run_tests(tree: Path) -> tuple[bool, str]:
-    """True when the fast tests pass (the mutation survived)."""
+def _test_order(first: tuple[str, ...], without: tuple[str, ...]) -> list[str]:
+    """The mutation's own catchers first, then the other fast tests; none of ``without``."""
+    chosen = [t for t in dict.fromkeys((*first, *FAST_TESTS)) if t not in without]
+    assert chosen, "no fast test left to run"
+    return chosen
+
+
+def _run_tests(tree: Path, tests: list[str], marks: str | None = None) -> tuple[bool, str]:
+    """True when the fast tests pass (the mutation survived); with ``marks``, only the
+    tests so marked run, and none being so marked counts as passing."""
     env = dict(os.environ, PYTHONPATH=f"{tree / 'src'}{os.pathsep}{tree}", PYTHONDONTWRITEBYTECODE="1")
     probe = subprocess.run([sys.executable, "-c", "import failfirst, failure_modes; "
                             "print(failfirst.__file__); print(failure_modes.__file__)"],
@@ -67,13 +88,32 @@ def _run_tests(tree: Path) -> tuple[bool, str]:
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
              f"--timeout={TEST_TIMEOUT_S}", "--rootdir", str(tree), "-c", str(tree / "pyproject.toml"),
-             *[str(tree / t) for t in FAST_TESTS]],
+             *(["-m", marks] if marks else []), *[str(tree / t) for t in tests]],
             cwd=tree, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return False, f"the fast tests ran over {RUN_TIMEOUT_S} s (caught as a hang)"
     lines = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
     tail = result.stdout.strip().splitlines()[-1:] if result.stdout.strip() else [result.stderr[-300:]]
-    return result.returncode == 0, (lines[0] if lines else tail[0])
+    passed = result.returncode == 0 or (marks is not None and result.returncode == NO_TESTS_COLLECTED)
+    return passed, (lines[0] if lines else tail[0])
+
+
+#: pytest's exit status when no test was selected.
+NO_TESTS_COLLECTED = 5
+
+
+def _judge(tree: Path, m: Mutation, without: tuple[str, ...]) -> tuple[bool, str]:
+    """True when the mutation survived every fast test. First the mutation's own
+    catchers alone, on the backend it mutates: a failure there is a catch, found without
+    collecting the rest. When they pass, every fast test (so a survivor is a survivor of
+    the whole set)."""
+    first = [t for t in m.tests if t not in without]
+    if first:
+        marks = "postgresql" if m.path in NEEDS_POSTGRESQL else "not postgresql"
+        survived, why = _run_tests(tree, first, marks)
+        if not survived:
+            return survived, why
+    return _run_tests(tree, _test_order(m.tests, without))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,26 +122,42 @@ def main(argv: list[str] | None = None) -> int:
                         help="run mutation N only (1-based; repeatable)")
     parser.add_argument("--skip-baseline", action="store_true",
                         help="do not first check that the unmutated copy passes (when it is known to)")
+    parser.add_argument("--without", action="append", default=[], metavar="FILE",
+                        help="leave this fast test file out (repeatable): what do the others catch?")
     args = parser.parse_args(argv)
+    without = tuple(args.without)
+    unknown = [f for f in without if f not in FAST_TESTS]
+    if unknown:
+        parser.error(f"--without: not a fast test: {', '.join(unknown)}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the copies are removed
     chosen = [(i, m) for i, m in enumerate(MUTATIONS, start=1) if not args.only or i in args.only]
+    pg_problem = _postgresql_problem() if any(m.path in NEEDS_POSTGRESQL for _, m in chosen) else None
     started = time.monotonic()  # real-time: the duration is reported, never asserted
     survivors = []
+    caught_by_module: collections.Counter[str] = collections.Counter()
+    total_by_module: collections.Counter[str] = collections.Counter()
     base = Path(tempfile.mkdtemp(prefix="failfirst-mutate-"))
     try:
         clean = base / "clean"
         _copy_tree(clean)
-        ok, why = (True, "") if args.skip_baseline else _run_tests(clean)
+        ok, why = (True, "") if args.skip_baseline else _run_tests(clean, _test_order((), without))
         if not ok:
             print(f"the unmutated tree fails its fast tests: {why}")
             return 1
         for i, m in chosen:
+            total_by_module[m.path] += 1
+            if m.path in NEEDS_POSTGRESQL and pg_problem is not None:
+                print(f"{i:2d} NOT RUN  {m.path}: {m.breaks}\n      no PostgreSQL: {pg_problem}",
+                      flush=True)
+                survivors.append(i)
+                continue
             tree = base / f"m{i}"
             shutil.copytree(clean, tree)
             _apply(tree, m)
             t0 = time.monotonic()  # real-time: reported
-            survived, why = _run_tests(tree)
+            survived, why = _judge(tree, m, without)
             shutil.rmtree(tree, ignore_errors=True)
+            caught_by_module[m.path] += not survived
             verdict = "SURVIVED" if survived else "caught  "
             print(f"{i:2d} {verdict} {time.monotonic() - t0:6.1f} s  {m.path}: {m.breaks}"
                   + ("" if survived else f"\n      by {why}"), flush=True)
@@ -109,9 +165,18 @@ def main(argv: list[str] | None = None) -> int:
                 survivors.append(i)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    for path in sorted(total_by_module):
+        print(f"   {caught_by_module[path]:2d} of {total_by_module[path]:2d} caught  {path}")
     print(f"{len(chosen) - len(survivors)} of {len(chosen)} mutations caught in "
           f"{time.monotonic() - started:.0f} s" + (f"; survivors: {survivors}" if survivors else ""))
     return 1 if survivors else 0
+
+
+def _postgresql_problem() -> str | None:
+    """None when the PostgreSQL tests can run; else why not, in one line."""
+    from failfirst.store import pgtools
+
+    return pgtools.server_problem()
 
 
 if __name__ == "__main__":

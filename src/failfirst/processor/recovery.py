@@ -122,13 +122,21 @@ def bound_leases(queue: JobQueue, actor: str = "recovery") -> tuple[int, ...]:
     its heartbeats; a dead holder's job is taken back by the reaper when it passes."""
     now_s = queue.store.clock.now_s()
     until_s = now_s + queue.config.lease_s
+    batch = queue.config.reap_batch
     bounded = []
     with queue.store.transaction():
-        for job_id, token in queue.store.leases_ending_after(until_s, queue.config.reap_batch):
-            queue.store.extend_lease(job_id, token, until_s)
-            queue.store.append_event(actor=actor, job=job_id, kind="lease_bounded", token=token,
-                                     until=until_s)
-            bounded.append(job_id)
+        # A batch at a time: a bounded lease no longer ends after ``until_s``, so each
+        # query finds the next ones; a short batch is the last. (One batch only left
+        # the rest without a deadline until the next recovery.)
+        for _ in range(MAX_RECOVERY_STEPS):  # bounded: each pass bounds a batch, or ends
+            found = queue.store.leases_ending_after(until_s, batch)
+            for job_id, token in found:
+                queue.store.extend_lease(job_id, token, until_s)
+                queue.store.append_event(actor=actor, job=job_id, kind="lease_bounded", token=token,
+                                         until=until_s)
+                bounded.append(job_id)
+            if len(found) < batch:
+                break
     return tuple(bounded)
 
 

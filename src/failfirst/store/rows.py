@@ -27,12 +27,18 @@ MALFORMED = "malformed"
 NOT_TEXT, NOT_JSON, NOT_OBJECT = "is not JSON text", "is not JSON", "is JSON but not an object"
 
 
-def _object(text: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """(the JSON object in ``text``, None), or (None, why it is not one)."""
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _object(text: Any, *, strict: bool = False) -> tuple[dict[str, Any] | None, str | None]:
+    """(the JSON object in ``text``, None), or (None, why it is not one). ``strict``:
+    NaN and Infinity, which Python's json reads and JSON has not, are not JSON either
+    (as SQLite's json_valid judges a payload: both stores and a handler then agree)."""
     if not isinstance(text, str):
         return None, NOT_TEXT
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant) if strict else json.loads(text)
     except ValueError:
         return None, NOT_JSON
     if not isinstance(value, dict):
@@ -42,7 +48,7 @@ def _object(text: Any) -> tuple[dict[str, Any] | None, str | None]:
 
 def payload_problem(text: Any) -> str | None:
     """Why a ``jobs.payload`` is not a JSON object, or None when it is one."""
-    return _object(text)[1]
+    return _object(text, strict=True)[1]
 
 
 def event_from_row(row: Sequence[Any]) -> dict[str, Any]:
@@ -93,6 +99,6 @@ class MalformedPayload:
 
 def job_from_row(row: Sequence[Any]) -> Job:
     """A job from its row (``id, type, payload, ...`` as both stores select it)."""
-    payload, why = _object(row[2])
+    payload, why = _object(row[2], strict=True)
     return Job(row[0], row[1], payload if payload is not None else MalformedPayload(why or ""),
                *row[3:])
