@@ -113,7 +113,7 @@ test-por: .venv/.synced ## sleep sets vs symmetry alone on whole scenarios, 1 an
 # beside huey's SqliteHuey (bench). Figures come from here, never from tests.
 .PHONY: stress bench
 stress: .venv/.synced ## 10,000 jobs, 2 worker processes, 20 SIGKILLs at seeded points of progress: lost 0, duplicates 0
-	$(RUN) python -m failfirst.bench.stress_gate --db _build/stress/stress.db --jobs 10000 --workers 2 --kills 20 --min-kills 20
+	$(RUN) python -m failfirst.bench.stress_gate --db _build/stress/stress.db --jobs 10000 --workers 2 --faults 20 --min-faults 20
 
 bench: .venv/.synced ## jobs/s on a SQLite file, 1 and 2 workers: failfirst beside huey
 	$(RUN) python -m failfirst.bench.throughput --out _build/bench/throughput.json
@@ -131,14 +131,16 @@ test-pg: .venv/.synced ## PostgreSQL: differential proof (every failure mode, de
 test-pg-faults: .venv/.synced ## only the real faults: terminated connections, server crash, partition, SIGKILL stress
 	$(PYTEST) -q -m postgresql tests/test_postgresql_faults.py tests/test_postgresql.py -k "faults or stress_on_postgresql"
 
+# The same driver as make stress, on a private server in _build/pg-stress (removed afterwards,
+# and on SIGTERM or Ctrl-C too).
 stress-pg: .venv/.synced ## 10,000 jobs on a private PostgreSQL server, 12 mixed faults (SIGKILL, terminate, server crash)
-	$(RUN) python -m failfirst.realrun.pgstress --jobs 10000 --workers 4 --fault mixed --faults 12 --folder _build/pg-stress
+	$(RUN) python -m failfirst.bench.stress_gate --pg-folder _build/pg-stress --jobs 10000 --workers 4 --fault mixed --faults 12 --min-faults 12
 
 # Throwaway databases on the server of the tests ($FAILFIRST_PG_URL); never stops it.
 bench-pg: .venv/.synced ## jobs/s on PostgreSQL, 1, 2 and 4 workers: failfirst beside procrastinate and pgqueuer, and a profile
 	$(RUN) python -m failfirst.bench.throughput_pg --profile --out _build/bench/throughput_pg.json
 
-pg-server: .venv/.synced ## start a throwaway PostgreSQL server in _build/pg (port 55432) with initdb and pg_ctl
+pg-server: .venv/.synced ## start a throwaway PostgreSQL server in _build/pg (127.0.0.1:55432, local connections only)
 	$(RUN) python -m failfirst.store.pgtools serve _build/pg 55432
 
 pg-server-stop: .venv/.synced ## stop the server that make pg-server started

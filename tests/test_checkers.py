@@ -497,7 +497,7 @@ FILE_DAMAGES = {
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    from failfirst.realrun.stress import stress
+    from failfirst.realrun.driver import stress
 
     path = tmp_path_factory.mktemp("run") / "run.db"
     result = stress(str(path), jobs=6, workers=1)

@@ -20,7 +20,7 @@ from failfirst.cli import main
 from failfirst.proofs import differential
 from failfirst.proofs.explorer import depth_first, explore, with_bounds
 from failfirst.proofs.run import simulate
-from failfirst.realrun.stress import stress
+from failfirst.realrun.driver import stress
 from failfirst.sim import catalogue
 from failfirst.sim.choices import ReplayChoices
 from failfirst.store import Store, StoreError, parse_store_url, pgtools, simulation_store

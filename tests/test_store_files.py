@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import select
 import sqlite3
+import stat
 import subprocess
 import sys
 
@@ -167,6 +168,13 @@ def test_a_device_is_refused_and_nothing_appears_beside_it(capsys, device):
     beside = {s: os.path.exists(device + s) for s in SIDECARS}
     assert "not a regular file" in _stress_refuses(capsys, device)
     assert {s: os.path.exists(device + s) for s in SIDECARS} == beside
+
+
+def test_a_fifo_is_refused_and_left_a_fifo(tmp_path, capsys):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert "not a regular file" in _stress_refuses(capsys, fifo)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and sorted(os.listdir(tmp_path)) == ["pipe"]
 
 
 def test_a_directory_is_refused(tmp_path, capsys):

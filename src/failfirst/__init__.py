@@ -55,8 +55,8 @@ MOVED: dict[str, str] = {
     "failfirst.proof": "failfirst.proofs.prove",
     "failfirst.differential": "failfirst.proofs.differential",
     "failfirst.refinement": "failfirst.proofs.refinement",
-    "failfirst.stress": "failfirst.realrun.stress",
-    "failfirst.pgstress": "failfirst.realrun.pgstress",
+    "failfirst.stress": "failfirst.realrun.driver",
+    "failfirst.pgstress": "failfirst.realrun.faults",
     "failfirst.viz": "failfirst_book.viz",
 }
 

@@ -1,10 +1,12 @@
 """The ``failfirst`` command line. This module owns the CLI contract.
 
 Bad input exits 2 with a one-line reason on stderr. An experiment that finds a
-violation still exits 0: finding it is its job. An experiment that breaks, or
-output that cannot be written, exits 1 with one line; Ctrl-C exits 130 and
-SIGTERM 143, each with one line, after the children are stopped. Anything else is
-a bug in failfirst and shows its traceback: it is never passed off as bad input.
+violation still exits 0: finding it is its job. An experiment that breaks (a
+store that stops answering mid-run included: a lost connection, a crashed
+server, a statement timeout), or output that cannot be written, exits 1 with one
+line that says how to finish; Ctrl-C exits 130 and SIGTERM 143, each with one
+line, after the children are stopped. Anything else is a bug in failfirst and
+shows its traceback: it is never passed off as bad input.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, NoReturn
 from failfirst.proofs.run import RunResult, replay, run_scenario
 from failfirst.sim import catalogue, history
 from failfirst.sim.choices import ScheduleError
+from failfirst.store import StoreUnavailable
 from failfirst.store.echo import MAX_SHOWN_CHARS, shown
 from failfirst.store.sqlite import shown_path
 
@@ -212,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     _store(p, _SIM_STORE_HELP)
     p.add_argument("--json", action="store_true", help=json_help)
 
-    p = sub.add_parser("stress", help="real worker processes on a SQLite file, killed with SIGKILL")
+    p = sub.add_parser("stress", help="real worker processes on a SQLite file or PostgreSQL, "
+                                      "killed with SIGKILL")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--db", metavar="PATH", type=_db_path,
                        help="a new (or empty) SQLite file; it keeps the run's jobs, effects and history")
@@ -249,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help=json_help)
 
     p = sub.add_parser("resume", help="finish an interrupted stress run: reap its leases, then "
-                                      "work off what is left, exactly once")
+                                      "work off what is left, exactly once (refuses a live run)")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--db", metavar="PATH", type=_db_path, help="the SQLite file of an earlier stress run")
     _store(where, "or the store URL of one (sqlite:PATH, postgresql://...)")
@@ -264,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the repository to write into (default: the checkout failfirst runs from)")
     p.add_argument("--json", action="store_true", help=json_help)
 
-    p = sub.add_parser("check", help="judge a failfirst database file with the checkers (read-only)")
+    p = sub.add_parser("check", help="judge a failfirst store with the checkers, in one snapshot "
+                                     "(read-only: never creates, migrates or writes)")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--db", metavar="PATH", type=_db_path, help="a failfirst SQLite file")
     _store(where, "or a store URL (sqlite:PATH, postgresql://...)")
@@ -359,11 +364,29 @@ def cmd_explore(args: argparse.Namespace) -> None:
     _emit(args, result.to_json(), describe(result))
 
 
-def cmd_stress(args: argparse.Namespace) -> None:
-    from failfirst.realrun.stress import describe, stress
+#: The real run under way, if any: an interruption's message depends on how far it got.
+_RUN_STATUS: list[Any] = [None]
 
-    result = stress(db=args.db or args.store, jobs=args.jobs, workers=args.workers, kill_rate=args.kill_rate,
-                    guard=args.guard == "on", seed=args.seed, kills=args.kills)
+
+def _run_status(command: str) -> Any:
+    from failfirst.realrun.driver import RunStatus
+
+    _RUN_STATUS[0] = RunStatus(command=command)
+    return _RUN_STATUS[0]
+
+
+def _store_of(args: argparse.Namespace) -> str:
+    """--db or --store (each checked by its type: never empty)."""
+    return args.db if args.db is not None else args.store
+
+
+def cmd_stress(args: argparse.Namespace) -> None:
+    from failfirst.realrun.driver import stress
+    from failfirst.realrun.verdict import describe
+
+    result = stress(db=_store_of(args), jobs=args.jobs, workers=args.workers, kill_rate=args.kill_rate,
+                    guard=args.guard == "on", seed=args.seed, kills=args.kills,
+                    status=_run_status("stress"))
     _emit(args, result, describe(result))
 
 
@@ -381,16 +404,17 @@ def cmd_peers(args: argparse.Namespace) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
-    from failfirst.realrun.stress import describe_check, resume
+    from failfirst.realrun.driver import resume
+    from failfirst.realrun.verdict import describe_check
 
-    result = resume(args.db or args.store, workers=args.workers)
+    result = resume(_store_of(args), workers=args.workers, status=_run_status("resume"))
     _emit(args, result, describe_check(result, "resume"))
 
 
 def cmd_check(args: argparse.Namespace) -> None:
-    from failfirst.realrun.stress import check, describe_check
+    from failfirst.realrun.verdict import check, describe_check
 
-    result = check(args.db or args.store)
+    result = check(_store_of(args))
     _emit(args, result, describe_check(result, "check"))
 
 
@@ -425,12 +449,12 @@ def _bad_input_types() -> tuple[type[BaseException], ...]:
     bug and must not be reported as the user's mistake."""
     from failfirst.peers.matrix import PeersInputError
     from failfirst.proofs.explorer import BoundError
-    from failfirst.realrun.stress import StressInputError
+    from failfirst.realrun.driver import RunInputError
     from failfirst.sim.scaffold import ScaffoldError
     from failfirst.store import StoreError
 
     return (UsageError, catalogue.UnknownFailureMode, ScheduleError, StoreError, BoundError,
-            StressInputError, PeersInputError, ScaffoldError)
+            RunInputError, PeersInputError, ScaffoldError)
 
 
 def _on_signal(signum: int, frame: object) -> None:
@@ -451,9 +475,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     args = None
+    _RUN_STATUS[0] = None
     try:
         args = build_parser().parse_args(argv)
         COMMANDS[args.command](args)
+    except StoreUnavailable as exc:  # the store stopped answering: not the user's input
+        _one_line_error(exc)
+        return EXIT_FAILED
     except _bad_input_types() as exc:
         _one_line_error(exc)
         return EXIT_USAGE
@@ -468,18 +496,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, Terminated) as exc:
         _silence_stdout()
         what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
-        db = getattr(args, "db", None)
-        where = (f"; {shown_path(db)} keeps its jobs (failfirst resume --db PATH finishes them)"
-                 if db and args.command in ("stress", "resume") else "")
-        kept = getattr(args, "checkpoint", None)
-        if kept and args.command == "explore":
-            where = f"; {shown_path(kept)} keeps its progress (the same command resumes it)"
-        print(f"failfirst: {what}{where}", file=sys.stderr)
+        print(f"failfirst: {what}{_interrupted_where(args)}", file=sys.stderr)
         return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def _interrupted_where(args: argparse.Namespace | None) -> str:
+    """What an interrupted real run left, and the command that finishes it; for an
+    exploration with a checkpoint, that the same command resumes it."""
+    kept = getattr(args, "checkpoint", None)
+    if kept and args is not None and args.command == "explore":
+        return f"; {shown_path(kept)} keeps its progress (the same command resumes it)"
+    status = _RUN_STATUS[0]
+    if args is None or status is None:
+        return ""
+    from failfirst.realrun import where
+
+    db = where.resolved(args.db if args.db is not None else args.store)
+    if not status.claimed:
+        return f"; nothing was enqueued: {where.shown(db)} holds no part of this run"
+    return f"; {where.shown(db)} keeps its jobs ({where.resume_command(db)} finishes them)"
 
 
 def _silence_stdout() -> None:

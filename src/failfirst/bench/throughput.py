@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from failfirst.bench import BUILD
-from failfirst.realrun.stress import DEFAULT_BATCH, stress
+from failfirst.realrun.driver import DEFAULT_BATCH, stress
 from failfirst.store import Store
 from failfirst.store.clock import RealClock
 

@@ -14,7 +14,7 @@ the median of ``--runs``.
 
 What each system runs, and how it commits its effect:
 
-- **failfirst**: :func:`failfirst.realrun.stress.stress` with ``kill_rate=0`` (N
+- **failfirst**: :func:`failfirst.realrun.driver.stress` with ``kill_rate=0`` (N
   ``python -m failfirst.realrun.process worker`` processes, the parent driving the reaper).
   A worker claims ``--batch`` jobs in one transaction (``FOR UPDATE SKIP LOCKED``)
   and commits their effects and fenced completions in one transaction: the effect is
@@ -84,7 +84,7 @@ import psycopg
 
 from failfirst.bench import BUILD, pg_apps
 from failfirst.bench.throughput import POLL_S, TIMEOUT_S, failfirst_run
-from failfirst.realrun.stress import DEFAULT_BATCH
+from failfirst.realrun.driver import DEFAULT_BATCH
 from failfirst.store import open_store, parse_store_url, pgtools
 
 #: Where `make bench-pg` writes its results (the PostgreSQL chapter reads them).

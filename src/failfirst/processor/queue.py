@@ -562,19 +562,34 @@ class JobQueue:
         transaction, each validated as :meth:`enqueue`
         validates it; returns their ids."""
         checked = [self._validate(type_, payload, None, 0.0, None) for payload in payloads]
-        max_attempts = self.config.default_max_attempts
         ids: list[int] = []
         for start in range(0, len(checked), MAX_BATCH):
             with self.store.transaction():
-                run_at_s = self.store.clock.now_s()
-                for payload_json in checked[start:start + MAX_BATCH]:
-                    job_id = self.store.insert_job(type_, payload_json, None, run_at_s, max_attempts)
-                    self.store.append_event(
-                        actor=actor, job=job_id, kind="enqueue",
-                        to_state=transitions.INITIAL_STATE, token=0, type=type_,
-                        max_attempts=max_attempts,
-                    )
-                    ids.append(job_id)
+                ids.extend(self._insert_checked(type_, checked[start:start + MAX_BATCH], actor))
+        return ids
+
+    def enqueue_all_in_transaction(
+        self, type_: str, payloads: list[dict[str, Any]], *, actor: str = "client",
+    ) -> list[int]:
+        """:meth:`enqueue_batch` inside the caller's open transaction: every job or none
+        (a real run claims a new store and enqueues its jobs in one transaction, so an
+        interrupted enqueue leaves no part of a run behind)."""
+        assert self.store.in_transaction, "the caller's transaction holds the whole enqueue"
+        checked = [self._validate(type_, payload, None, 0.0, None) for payload in payloads]
+        return self._insert_checked(type_, checked, actor)
+
+    def _insert_checked(self, type_: str, checked: list[str], actor: str) -> list[int]:
+        max_attempts = self.config.default_max_attempts
+        run_at_s = self.store.clock.now_s()
+        ids = []
+        for payload_json in checked:
+            job_id = self.store.insert_job(type_, payload_json, None, run_at_s, max_attempts)
+            self.store.append_event(
+                actor=actor, job=job_id, kind="enqueue",
+                to_state=transitions.INITIAL_STATE, token=0, type=type_,
+                max_attempts=max_attempts,
+            )
+            ids.append(job_id)
         return ids
 
     def claim_batch(self, worker: str, limit: int) -> list[Lease]:

@@ -1,21 +1,23 @@
-"""The real driver: the simulator's worker and reaper loops, run in real processes.
+"""One real worker process: the simulator's worker loop, run with the wall clock.
 
-:func:`failfirst.processor.worker.worker_loop` and :func:`failfirst.processor.worker.reaper_loop` are
-generators that yield at step boundaries and say how long to wait. The simulator
-interleaves them under a simulated clock; here one process drives one loop with
-the wall clock (:class:`failfirst.store.clock.RealClock`) and really sleeps as asked.
+:func:`failfirst.processor.worker.worker_loop` is a generator that yields at step
+boundaries and says how long to wait. The simulator interleaves such loops under a
+simulated clock; here one process drives one loop with the store's clock (the wall
+clock for a SQLite file, the server's for PostgreSQL) and really sleeps as asked.
 Nothing about the processor changes: the same transactions, the same fencing
-tokens, the same event log, on a SQLite file in WAL mode shared by every process.
+tokens, the same event log, on a store shared by every process.
 
-``python -m failfirst.realrun.process worker --db PATH --name w1`` runs one worker until
-it is killed, its parent dies or its deadline passes; ``... reaper`` runs the
-reaper. :mod:`failfirst.realrun.stress` starts, kills and restarts these processes.
+``python -m failfirst.realrun.process worker --db PATH --name w1`` runs one worker
+until it is killed, its parent dies or its deadline passes.
+:mod:`failfirst.realrun.fleet` starts, kills and restarts these processes (and binds
+each to its parent before it even starts); :func:`drive` also serves the peers'
+failfirst adapter and the benchmark's profile.
 
-No child outlives its parent: the parent passes its pid (``--parent-pid``); on
-Linux the child asks the kernel for SIGKILL when the parent dies
-(``PR_SET_PDEATHSIG``), then checks that its parent is still the one named, which
-covers a parent that died before the request; everywhere, the driver checks the
-parent between steps. A child ignores Ctrl-C: the parent decides when it stops.
+A child started by hand is bound too: given its parent's pid (``--parent-pid``), on
+Linux it asks the kernel for SIGKILL when the parent dies (``PR_SET_PDEATHSIG``), then
+checks that its parent is still the one named, which covers a parent that died
+before the request; everywhere, :func:`drive` checks the parent between steps. A
+child ignores Ctrl-C: the parent decides when it stops.
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ from typing import Any
 
 from failfirst.processor.policies import Guardrails
 from failfirst.processor.queue import MAX_BATCH, HandlerContext, JobQueue, QueueConfig
-from failfirst.processor.worker import ActorLoop, Idle, Point, WorkerConfig, reaper_loop, worker_loop
+from failfirst.processor.worker import ActorLoop, Idle, Point, WorkerConfig, worker_loop
 from failfirst.store import Store, StoreError, open_store
 from failfirst.store.clock import RealClock
 
-#: The job type of real runs (stress and the benchmark).
+#: The job type of real runs (stress, resume and the benchmarks).
 JOB_TYPE = "effect"
 #: The one effect part each job writes: one row in ``effects``.
 EFFECT_PART = "row"
@@ -76,7 +78,7 @@ class RealConfig:
         return QueueConfig(lease_s=self.lease_s, heartbeat_s=self.heartbeat_s)
 
     def worker_config(self) -> WorkerConfig:
-        return WorkerConfig(work_s=self.work_s)
+        return WorkerConfig(work_s=self.work_s, batch=self.batch)
 
     def argv(self) -> list[str]:
         return ["--lease-s", repr(self.lease_s), "--heartbeat-s", repr(self.heartbeat_s),
@@ -186,14 +188,6 @@ def run_worker(db: str, name: str, guard: bool, config: RealConfig,
                  alive=_parent_alive(parent_pid))
 
 
-def run_reaper(db: str, name: str, guard: bool, config: RealConfig,
-               parent_pid: int | None = None) -> str:
-    queue = open_queue(db, guard, config)
-    return drive(reaper_loop(name, queue), idle_poll_s=config.idle_poll_s,
-                 deadline_s=queue.store.clock.now_s() + config.max_runtime_s,
-                 alive=_parent_alive(parent_pid))
-
-
 def _positive_float(text: str) -> float:
     value = float(text)
     if not 0 < value < float("inf"):
@@ -203,8 +197,8 @@ def _positive_float(text: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m failfirst.realrun.process",
-                                     description="one real worker or reaper process")
-    parser.add_argument("role", choices=("worker", "reaper"))
+                                     description="one real worker process")
+    parser.add_argument("role", choices=("worker",))
     parser.add_argument("--db", required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--guard", choices=("on", "off"), default="on")
@@ -223,9 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = RealConfig(lease_s=args.lease_s, heartbeat_s=args.heartbeat_s, batch=args.batch,
                         idle_poll_s=args.idle_poll_s, max_runtime_s=args.max_runtime_s,
                         work_s=args.work_s)
-    run = run_worker if args.role == "worker" else run_reaper
     try:
-        run(args.db, args.name, args.guard == "on", config, args.parent_pid)
+        run_worker(args.db, args.name, args.guard == "on", config, args.parent_pid)
     except StoreError as exc:  # the server went away (terminated, crashed, unreachable)
         print(f"{args.name}: {exc}", file=sys.stderr)
         return EXIT_CONNECTION_LOST

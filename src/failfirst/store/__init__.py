@@ -14,7 +14,7 @@ Layer 0: imports nothing else of failfirst.
 
 # Re-exported without __all__: the API reference documents each name once, where it lives.
 from failfirst.store.factory import open_store, simulation_store  # noqa: F401
-from failfirst.store.interface import Clock, Job, JobStore, StoreError  # noqa: F401
+from failfirst.store.interface import Clock, Job, JobStore, StoreError, StoreUnavailable  # noqa: F401
 from failfirst.store.rows import EVENT_COLUMNS  # noqa: F401
 from failfirst.store.sqlite import (  # noqa: F401
     APPLICATION_ID,

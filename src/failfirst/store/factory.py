@@ -12,21 +12,23 @@ from failfirst.store.interface import Clock, JobStore, StoreError
 from failfirst.store.url import MEMORY, StoreURL, parse_store_url
 
 
-def open_store(url: str | StoreURL, clock: Clock | None = None, *, create: bool = True) -> JobStore:
+def open_store(url: str | StoreURL, clock: Clock | None = None, *, create: bool = True,
+               read_only: bool = False) -> JobStore:
     """Open the store a URL names, for real runs (or, for ``sqlite::memory:``, a fresh
     in-memory store). ``clock`` None: the backend's own clock for real runs — the wall
-    clock for a SQLite file, the server's clock for PostgreSQL."""
+    clock for a SQLite file, the server's clock for PostgreSQL. ``read_only``: an
+    existing store, to judge it: nothing is created or migrated, nothing written."""
     parsed = parse_store_url(url) if isinstance(url, str) else url
     if parsed.kind == "postgresql":
         from failfirst.store.postgresql import PostgresStore
 
-        return PostgresStore.open(parsed, clock, create=create)
+        return PostgresStore.open(parsed, clock, create=create, read_only=read_only)
     from failfirst.store.clock import RealClock, SimClock
     from failfirst.store.sqlite import Store
 
     if parsed.path == MEMORY:
         return Store.memory(clock or SimClock())
-    return Store.open_file(parsed.path, clock or RealClock(), create=create)
+    return Store.open_file(parsed.path, clock or RealClock(), create=create, read_only=read_only)
 
 
 def simulation_store(url: str | StoreURL | None, clock: Clock, *, owner_pid: int | None = None) -> Any:

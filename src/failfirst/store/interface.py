@@ -34,6 +34,12 @@ class StoreError(Exception):
     """The store cannot be opened or used: a one-line reason for the user."""
 
 
+class StoreUnavailable(StoreError):
+    """The store stopped answering while in use: the connection was lost, the server
+    crashed, a statement timed out on the server. Not the user's input: what was
+    committed stays, and a real run can be finished later (``failfirst resume``)."""
+
+
 @dataclass(frozen=True)
 class Job:
     id: int
@@ -76,6 +82,15 @@ class JobStore(Protocol):
     def close(self) -> None: ...
     def image(self) -> bytes: ...
     def transaction(self) -> AbstractContextManager[Any]: ...
+    #: ``with store.snapshot():`` one read-only transaction: every read inside sees the
+    #: same committed instant (a judge reads jobs, effects and events in it).
+    def snapshot(self) -> AbstractContextManager[Any]: ...
+    #: Take the lock a real run holds for the life of this connection: True when taken,
+    #: False when another connection holds it, None when the backend has none (a SQLite
+    #: file: the owner record in the history decides, see failfirst.realrun.ownership).
+    def hold_run_lock(self) -> bool | None: ...
+    #: Does another connection hold the run lock now? (A look: nothing is taken.)
+    def run_lock_held(self) -> bool | None: ...
 
     # -- jobs
     def insert_job(self, type_: str, payload_json: str, idempotency_key: str | None,

@@ -39,7 +39,7 @@ import psycopg
 from psycopg import pq
 from psycopg import sql as pgsql
 
-from failfirst.store.interface import Clock, EventRow, Job, StoreError
+from failfirst.store.interface import Clock, EventRow, Job, StoreError, StoreUnavailable
 from failfirst.store.rows import event_from_row, job_from_row, payload_problem
 from failfirst.store.sqlite import APPLICATION_ID, SCHEMA_VERSION
 from failfirst.store.url import StoreURL, parse_store_url
@@ -147,9 +147,14 @@ _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 _VACUUM_EVERY_RESETS = 2000
 
 
-class ConnectionLost(StoreError):
+class ConnectionLost(StoreUnavailable):
     """The connection to the server broke (terminated, the server crashed, the network):
     the open transaction is gone, as if the process had crashed inside it."""
+
+
+class StatementTimeout(StoreUnavailable):
+    """The server cancelled a statement (``statement_timeout``): the open transaction is
+    rolled back; the connection lives. Not bad input: the store did not answer in time."""
 
 
 _job = job_from_row  # a payload that is not a JSON object never raises: see rows
@@ -193,21 +198,26 @@ class PostgresStore:
     # -- opening --------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str | StoreURL, clock: Clock | None = None, *, create: bool = True) -> PostgresStore:
+    def open(cls, url: str | StoreURL, clock: Clock | None = None, *, create: bool = True,
+             read_only: bool = False) -> PostgresStore:
         """Open the failfirst schema of a real database (creating it when ``create``);
         refuse a schema of another application or of a newer version. ``clock``: None
-        (real runs) means the server's clock."""
+        (real runs) means the server's clock. ``read_only``: to judge it: nothing is
+        created or migrated (an older version is read as it is), and the session's
+        transactions are read-only, so the server itself refuses any write."""
         parsed = parse_store_url(url) if isinstance(url, str) else url
         assert parsed.kind == "postgresql"
         schema = parsed.schema or DEFAULT_SCHEMA
         conn = _connect(parsed)
         try:
-            _open_schema(conn, parsed, schema, create=create)
+            _open_schema(conn, parsed, schema, create=create and not read_only, migrate=not read_only)
         except BaseException:
             conn.close()
             raise
         try:
             conn.execute(pgsql.SQL("SET search_path TO {}").format(pgsql.Identifier(schema)))
+            if read_only:
+                conn.execute("SET default_transaction_read_only TO on")
         except psycopg.OperationalError as exc:
             conn.close()
             raise _lost(parsed, exc) from None
@@ -260,6 +270,31 @@ class PostgresStore:
         if self._log is not None:
             self._log = []
         self._pending.clear()
+
+    # -- a judge's view and a run's lock ----------------------------------------
+
+    def snapshot(self) -> AbstractContextManager[PostgresStore]:
+        """``with store.snapshot():`` one REPEATABLE READ, READ ONLY transaction: every
+        read inside sees the snapshot its first statement took, whatever other
+        connections commit meanwhile."""
+        return _Snapshot(self)
+
+    def _run_lock_key(self) -> tuple[int, str]:
+        return APPLICATION_ID, self.schema  # (int4, the schema's name hashed by the server)
+
+    def hold_run_lock(self) -> bool:
+        """A session advisory lock on this schema, held until the connection ends (the
+        server drops it when the process dies, however it dies)."""
+        return bool(self._q("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+                            self._run_lock_key()).fetchone()[0])
+
+    def run_lock_held(self) -> bool:
+        """Does another session hold the run lock? A shared try-lock, released at once."""
+        got = self._q("SELECT pg_try_advisory_lock_shared(%s, hashtext(%s))",
+                      self._run_lock_key()).fetchone()[0]
+        if got:
+            self._q("SELECT pg_advisory_unlock_shared(%s, hashtext(%s))", self._run_lock_key())
+        return not got
 
     def close(self) -> None:
         """Close the connection; a simulation store drops its schema first, on this
@@ -627,6 +662,24 @@ class PostgresStore:
         ).fetchall()]
 
 
+class _Snapshot:
+    __slots__ = ("store",)
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> PostgresStore:
+        assert not self.store.in_transaction, "a snapshot is its own transaction"
+        self.store._q("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return self.store
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        conn = self.store._conn
+        if not conn.closed and not conn.broken:
+            self.store._q("ROLLBACK")  # nothing was written: ending it is enough
+        return False
+
+
 class _Transaction:
     __slots__ = ("store",)
 
@@ -767,7 +820,12 @@ def drop_simulation_schemas(url: str | StoreURL, owner_pid: int) -> int:
         conn.close()
 
 
-def _lost(url: StoreURL, exc: BaseException) -> ConnectionLost:
+def _lost(url: StoreURL, exc: BaseException) -> StoreUnavailable:
+    """The one true sentence for a store that stopped answering mid-use: a statement the
+    server cancelled (``statement_timeout``), or the connection lost."""
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return StatementTimeout(f"{url.redacted}: a statement timed out on the server: "
+                                f"{url.scrub(_first_line(exc))}")
     return ConnectionLost(f"{url.redacted}: connection lost: {url.scrub(_first_line(exc))}")
 
 
@@ -796,12 +854,14 @@ def _create_tables(conn: psycopg.Connection, *, unlogged: bool) -> None:
                  (APPLICATION_ID, SCHEMA_VERSION))
 
 
-def _open_schema(conn: psycopg.Connection, url: StoreURL, schema: str, *, create: bool) -> None:
+def _open_schema(conn: psycopg.Connection, url: StoreURL, schema: str, *, create: bool,
+                 migrate: bool = True) -> None:
     """Check (and, when absent and ``create``, make) the failfirst schema; one transaction,
     serialised by an advisory lock so that processes opening it at once create it once.
     An existing schema is judged from the catalogue first (:func:`_schema_problem`), as the
     SQLite store judges a file, so a foreign or damaged one is refused before any of its
-    rows is read and the transaction rolls back with nothing written."""
+    rows is read and the transaction rolls back with nothing written.
+    ``migrate`` False (a judge's look): an older version is left as it is."""
     where = f"{url.redacted} schema {schema}"
     try:
         with conn.transaction():
@@ -809,7 +869,7 @@ def _open_schema(conn: psycopg.Connection, url: StoreURL, schema: str, *, create
             exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
             if exists:
                 version = _schema_version(conn, schema, where)
-                if version < SCHEMA_VERSION:  # version 1 had no outbox: add it, same transaction
+                if version < SCHEMA_VERSION and migrate:  # version 1 had no outbox: add it, same transaction
                     conn.execute(pgsql.SQL("SET LOCAL search_path TO {}").format(pgsql.Identifier(schema)))
                     outbox_sql = SCHEMA_SQL[SCHEMA_SQL.index("CREATE {unlogged} TABLE outbox"):
                                             SCHEMA_SQL.index("CREATE {unlogged} TABLE events")]
@@ -824,7 +884,7 @@ def _open_schema(conn: psycopg.Connection, url: StoreURL, schema: str, *, create
             conn.execute(pgsql.SQL("SET LOCAL search_path TO {}").format(pgsql.Identifier(schema)))
             _create_tables(conn, unlogged=False)
     except psycopg.OperationalError as exc:
-        raise StoreError(f"{where}: {url.scrub(_first_line(exc))}") from None
+        raise _lost(url, exc) from None
     except psycopg.errors.InsufficientPrivilege as exc:
         raise StoreError(f"{where}: {url.scrub(_first_line(exc))}") from None
 

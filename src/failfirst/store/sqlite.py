@@ -212,7 +212,7 @@ class Store:
                 raise StoreError(f"{shown}: not writable")
             # Not to be created: it must already be a failfirst database, even when empty.
             if not create or st.st_size > 0 or _sidecar_size(full, "-wal") > 0:
-                _check_foreign_file(full, shown)
+                _check_foreign_file(full, shown, empty_ok=create)
         if read_only:
             # A file at rest (no -wal: nobody has it open in WAL mode) is read as immutable,
             # so the look makes no -wal or -shm beside it; a file in use is read through
@@ -261,6 +261,24 @@ class Store:
 
     def close(self) -> None:
         self._conn.close()
+
+    # -- a judge's view and a run's lock ----------------------------------------
+
+    def snapshot(self) -> AbstractContextManager[Store]:
+        """``with store.snapshot():`` one read transaction (``BEGIN DEFERRED`` and a first
+        read): in WAL mode every read inside sees the same commit, whatever other
+        processes write meanwhile. Nothing may be written inside."""
+        return _Snapshot(self)
+
+    def hold_run_lock(self) -> None:
+        """A SQLite file has no lock a run could hold without risk: a second descriptor
+        on the file would drop SQLite's own POSIX locks when it closes. The owner record
+        in the history decides (a file is used on one host: the owner's process is
+        looked up there)."""
+        return None
+
+    def run_lock_held(self) -> None:
+        return None
 
     def image(self) -> bytes:
         """The whole database as bytes: for comparing states (recovery idempotence)."""
@@ -665,6 +683,27 @@ class _Transaction:
         return False
 
 
+class _Snapshot:
+    """The context manager of :meth:`Store.snapshot`."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> Store:
+        assert not self.store.in_transaction, "a snapshot is its own transaction"
+        conn = self.store._conn
+        conn.execute("BEGIN DEFERRED")
+        # A deferred transaction takes its snapshot at its first read: take it now.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return self.store
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        self.store._conn.execute("ROLLBACK")  # nothing was written: ending it is enough
+        return False
+
+
 def _initialise(conn: sqlite3.Connection, in_transaction: bool = False) -> None:
     statements = [s for s in SCHEMA_SQL.split(";") if s.strip()]
     for statement in statements:
@@ -765,14 +804,18 @@ def _sqlite_problem(shown: str, exc: sqlite3.Error) -> StoreError:
     return StoreError(f"{shown}: cannot be used as a SQLite database ({text})")
 
 
-def _check_foreign_file(path: str, shown: str | None = None) -> None:
+def _check_foreign_file(path: str, shown: str | None = None, *, empty_ok: bool = False) -> None:
     """Refuse, without writing, a file that is not a failfirst database of this schema.
 
     Read-only and WAL-aware (a run killed before its checkpoint leaves its schema in
     the ``-wal`` file); a WAL file nobody has open is read as immutable, so SQLite
     makes no ``-wal`` or ``-shm`` file for the look. (The look needs SQLite's shared
     memory only when a ``-wal`` file is there without its ``-shm``; a refused file
-    loses that ``-shm`` again. A read-only look never makes a ``-journal``.)"""
+    loses that ``-shm`` again. A read-only look never makes a ``-journal``.)
+
+    ``empty_ok``: an empty SQLite database (no application id, no version, no table) is
+    accepted, to be made a failfirst database: it is what another process creating the
+    same new file shows before its first transaction commits."""
     shown = shown or shown_path(path)
     try:
         with open(path, "rb") as f:
@@ -783,31 +826,48 @@ def _check_foreign_file(path: str, shown: str | None = None) -> None:
         raise StoreError(f"{shown}: not a SQLite database")
     wal_mode = len(header) == 100 and header[18] == 2
     before = {s for s in _SIDECARS if os.path.lexists(path + s)}
-    immutable = wal_mode and "-wal" not in before
+    at_rest = wal_mode and "-wal" not in before
     accepted = False
     try:
-        probe = sqlite3.connect(readonly_uri(path, immutable=immutable), uri=True,
-                                timeout=PROBE_BUSY_TIMEOUT_S)
         try:
-            app_id = probe.execute("PRAGMA application_id").fetchone()[0]
-            version = probe.execute("PRAGMA user_version").fetchone()[0]
-            if app_id != APPLICATION_ID:
-                raise StoreError(f"{shown}: not a failfirst database (application_id {app_id:#x})")
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{shown}: schema version {version} is newer than this failfirst ({SCHEMA_VERSION})")
-            if version < 1 or _schema_of(probe) != _expected_schema(version):
-                raise StoreError(f"{shown}: not a failfirst database (failfirst's application id, "
-                                 f"but not its schema version {SCHEMA_VERSION} tables)")
-            verdict = probe.execute("PRAGMA quick_check(1)").fetchone()[0]
-            if verdict != "ok":
-                raise StoreError(f"{shown}: the database file is damaged ({verdict})")
-            accepted = True
-        finally:
-            probe.close()
+            accepted = _probe(path, shown, immutable=at_rest, empty_ok=empty_ok)
+        except sqlite3.Error:
+            if not (at_rest and os.path.lexists(path + "-wal")):
+                raise
+            # Not at rest after all: another process is creating or writing it right now
+            # (its -wal appeared). Look again as any reader of a live file would.
+            accepted = _probe(path, shown, immutable=False, empty_ok=empty_ok)
     except sqlite3.Error as exc:
         raise _sqlite_problem(shown, exc) from None
     finally:
-        if not accepted:  # a refused file is left as it was found
-            for suffix in {"-wal", "-shm"} - before:
-                _remove_quietly(path + suffix)
+        # A refused file is left as it was found: the look makes a -shm only beside a -wal
+        # that had none; that one goes again. Nothing else is removed: a -wal or -shm that
+        # appeared meanwhile is another process's (one creating this very file).
+        if not accepted and "-wal" in before and "-shm" not in before:
+            _remove_quietly(path + "-shm")
+
+
+def _probe(path: str, shown: str, *, immutable: bool, empty_ok: bool) -> bool:
+    """The read-only look of :func:`_check_foreign_file`: True when accepted; StoreError
+    when refused; sqlite3.Error when SQLite could not answer."""
+    probe = sqlite3.connect(readonly_uri(path, immutable=immutable), uri=True,
+                            timeout=PROBE_BUSY_TIMEOUT_S)
+    try:
+        app_id = probe.execute("PRAGMA application_id").fetchone()[0]
+        version = probe.execute("PRAGMA user_version").fetchone()[0]
+        if empty_ok and app_id == 0 and version == 0 and not _schema_of(probe):
+            return True
+        if app_id != APPLICATION_ID:
+            raise StoreError(f"{shown}: not a failfirst database (application_id {app_id:#x})")
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{shown}: schema version {version} is newer than this failfirst ({SCHEMA_VERSION})")
+        if version < 1 or _schema_of(probe) != _expected_schema(version):
+            raise StoreError(f"{shown}: not a failfirst database (failfirst's application id, "
+                             f"but not its schema version {SCHEMA_VERSION} tables)")
+        verdict = probe.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if verdict != "ok":
+            raise StoreError(f"{shown}: the database file is damaged ({verdict})")
+        return True
+    finally:
+        probe.close()
