@@ -207,7 +207,7 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "respx" else real(name, *a))
-    with pytest.raises(ImportError, match=r"^failfirst.prove needs respx: pip install 'failfirst\[tasks\]'$"):
+    with pytest.raises(ImportError, match=r"^failfirst.tasks needs respx: pip install 'failfirst\[tasks\]'$"):
         failfirst.tasks.require_extra()
 
 
