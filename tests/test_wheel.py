@@ -1,9 +1,9 @@
 """The wheel a reader installs: built from this checkout and installed with uv into a
 fresh virtual environment beside a small Celery project, it adds the one top-level
-name ``failfirst``, runs the command line on the catalogue it carries, names the extra a
-PostgreSQL store needs, and its pytest plugin finds the double charge in the project's
-naive task. Nothing of the checkout is importable there: what passes here is what a
-reader gets."""
+name ``failfirst``, runs the command line on the catalogue it carries, runs real worker
+processes on SQLite without psycopg and names the extra a PostgreSQL store needs, and
+its pytest plugin finds the double charge in the project's naive task. Nothing of the
+checkout is importable there: what passes here is what a reader gets."""
 
 from __future__ import annotations
 
@@ -124,6 +124,17 @@ def test_the_command_line_lists_runs_and_explores_the_catalogue(venv):
     assert explored.returncode == 0, explored.stderr
     violations = json.loads(explored.stdout)["counterexample"]["violations"]
     assert [v["invariant"] for v in violations] == ["INV_001"]
+
+
+def test_a_real_run_on_sqlite_needs_no_postgresql_driver(venv):
+    """Worker processes on a SQLite file: nothing on that path imports psycopg."""
+    db = venv.parent / "real.db"
+    failfirst = str(venv / "bin" / "failfirst")
+    ran = _run([failfirst, "stress", "--db", str(db), "--jobs", "20", "--workers", "2"], venv.parent)
+    assert ran.returncode == 0, ran.stderr
+    assert "20 succeeded" in ran.stdout and "every invariant holds" in ran.stdout
+    checked = _run([failfirst, "check", "--db", str(db)], venv.parent)
+    assert checked.returncode == 0 and "every invariant holds" in checked.stdout, checked.stderr
 
 
 def test_a_postgresql_store_without_psycopg_is_one_line_naming_the_extra(venv):
