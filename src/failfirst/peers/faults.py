@@ -40,16 +40,23 @@ effect, which is the point that tells at-least-once from exactly-once.
 
 from __future__ import annotations
 
+import json
 import random
 import time
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from failfirst.peers import ledger
+from failfirst.peers.harness import (
+    Adapter,
+    Command,
+    PeersInputError,
+    RunContext,
+    Settings,
+    job_ids,
+    kill_process,
+)
 from failfirst.peers.judge import Kill
 from failfirst.peers.ledger import COMMITTING, FINISHED, RETRY, STARTED, Row
-
-if TYPE_CHECKING:
-    from failfirst.peers.harness import Adapter, Command, RunContext, Settings
 
 #: The point a ledger row announces.
 POINT_OF_KIND = {STARTED: "claimed", FINISHED: "effect", COMMITTING: "effect", RETRY: "backoff"}
@@ -122,10 +129,6 @@ def last_row_before(rows: list[Row], job: str, t_s: float, pid: int | None = Non
     return found
 
 
-def job_ids(settings: Settings) -> list[str]:
-    return [f"j{i:04d}" for i in range(settings.jobs)]
-
-
 class KillAtPoint(Fault):
     """SIGKILL at a named point: targeted jobs hold there until the harness strikes."""
 
@@ -154,8 +157,6 @@ class KillAtPoint(Fault):
         self.targets = {job: self.kind(adapter) for job in sorted(chosen)}
 
     def worker_env(self, run: RunContext) -> dict[str, str]:
-        import json
-
         return {ledger.ENV_HOLD: json.dumps(self.targets, sort_keys=True)}
 
     def ready(self, run: RunContext, row: Row, rows: list[Row], now_s: float) -> bool:
@@ -167,8 +168,6 @@ class KillAtPoint(Fault):
         return ""
 
     def step(self, run: RunContext, rows: list[Row], commands: list[Command]) -> list[Kill]:
-        from failfirst.peers.harness import kill_process
-
         kills = []
         for job, kind in self.targets.items():
             if job in self.struck_jobs:
@@ -293,8 +292,6 @@ def select(names: str | None) -> list[type[Fault]]:
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in FAULTS]
     if unknown or not wanted:
-        from failfirst.peers.matrix import PeersInputError
-
         raise PeersInputError(f"--faults: unknown {', '.join(unknown) or '(none given)'}; "
                               f"choose from {', '.join(FAULTS)}")
     return [f for n, f in FAULTS.items() if n in wanted]

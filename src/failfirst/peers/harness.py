@@ -63,6 +63,10 @@ class PeersError(RuntimeError):
     """The run itself broke (a timeout, a service that is not there, a broken worker)."""
 
 
+class PeersInputError(ValueError):
+    """Bad input to the experiment (a number out of range, a selection that matches nothing)."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """The same for every system: N jobs, the work time, worker processes, kills."""
@@ -229,13 +233,15 @@ def _descendants(roots: set[int]) -> list[int]:
     return found
 
 
-def run_one(adapter: Adapter, settings: Settings, fault: Fault | None = None, *,
-            keep: str | None = None) -> dict[str, Any]:
-    """Run ``adapter`` once under ``fault`` (default ``kill@claimed``); return the result row.
-    ``keep``: a folder for the ledger and logs."""
-    from failfirst.peers.faults import KillClaimed, job_ids
+def job_ids(settings: Settings) -> list[str]:
+    """The run's job ids, the same for every system: ``j0000``, ``j0001``, ..."""
+    return [f"j{i:04d}" for i in range(settings.jobs)]
 
-    fault = fault if fault is not None else KillClaimed(settings)
+
+def run_one(adapter: Adapter, settings: Settings, fault: Fault, *,
+            keep: str | None = None) -> dict[str, Any]:
+    """Run ``adapter`` once under ``fault`` (made for ``settings``); return the result row.
+    ``keep``: a folder for the ledger and logs."""
     if not fault.applies(adapter):
         raise PeersError(f"{fault.name} does not apply to {adapter.system} {adapter.config}: "
                          f"{fault.why_not(adapter)}")

@@ -31,7 +31,9 @@ from failfirst.peers import (
     sys_procrastinate,
     sys_rq,
 )
-from failfirst.peers.harness import Adapter, PeersError, Settings, run_one
+from failfirst.peers.harness import Adapter, PeersError, PeersInputError, Settings, run_one
+
+__all__ = ["ADAPTERS", "PeersInputError", "check_row", "read", "run_matrix", "runnable", "select"]
 from failfirst.peers.judge import CATEGORIES
 
 #: Every configuration, in the order of the chapter's table.
@@ -39,10 +41,6 @@ ADAPTERS: list[type[Adapter]] = [
     *sys_failfirst.ADAPTERS, *sys_celery.ADAPTERS, *sys_rq.ADAPTERS, *sys_huey.ADAPTERS,
     *sys_dramatiq.ADAPTERS, *sys_procrastinate.ADAPTERS, *sys_pgqueuer.ADAPTERS,
 ]
-
-
-class PeersInputError(ValueError):
-    """Bad input to the matrix (a number out of range, a selection that matches nothing)."""
 
 
 REQUIRED_KEYS = ("system", "version", "config", "broker", "fault", "jobs", "kills", "struck",
