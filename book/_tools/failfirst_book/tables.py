@@ -241,7 +241,8 @@ def peers_cells(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str],
 
 def peers_cell(runs: Sequence[Mapping[str, Any]]) -> str:
     """One cell: each category's job count summed over the runs, and for each category but
-    ``completed`` the seeds that show it (``completed 11 · duplicated 1 (seed 0)``)."""
+    ``completed`` the seeds that show it (``completed 11 · duplicated 1 (seed 0)``); then
+    how many completed jobs the system nevertheless reported failed."""
     parts = []
     for category in PEERS_CATEGORIES:
         total = sum(r[category] for r in runs)
@@ -251,6 +252,10 @@ def peers_cell(runs: Sequence[Mapping[str, Any]]) -> str:
         shown = "" if category == "completed" else (
             f" (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})")
         parts.append(f"{category} {total}{shown}")
+    # Completed by the ledger, but the system told its operator the job failed.
+    misreported = sum(r.get("reported_failed_but_finished", 0) for r in runs)
+    if misreported:
+        parts.append(f"of which reported failed {misreported}")
     return " · ".join(parts)
 
 

@@ -17,6 +17,10 @@ calls its hooks in this order:
 7. ``finish(run)`` after the workers are gone and before the judge, ``cleanup(run)``
    at the very end, whatever happened.
 
+A result row needs at least one action, and every action's ``struck`` must equal its
+``aim`` (:func:`failfirst.peers.matrix.check_row`): a fault that did not do what its
+column says produced a failed run, not a result.
+
 :data:`FAULTS` lists them in column order; another module registers more with
 :func:`register` (the deploy faults: ``sigterm``, ``restart``, ``cut``, ``long-task``).
 
