@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "OUTCOME_COLOURS",
     "loop_diagram",
     "outcome_grid",
     "per_second",
@@ -419,8 +420,8 @@ OUTCOME_COLOURS = {
 def outcome_grid(rows: Sequence[str], columns: Sequence[str],
                  cells: Sequence[Sequence[str]], *, font_pt: float = 11) -> Any:
     """A grid, ``rows`` down and ``columns`` across, each cell coloured and labelled with
-    its outcome (a key of :data:`OUTCOME_COLOURS`); every label at ``font_pt`` points or
-    more. Returns the Figure."""
+    its outcome (a key of :data:`failfirst_book.figures.OUTCOME_COLOURS`); every label at
+    ``font_pt`` points or more. Returns the Figure."""
     from matplotlib.patches import Patch, Rectangle
 
     assert font_pt >= 11, "the book's figures are readable: 11 pt or more"

@@ -23,6 +23,7 @@ __all__ = [
     "peers_matrix",
     "plain",
     "plural",
+    "settings_fold",
     "trace_table",
     "violation_table",
 ]
@@ -288,3 +289,11 @@ def peers_matrix(configs: Sequence[tuple[tuple[str, str, str], str]],
         table.append(line)
         hot.append(harmed)
     return Table(["configuration", *[name for name, _ in faults]], table, highlight=hot)
+
+
+def settings_fold(title: str, fields: Mapping[str, Any]) -> str:
+    """A folded block (HTML ``<details>``, one line) titled ``title`` listing ``fields``: it
+    renders the same in the book and in a downloaded notebook, where a MyST dropdown
+    would show raw."""
+    items = "".join(f"<li><b>{html.escape(k)}:</b> {html.escape(str(v))}</li>" for k, v in fields.items())
+    return f"<details><summary>{html.escape(title)}</summary><ul>{items}</ul></details>"

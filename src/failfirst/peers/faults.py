@@ -22,7 +22,7 @@ A result row needs at least one action, and every action's ``struck`` must equal
 column says produced a failed run, not a result.
 
 :data:`FAULTS` lists them in column order; another module registers more with
-:func:`register` (the deploy faults: ``sigterm``, ``restart``, ``cut``, ``long-task``).
+:func:`failfirst.peers.faults.register` (the deploy faults: ``sigterm``, ``restart``, ``cut``, ``long-task``).
 
 The kill points. A targeted job (a seeded choice, first attempt only, named to the
 task body through ``FAILFIRST_PEERS_HOLD``) writes its point's row and holds there

@@ -56,7 +56,7 @@ MAX_TIMELINE = 12
 
 
 if TYPE_CHECKING:
-    from failfirst.peers.faults import Fault
+    import failfirst.peers.faults
 
 
 class PeersError(RuntimeError):
@@ -238,7 +238,7 @@ def job_ids(settings: Settings) -> list[str]:
     return [f"j{i:04d}" for i in range(settings.jobs)]
 
 
-def run_one(adapter: Adapter, settings: Settings, fault: Fault, *,
+def run_one(adapter: Adapter, settings: Settings, fault: failfirst.peers.faults.Fault, *,
             keep: str | None = None) -> dict[str, Any]:
     """Run ``adapter`` once under ``fault`` (made for ``settings``); return the result row.
     ``keep``: a folder for the ledger and logs."""
@@ -297,7 +297,7 @@ def run_one(adapter: Adapter, settings: Settings, fault: Fault, *,
     return row
 
 
-def _drive(adapter: Adapter, fault: Fault, settings: Settings, run: RunContext,
+def _drive(adapter: Adapter, fault: failfirst.peers.faults.Fault, settings: Settings, run: RunContext,
            commands: list[Command], job_ids: list[str]) -> tuple[list[Kill], float]:
     quiet_s = adapter.recovery_s + settings.quiet_margin_s
     kills: list[Kill] = []
