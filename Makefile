@@ -29,8 +29,11 @@ $(UV_BOOT)/bin/uv:
 
 sync: .venv/.synced ## install uv if missing, then the locked environment
 
-test: .venv/.synced ## every test: unit, bundles, and the book's chapters (PostgreSQL: make test-pg)
+test: .venv/.synced ## every test: unit, bundles, the book's tooling, examples/shop (chapters: make html; PostgreSQL: make test-pg)
 	$(PYTEST) -q -m "not postgresql"
+
+test-book: .venv/.synced ## every chapter executed as a test (pytest book/), as make html executes them
+	$(PYTEST) -q -m "not postgresql" book
 
 # test-fmN: reproduce FM_0NN; test-fmN-fix: prove its guardrail; test-fmN-recover: its
 # recovery. One set per bundle under failure_modes/, N without leading zeros (test-fm10).
