@@ -26,7 +26,6 @@ import nbformat
 
 from failfirst_book import chapters, nbexport
 
-
 ROOT = chapters.BOOK.parent
 #: Where ``make html`` (myst-nb, forced execution) leaves each chapter's executed notebook.
 EXECUTED = ROOT / "_build" / "jupyter_execute"
