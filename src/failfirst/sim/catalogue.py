@@ -117,7 +117,7 @@ def _heading(path: Path) -> tuple[str, str] | None:
 def bundle_problems(folder: Path | None = None, book: Path | None = None) -> list[str]:
     """Every disagreement between a bundle's folder, spec, scenario and chapter, one
     sentence each (empty: they agree). ``folder``: the bundles (default: the
-    ``failure_modes`` package; the scenarios are imported only from there); ``book``:
+    catalogue's package, :func:`bundles_dir`; the scenarios are imported only from there); ``book``:
     the chapters (default: ``book/`` beside it, when there is one)."""
     folder = (folder or bundles_dir()).resolve()
     if book is None and (folder.parent / "book").is_dir():
