@@ -21,6 +21,7 @@ from typing import Any
 
 from failfirst.peers import (
     services,
+    sys_arq,
     sys_celery,
     sys_dramatiq,
     sys_failfirst,
@@ -37,6 +38,7 @@ ADAPTERS: list[type[Adapter]] = [
     *sys_failfirst.ADAPTERS, *sys_celery.ADAPTERS, *sys_rq.ADAPTERS, *sys_huey.ADAPTERS,
     *sys_dramatiq.ADAPTERS, *sys_procrastinate.ADAPTERS, *sys_pgqueuer.ADAPTERS,
 ]
+ADAPTERS += sys_arq.ADAPTERS  # arq (issue 20)
 class PeersInputError(ValueError):
     """Bad input to the matrix (a number out of range, a selection that matches nothing)."""
 

@@ -139,7 +139,7 @@ class CeleryRabbit(CeleryBase):
             "runs: a killed worker's task is not delivered again.")
 
     def broker_url(self) -> str:
-        return services.AMQP_URL
+        return services.amqp_url()
 
     def public_state(self, run: RunContext, job_ids: list[str]) -> dict[str, str]:
         report = self._failed(run, job_ids)
