@@ -36,9 +36,8 @@ from failfirst.peers.judge import CATEGORIES
 #: Every configuration, in the order of the chapter's table.
 ADAPTERS: list[type[Adapter]] = [
     *sys_failfirst.ADAPTERS, *sys_celery.ADAPTERS, *sys_rq.ADAPTERS, *sys_huey.ADAPTERS,
-    *sys_dramatiq.ADAPTERS, *sys_procrastinate.ADAPTERS, *sys_pgqueuer.ADAPTERS,
+    *sys_dramatiq.ADAPTERS, *sys_procrastinate.ADAPTERS, *sys_pgqueuer.ADAPTERS, *sys_arq.ADAPTERS,
 ]
-ADAPTERS += sys_arq.ADAPTERS  # arq (issue 20)
 class PeersInputError(ValueError):
     """Bad input to the matrix (a number out of range, a selection that matches nothing)."""
 
