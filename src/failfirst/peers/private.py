@@ -101,6 +101,7 @@ class PrivateService:
     def __init__(self, folder: str | None = None) -> None:
         self.folder = folder or tempfile.mkdtemp(prefix=f"failfirst-peers-{self.name}-")
         self._made_folder = folder is None
+        os.makedirs(self.folder, exist_ok=True)
 
     @property
     def url(self) -> str:
