@@ -127,7 +127,24 @@ def test_a_task_longer_than_the_visibility_timeout_runs_twice_on_celery_redis() 
     need("redis")
     row = strike(sys_celery.CeleryRedisSolo(), "long-task")
     (job,) = row["categories"]
-    assert row["categories"][job] == "duplicated"
+    assert row["categories"][job] == "duplicated"  # kombu#337, celery#5935
+    # The second run started while the first was still running (its finished row came later).
+    first = row["struck"][0]["pid"]
+    events = row["timeline"]["events"]
+    second_start = min(e["t_s"] for e in events if e["event"] == "started" and e["pid"] != first)
+    first_end = min(e["t_s"] for e in events if e["event"] == "finished" and e["pid"] == first)
+    assert second_start < first_end
+
+
+def test_a_task_longer_than_its_lease_runs_once_on_failfirst() -> None:
+    row = strike(sys_failfirst.FailfirstSqlite(), "long-task")
+    assert row["completed"] == SMALL.jobs  # the heartbeat renewed the lease: no second run
+
+
+def test_sigterm_is_an_immediate_shutdown_for_huey_and_its_task_is_lost() -> None:
+    row = strike(sys_huey.HueySqlite(), "sigterm")
+    (job,) = row["categories"]
+    assert row["categories"][job] == "lost"
 
 
 @pytest.mark.services

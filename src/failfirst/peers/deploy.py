@@ -55,17 +55,16 @@ GRACE_S = 2.0
 SHORT_HOLD_S = 1.0
 #: The struck point of every deploy fault: the job had started and not written its effect.
 RUNNING = "running"
-#: Celery's Redis transport puts an unacknowledged message back only once it is older than
-#: the visibility timeout, and a worker looks for such messages every 10 s and acts on every
-#: tenth look (kombu's ``register_with_event_loop`` and ``restore_visible(interval=10)``):
-#: measured, a 3 s visibility timeout redelivered a running task after 100 s.
-KOMBU_RESTORE_S = 100.0
+#: Celery's Redis transport puts an unacknowledged message back once it is older than the
+#: visibility timeout, when a worker next looks for such messages: every second with the
+#: adapter's ``unacked_restore_interval`` (kombu 5.7; its default looks every 100 s).
+KOMBU_RESTORE_S = 1.0
 #: Per adapter class name: how long a run goes on after a deploy fault's action, so that a
 #: job the system brings back late is seen (the harness's quiet period counts from the
-#: last ledger row, and the system's recovery_s is sized for a killed pool child). Celery on
-#: Redis is not waited for: its 100 s would dominate the matrix; its cells say "stuck" for
-#: what kombu would restore later, and the long task below shows the redelivery.
-SETTLE_S: dict[str, float] = {}
+#: last ledger row, and the system's recovery_s is sized for a killed pool child).
+SETTLE_S: dict[str, float] = {
+    "CeleryRedis": 3.0 + KOMBU_RESTORE_S + 2.0, "CeleryRedisSolo": 3.0 + KOMBU_RESTORE_S + 2.0,
+}
 
 
 def _stat(pid: int) -> tuple[int, int] | None:
@@ -151,17 +150,26 @@ class WhileRunning(Fault):
         """Strike (or go on striking); the Kill row once the action is complete."""
         raise NotImplementedError
 
+    @classmethod
+    def at_ci_size(cls, adapter: type[Adapter] | Adapter) -> bool:
+        return _name(adapter) in CI_CELLS[cls.name]
+
     def done(self, run: RunContext, rows: list[Row]) -> bool:
-        """Over once it acted and the system has had its time to bring a job back: the
-        harness's quiet period alone is shorter than some systems' own delays here."""
-        if self.kill is None or self.acted_at is None:
-            return False
-        return time.monotonic() - self.acted_at >= self.settle_s()  # real-time: the settle time
+        return self.kill is not None
+
+    def busy(self, run: RunContext, rows: list[Row]) -> bool:
+        """The run goes on while the targeted job runs and the action is not complete (a
+        grace period, a long task), then for the settle time: the harness's quiet period
+        alone is shorter than some systems' own delays here."""
+        if self.kill is None:
+            return any(r.job == self.target and r.kind == STARTED for r in rows)
+        assert self.acted_at is not None
+        return time.monotonic() - self.acted_at < self.settle_s()  # real-time: the settle time
 
     def settle_s(self) -> float:
         """Seconds after the action before the run may end (besides the quiet period)."""
         assert self.adapter is not None
-        return SETTLE_S.get(type(self.adapter).__name__, 0.0)
+        return SETTLE_S.get(_name(self.adapter), 0.0)
 
     def struck(self, kill: Kill, rows: list[Row]) -> str:
         last = last_row_before(rows, kill.job, kill.t_s, kill.pid)
@@ -204,6 +212,21 @@ class SigTerm(WhileRunning):
         ended = ("exited within the grace period" if not alive
                  else f"SIGKILLed after {GRACE_S:g} s ({len(alive)} process(es) left)")
         return Kill(t_s, row.pid, row.job, aim=RUNNING, detail=f"SIGTERM to pid {main}; the worker {ended}")
+
+
+def _name(adapter: type[Adapter] | Adapter) -> str:
+    return adapter.__name__ if isinstance(adapter, type) else type(adapter).__name__
+
+
+#: The cells ``make peers`` runs (CI size: a few minutes on 2 cores), per fault: one or two
+#: configurations per outcome measured with the full matrix; ``make peers-full`` runs all.
+CI_CELLS: dict[str, frozenset[str]] = {
+    "sigterm": frozenset({"FailfirstSqlite", "CeleryRabbit", "CeleryRabbitAcksLate", "RQ", "HueySqlite",
+                          "Procrastinate", "Arq"}),
+    "restart": frozenset({"FailfirstPostgres", "CeleryRabbitAcksLate", "PgQueuer", "Arq"}),
+    "cut": frozenset({"FailfirstPostgres", "CeleryRabbitAcksLate", "DramatiqRabbit", "PgQueuer"}),
+    "long-task": frozenset({"FailfirstSqlite", "CeleryRedisSolo", "PgQueuer", "Arq"}),
+}
 
 
 def _broker_service(adapter: type[Adapter] | Adapter) -> str:
@@ -341,10 +364,9 @@ def terminate_backends_of(pids: set[int]) -> int:
 
 #: Per adapter class name: the threshold a long task outlives, what the system calls it, and
 #: how long the long task runs (Celery on Redis: past the timeout and kombu's next look).
-#: Only the full matrix runs Celery's (see :data:`FULL_ONLY`).
 THRESHOLDS: dict[str, tuple[float, str, float]] = {
-    "CeleryRedis": (3.0, "the Redis transport's visibility_timeout", KOMBU_RESTORE_S + 10.0),
-    "CeleryRedisSolo": (3.0, "the Redis transport's visibility_timeout", KOMBU_RESTORE_S + 10.0),
+    "CeleryRedis": (3.0, "the Redis transport's visibility_timeout", 3.0 + KOMBU_RESTORE_S + 3.0),
+    "CeleryRedisSolo": (3.0, "the Redis transport's visibility_timeout", 3.0 + KOMBU_RESTORE_S + 3.0),
     "PgQueuer": (3.0, "heartbeat_timeout (the worker refreshes the heartbeat while the job runs)", 5.0),
     "ProcrastinateStalled": (3.0, "the stalled-job threshold of the periodic retry (worker heartbeats)", 5.0),
     "Arq": (2.0, "job_timeout (the in-progress key lives job_timeout + 10 s)", 4.0),
@@ -362,14 +384,17 @@ class LongTask(WhileRunning):
 
     @classmethod
     def why_not(cls, adapter: type[Adapter] | Adapter) -> str:
-        name = adapter.__name__ if isinstance(adapter, type) else type(adapter).__name__
-        if name in THRESHOLDS:
+        if _name(adapter) in THRESHOLDS:
             return ""
         return "no threshold below the experiment's scale (no visibility timeout, stalled or heartbeat limit)"
 
+    @classmethod
+    def extra_s(cls, adapter: type[Adapter] | Adapter) -> float:
+        return THRESHOLDS[_name(adapter)][2] if _name(adapter) in THRESHOLDS else 0.0
+
     def limits(self) -> tuple[float, str, float]:
         assert self.adapter is not None
-        return THRESHOLDS[type(self.adapter).__name__]
+        return THRESHOLDS[_name(self.adapter)]
 
     def worker_env(self, run: RunContext) -> dict[str, str]:
         # The targeted job outlives the threshold, then finishes (its effect counts).
