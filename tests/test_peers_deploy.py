@@ -82,7 +82,7 @@ def test_sigterm_past_the_grace_loses_the_job_celery_acknowledged_early() -> Non
     row = strike(sys_celery.CeleryRabbit(), "sigterm")
     (job,) = row["categories"]
     assert row["categories"][job] == "lost"  # acknowledged on receipt, killed after the grace
-    assert "SIGKILLed after" in row["struck"][0]["detail"]  # the warm shutdown waited for it
+    assert "was SIGKILLed after" in row["struck"][0]["detail"]  # the warm shutdown waited for it
 
 
 @pytest.mark.services

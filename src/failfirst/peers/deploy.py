@@ -210,7 +210,7 @@ class SigTerm(WhileRunning):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         ended = ("exited within the grace period" if not alive
-                 else f"SIGKILLed after {GRACE_S:g} s ({len(alive)} process(es) left)")
+                 else f"was SIGKILLed after {GRACE_S:g} s ({len(alive)} process(es) left)")
         return Kill(t_s, row.pid, row.job, aim=RUNNING, detail=f"SIGTERM to pid {main}; the worker {ended}")
 
 
@@ -515,7 +515,9 @@ REMEDIES: dict[tuple[str, str], dict[str, Any]] = {
                   "the periodic retry of stalled jobs",
         "cites": [PROCRASTINATE_STALLED, PROCRASTINATE_1518]},
     ("restart", "pgqueuer"): {
-        "remedy": "the worker reconnects; a job left 'picked' is picked again after heartbeat_timeout",
+        "remedy": "the worker reconnects; a job whose completion was lost with the connection stays "
+                  "'picked' and is picked again after heartbeat_timeout, a second run if the first "
+                  "had finished: " + IDEMPOTENT,
         "cites": [PGQUEUER_475]},
     ("restart", "arq"): {
         "remedy": "Redis must keep its data across the restart (persistence); a job whose end could "
@@ -544,8 +546,9 @@ REMEDIES: dict[tuple[str, str], dict[str, Any]] = {
                   "of stalled jobs",
         "cites": [PROCRASTINATE_STALLED, PROCRASTINATE_1518]},
     ("cut", "pgqueuer"): {
-        "remedy": "the worker reconnects; a job whose heartbeats stop is picked again after "
-                  "heartbeat_timeout",
+        "remedy": "the worker reconnects; a job whose completion was lost with the connection is "
+                  "picked again after heartbeat_timeout, a second run if the first had finished: "
+                  + IDEMPOTENT,
         "cites": [PGQUEUER_430, PGQUEUER_475]},
     ("cut", "arq"): {"remedy": "none needed: the in-progress key keeps the job from a second worker",
                      "cites": [ARQ_DOCS]},
