@@ -128,6 +128,17 @@ def amqp_drain(queue: str, bound: int) -> Iterator[tuple[dict, bytes]]:
             yield dict(message.headers or {}), message.body
 
 
+def amqp_ready(queue: str) -> int:
+    """Messages ready in ``queue`` (not delivered to any consumer); 0 when it does not exist."""
+    from kombu import Connection
+
+    with Connection(AMQP_URL, connect_timeout=5) as conn:
+        try:
+            return int(conn.channel().queue_declare(queue, passive=True).message_count)
+        except Exception:  # the queue does not exist (yet): nothing waits in it
+            return 0
+
+
 @contextlib.contextmanager
 def pg_database(name: str) -> Iterator[str]:
     """A database of its own on the shared server; dropped afterwards. Yields its DSN."""

@@ -57,6 +57,8 @@ class HueyRedis(Adapter):
     restart = "its own parent (consumer health check)"
     recovery_s = HEALTH_CHECK_S
     services: tuple[str, ...] = ("redis",)
+    no_backoff = "no retries configured (a huey task retries only with retries=N)"
+    no_prefetch = "a worker process dequeues one task when it is free: nothing is reserved ahead"
     note = ("huey removes a task from the queue when a worker takes it; a worker killed "
             "mid-task leaves no trace of it.")
 

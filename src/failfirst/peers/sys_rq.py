@@ -26,6 +26,8 @@ class RQ(Adapter):
     retry = False
     restart = "its own parent (work horse per job)"
     services = ("redis",)
+    no_backoff = "no Retry: a failed job goes to the FailedJobRegistry and waits for nothing"
+    no_prefetch = "a worker dequeues one job when its work horse is free: nothing is reserved ahead"
     note = ("The work horse dies; the worker moves the job to the FailedJobRegistry "
             "('Work-horse terminated unexpectedly').")
 
@@ -82,6 +84,7 @@ class RQ(Adapter):
 class RQRetry(RQ):
     config = f"Retry(max={RETRIES})"
     retry = True
+    no_backoff = "Retry without an interval enqueues the job again at once: nothing waits"
     note = ("With Retry the job killed with its work horse is enqueued again: it runs a second "
             "time.")
 
