@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from failfirst.peers import matrix, services, sys_arq
+from failfirst.peers import faults, matrix, services, sys_arq
 from failfirst.peers.harness import Settings, run_one
 from failfirst.peers.matrix import check_row
 
@@ -36,7 +36,7 @@ def test_arq_is_in_the_matrix() -> None:
 @pytest.mark.services
 def test_arq_runs_a_killed_job_again_once_its_in_progress_key_expired() -> None:
     need("redis")
-    row = run_one(sys_arq.Arq(), SMALL)
+    row = run_one(sys_arq.Arq(), SMALL, faults.KillClaimed(SMALL))
     check_row(row)
     assert row["timeline"]["category"] == "completed"
     # Not before the key's time to live: arq's own guard against running a job twice.
@@ -46,7 +46,7 @@ def test_arq_runs_a_killed_job_again_once_its_in_progress_key_expired() -> None:
 @pytest.mark.services
 def test_arq_with_one_try_records_the_killed_job_failed() -> None:
     need("redis")
-    row = run_one(sys_arq.ArqOneTry(), SMALL)
+    row = run_one(sys_arq.ArqOneTry(), SMALL, faults.KillClaimed(SMALL))
     check_row(row)
     assert row["timeline"]["category"] == "failed" and row["timeline"]["reported"] == "failed"
     assert row["killed_jobs_rerun"] == 0

@@ -132,7 +132,7 @@ def amqp_ready(queue: str) -> int:
     """Messages ready in ``queue`` (not delivered to any consumer); 0 when it does not exist."""
     from kombu import Connection
 
-    with Connection(AMQP_URL, connect_timeout=5) as conn:
+    with Connection(amqp_url(), connect_timeout=5) as conn:
         try:
             return int(conn.channel().queue_declare(queue, passive=True).message_count)
         except Exception:  # the queue does not exist (yet): nothing waits in it

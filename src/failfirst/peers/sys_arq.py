@@ -39,11 +39,20 @@ DEFAULT_MAX_TRIES = 5
 
 
 async def work(ctx: dict[str, Any], job: str) -> None:
-    """The workload as a coroutine: ``started``, an awaited work time, ``finished``."""
+    """The workload as a coroutine: ``started``, an awaited work time, ``finished``. A job
+    targeted at a point (``ledger.targets``) holds there on its first attempt, awaiting too:
+    the event loop goes on (a SIGTERM's handler runs, ``job_timeout`` can cancel the hold)."""
     path = os.environ[ledger.ENV_LEDGER]
+    point = ledger.targets().get(job)
+    # Its first attempt at the point (the ledger's own rule for a targeted job).
+    first = point in (ledger.STARTED, ledger.FINISHED) and ledger._first_at(path, job, point)
     ledger.append(path, job, ledger.STARTED)
+    if first and point == ledger.STARTED:
+        await asyncio.sleep(ledger.hold_s())
     await asyncio.sleep(ledger.work_s())
     ledger.append(path, job, ledger.FINISHED)
+    if first and point == ledger.FINISHED:
+        await asyncio.sleep(ledger.hold_s())
 
 
 def worker_settings_for(settings: dict[str, Any]) -> type:
