@@ -173,7 +173,7 @@ peers: .venv/.synced ## every peer configuration x every applicable fault, CI si
 	$(RUN) failfirst peers --jobs $(PEERS_JOBS) --seeds $(PEERS_SEEDS) --parallel $(PEERS_PARALLEL) $(PEERS_FAULTS_ARG) --out _build/peers/results.json
 
 peers-full: .venv/.synced ## the same with PEERS_FULL_SEEDS seeds (stable figures): _build/peers/results.json
-	$(RUN) failfirst peers --jobs $(PEERS_FULL_JOBS) --seeds $(PEERS_FULL_SEEDS) --parallel $(PEERS_PARALLEL) $(PEERS_FAULTS_ARG) --out _build/peers/results.json
+	$(RUN) failfirst peers --full --jobs $(PEERS_FULL_JOBS) --seeds $(PEERS_FULL_SEEDS) --parallel $(PEERS_PARALLEL) $(PEERS_FAULTS_ARG) --out _build/peers/results.json
 
 # ---------------------------------------------------------------- mutation check (harden)
 # Planted bugs (tests/mutation/mutations.py, each one line of what it breaks), applied
