@@ -34,7 +34,8 @@ test: .venv/.synced ## every test: unit, bundles, and the book's chapters (Postg
 
 # test-fmN: reproduce FM_0NN; test-fmN-fix: prove its guardrail; test-fmN-recover: its
 # recovery. One set per bundle under failure_modes/, N without leading zeros (test-fm10).
-FM_NUMBERS := $(sort $(foreach d,$(wildcard failure_modes/FM_[0-9][0-9][0-9]_*),$(shell echo $(notdir $(d)) | sed -E 's/^FM_0*([0-9]+)_.*/\1/')))
+# In numeric order (make help lists them so: test-fm2 before test-fm10).
+FM_NUMBERS := $(shell ls -d failure_modes/FM_[0-9][0-9][0-9]_* 2>/dev/null | sed -E 's|^failure_modes/FM_0*([0-9]+)_.*|\1|' | sort -n -u)
 define fm_targets
 FM_PAD_$(1) := $(shell printf %03d $(1))
 test-fm$(1): .venv/.synced
