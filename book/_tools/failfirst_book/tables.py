@@ -11,6 +11,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from failfirst.proofs.words import bounds_in_words, count_in_words
+from failfirst.proofs.words import plural as words_plural
+
 __all__ = [
     "EVENT_COLUMNS",
     "Table",
@@ -18,6 +21,7 @@ __all__ = [
     "fmt_mapping",
     "fmt_schedule",
     "fmt_violation",
+    "in_words",
     "plain",
     "plural",
     "trace_table",
@@ -113,13 +117,9 @@ def fmt_mapping(values: Mapping[Any, Any], unit: str = "") -> str:
 
 
 def fmt_bounds(bounds: Mapping[str, Any]) -> str:
-    """An exploration's bounds in words: ``2 workers, 4 jobs, at most 2 faults, 200 steps``."""
-    words = {"workers": "{}", "jobs": "{}", "max_faults": "at most {} per schedule",
-             "max_steps": "at most {} per run"}
-    nouns = {"workers": "worker", "jobs": "job", "max_faults": "fault", "max_steps": "step"}
-    parts = [words[k].format(plural(v, nouns[k])) for k, v in bounds.items() if k in words]
-    parts += [f"{k.replace('_', ' ')} {plain(v)}" for k, v in bounds.items() if k not in words]
-    return ", ".join(parts)
+    """An exploration's bounds in words: ``2 workers, 4 jobs, at most 2 faults per schedule,
+    at most 200 steps per run`` (the command line's words: :func:`failfirst.proofs.words.bounds_in_words`)."""
+    return bounds_in_words(bounds)
 
 
 def fmt_schedule(schedule: str) -> str:
@@ -170,8 +170,15 @@ def plain(value: Any) -> str:
 
 
 def plural(count: int, word: str, words: str | None = None) -> str:
-    """``1 fault``, ``2 faults`` (``words`` for an irregular plural)."""
-    return f"{count:,} {word if count == 1 else (words or word + 's')}"
+    """``1 fault``, ``2 faults`` (``words`` for an irregular plural);
+    :func:`failfirst.proofs.words.plural`, the command line's words."""
+    return words_plural(count, word, words)
+
+
+def in_words(count: int, word: str, words: str | None = None) -> str:
+    """``one failure mode``, ``ten failure modes`` (:func:`failfirst.proofs.words.count_in_words`):
+    a count in running text, agreeing in number."""
+    return count_in_words(count, word, words)
 
 
 def trace_table(

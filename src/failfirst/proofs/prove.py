@@ -24,6 +24,7 @@ from failfirst.proofs.explorer import Counterexample, Exploration, explore, with
 from failfirst.proofs.minimize import shrink_scenario
 from failfirst.proofs.run import replay
 from failfirst.proofs.tally import Tally
+from failfirst.proofs.words import bounds_in_words, plural
 from failfirst.sim.scenario import Scenario
 
 
@@ -51,8 +52,7 @@ def summary(proof: Exploration, unguarded: Exploration | None = None,
                  "none": "none"}.get(proof.reduction, proof.reduction)
     cut = (f", and cut off {proof.sleep_blocked} paths that only reorder independent steps"
            if proof.sleep_blocked else "")
-    lines = [f"{proof.fm} proof: bounds {b['workers']} workers, {b['jobs']} jobs, at most "
-             f"{b['max_faults']} faults and {b['max_steps']} steps; reduction: {reduction}. "
+    lines = [f"{proof.fm} proof: bounds {bounds_in_words(b)}; reduction: {reduction}. "
              f"{proof.schedules} schedules explored{cut}: they stand for every schedule within "
              f"the bounds; {proof.reached} reached the fault, {proof.violating} violate an invariant."]
     struck = []
@@ -63,7 +63,7 @@ def summary(proof: Exploration, unguarded: Exploration | None = None,
             elif unguarded is not None and unguarded.coverage.get(point, {}).get(kind):
                 struck.append(f"{point}/{kind} only without the guardrail "
                               f"({unguarded.coverage[point][kind]} of {unguarded.schedules} "
-                              f"schedules at {unguarded.bounds['max_faults']} fault(s))")
+                              f"schedules at {plural(unguarded.bounds['max_faults'], 'fault')})")
             elif control is not None and control.coverage.get(point, {}).get(kind):
                 struck.append(f"{point}/{kind} only without the guardrail (by the negative control)")
             else:
