@@ -169,5 +169,5 @@ peers: .venv/.synced ## kill workers of Celery, RQ, huey, Dramatiq, procrastinat
 # one at a time to a temporary copy of the tree; fails when the fast tests miss one.
 .PHONY: mutate
 MUTATE_ARGS ?=
-mutate: .venv/.synced ## apply each curated planted bug to a copy of the tree; fail if one survives
-	$(RUN) python tests/mutation/run.py $(MUTATE_ARGS)
+mutate: .venv/.synced ## apply each curated planted bug to a copy of the tree; fail if one survives: _build/mutate/results.json
+	$(RUN) python tests/mutation/run.py --out _build/mutate/results.json $(MUTATE_ARGS)
