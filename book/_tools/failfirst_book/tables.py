@@ -146,22 +146,23 @@ def violation_table(violations: Iterable[Any]) -> Table:
 
 
 def _extras(event: Mapping[str, Any]) -> str:
-    """An event's kind-specific fields in words: ``attempt=1; until=17.0868``, a field
-    that is None left out, a float at six significant digits, a list or mapping written
+    """An event's kind-specific fields in words: ``attempt=1; until=17.087``, a field
+    that is None left out, a float to the millisecond, a list or mapping written
     out without JSON's brackets and quotes."""
     extra = {k: v for k, v in event.items() if k not in EVENT_COLUMNS and v is not None}
     return "; ".join(f"{k}={plain(v)}" for k, v in sorted(extra.items()))
 
 
 def plain(value: Any) -> str:
-    """A value as a reader reads it: ``17.086759999999998`` as ``17.0868``, ``None`` as
-    ``none``, ``{"attempt": 1}`` as ``attempt 1``, ``[1, 2]`` as ``1, 2``."""
+    """A value as a reader reads it: ``17.086759999999998`` as ``17.087`` (simulated
+    seconds to the millisecond), ``None`` as ``none``, ``{"attempt": 1}`` as ``attempt 1``,
+    ``[1, 2]`` as ``1, 2``."""
     if value is None:
         return "none"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:g}"
+        return _float(value)
     if isinstance(value, Mapping):
         return ", ".join(f"{k} {plain(v)}" for k, v in sorted(value.items())) or "none"
     if isinstance(value, (list, tuple)):
@@ -219,7 +220,15 @@ def trace_table(
 
 def _fmt(v: Any) -> Any:
     if isinstance(v, float):
-        return f"{v:g}"
+        return _float(v)
     return v
+
+
+def _float(v: float) -> str:
+    """Three decimals at most (times in a history are seconds: to the millisecond), no
+    trailing zeros; a value below a thousandth at three significant digits."""
+    if v != 0 and abs(v) < 0.001:
+        return f"{v:.3g}"
+    return f"{v:.3f}".rstrip("0").rstrip(".")
 
 

@@ -230,7 +230,8 @@ def _replayed(scenario: Scenario, schedule: str, calls: list[world.Call]) -> Tas
         if recorded["digest"] != result.digest or recorded["violations"] != got:
             raise ReplayDiffers(
                 f"{scenario.id}: schedule {schedule} was recorded with history {recorded['digest'][:12]} and "
-                f"{len(recorded['violations'])} violation(s); it now replays to {result.digest[:12]} with "
+                f"{plural(len(recorded['violations']), 'violation')}; it now replays to "
+                f"{result.digest[:12]} with "
                 f"{len(got)}: the task or the test changed since\n" + "\n".join(timeline.timeline(
                     result.events, {i + 1: c.describe() for i, c in enumerate(calls)})))
     if result.violations:
