@@ -7,6 +7,7 @@ import collections
 import json
 
 from failfirst_book.mutation import kill_rate_table, planted_per_module, summary
+
 from tests.mutation.mutations import MUTATIONS
 from tests.mutation.run import _verdict, _write_results
 
