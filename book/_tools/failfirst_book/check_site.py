@@ -61,9 +61,9 @@ PAGE_TIMEOUT_MS = 30_000
 VIEWPORT = {"width": 1280, "height": 900}
 #: Pages Sphinx generates whole (indices, search): the layout checks skip them.
 SPHINX_PAGES = {"genindex.html", "py-modindex.html", "search.html"}
-#: The tallest a page may be at VIEWPORT (furo's desktop layout, Chromium's fonts). The
-#: longest chapters measure about 10,000 px once their long listings and traces are folded;
-#: an unfolded 75-line listing adds about 1,400 px.
+#: The tallest a page may be at VIEWPORT (furo's desktop layout, Chromium's fonts). With
+#: their long listings and traces folded the chapters measure 8,000 to 11,500 px (FM_008
+#: the longest); an unfolded 75-line listing adds about 1,400 px.
 PAGE_HEIGHT_MAX_PX = 12_000
 #: Reference pages that are long by nature (every module's docstrings), beside SPHINX_PAGES.
 TALL_PAGES = {"reference/api.html"}
