@@ -29,8 +29,11 @@ $(UV_BOOT)/bin/uv:
 
 sync: .venv/.synced ## install uv if missing, then the locked environment
 
-test: .venv/.synced ## every test: unit, bundles, and the book's chapters (PostgreSQL: make test-pg)
+test: .venv/.synced ## every test: unit, bundles, the book's tooling, examples/shop (chapters: make html; PostgreSQL: make test-pg)
 	$(PYTEST) -q -m "not postgresql"
+
+test-book: .venv/.synced ## every chapter executed as a test (pytest book/), as make html executes them
+	$(PYTEST) -q -m "not postgresql" book
 
 # test-fmN: reproduce FM_0NN; test-fmN-fix: prove its guardrail; test-fmN-recover: its
 # recovery. One set per bundle under failure_modes/, N without leading zeros (test-fm10).
@@ -153,16 +156,25 @@ pg-server-stop: .venv/.synced ## stop the server that make pg-server started
 .PHONY: fm008-backoff
 fm008-backoff: .venv/.synced ## FM_008: calls and completion per backoff policy -> _build/fm008/backoff.json
 	$(RUN) python -m failure_modes.FM_008_thundering_herd.contention --out _build/fm008/backoff.json
-# ---------------------------------------------------------------- peers (#13)
-# The crash experiment against the queues people run (book/peers.md). Needs Redis,
-# RabbitMQ and PostgreSQL on 127.0.0.1 (.ci/run starts those that are not running).
-# Bigger: make peers PEERS_JOBS=100 PEERS_SEEDS=5
-PEERS_JOBS ?= 12
-PEERS_SEEDS ?= 2
-PEERS_PARALLEL ?= 3
-.PHONY: peers
-peers: .venv/.synced ## kill workers of Celery, RQ, huey, Dramatiq, procrastinate, pgqueuer, failfirst: _build/peers/results.json
-	$(RUN) failfirst peers --jobs $(PEERS_JOBS) --seeds $(PEERS_SEEDS) --parallel $(PEERS_PARALLEL) --out _build/peers/results.json
+# ---------------------------------------------------------------- peers (#13, #20)
+# The crash experiment against the queues people run (book/peers.md): every configuration
+# under every fault that applies to it (kill@claimed, kill@effect, kill@backoff,
+# kill@prefetched, ...). Needs Redis, RabbitMQ and PostgreSQL on 127.0.0.1 (.ci/run starts
+# those that are not running). make peers is CI size (one seed, few jobs, a few minutes on
+# 2 cores); make peers-full runs PEERS_FULL_SEEDS seeds for stable figures.
+PEERS_JOBS ?= 6
+PEERS_SEEDS ?= 1
+PEERS_PARALLEL ?= 2
+PEERS_FAULTS ?=
+PEERS_FULL_JOBS ?= 12
+PEERS_FULL_SEEDS ?= 5
+PEERS_FAULTS_ARG = $(if $(PEERS_FAULTS),--faults $(PEERS_FAULTS))
+.PHONY: peers peers-full
+peers: .venv/.synced ## every peer configuration x every applicable fault, CI size: _build/peers/results.json
+	$(RUN) failfirst peers --jobs $(PEERS_JOBS) --seeds $(PEERS_SEEDS) --parallel $(PEERS_PARALLEL) $(PEERS_FAULTS_ARG) --out _build/peers/results.json
+
+peers-full: .venv/.synced ## the same with PEERS_FULL_SEEDS seeds (stable figures): _build/peers/results.json
+	$(RUN) failfirst peers --full --jobs $(PEERS_FULL_JOBS) --seeds $(PEERS_FULL_SEEDS) --parallel $(PEERS_PARALLEL) $(PEERS_FAULTS_ARG) --out _build/peers/results.json
 
 # ---------------------------------------------------------------- mutation check (harden)
 # Planted bugs (tests/mutation/mutations.py, each one line of what it breaks), applied

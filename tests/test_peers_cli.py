@@ -10,7 +10,8 @@ from failfirst.peers.matrix import ADAPTERS, check_row, select
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--jobs", "1"], "--kills"),
+    (["--jobs", "3", "--kills", "4"], "--kills"),
+    (["--faults", "kill@nowhere"], "--faults"),
     (["--only", "no-such-queue"], "--only"),
     (["--parallel", "9"], "--parallel"),
     (["--seeds", "0"], "--seeds"),
@@ -24,8 +25,10 @@ def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, tmp_pat
     assert not out.exists()  # nothing was run or written
 
 
-def row(**changes: int) -> dict:
-    base = {"system": "s", "version": "1", "config": "c", "broker": "b", "jobs": 4, "kills": 1,
+def row(**changes: object) -> dict:
+    struck = [{"job": "j", "aim": "claimed", "struck": "claimed", "pid": 1}]
+    base = {"system": "s", "version": "1", "config": "c", "broker": "b", "fault": "kill@claimed",
+            "jobs": 4, "kills": 1, "struck": struck,
             "completed": 4, "duplicated": 0, "lost": 0, "failed": 0, "stuck": 0, "seed": 0}
     return {**base, **changes}
 
@@ -33,7 +36,7 @@ def row(**changes: int) -> dict:
 def test_a_row_needs_a_kill_and_categories_that_add_up() -> None:
     check_row(row())
     with pytest.raises(PeersError, match="no kill"):
-        check_row(row(kills=0))
+        check_row(row(kills=0, struck=[]))
     with pytest.raises(PeersError, match="add up"):
         check_row(row(completed=3))
     with pytest.raises(PeersError, match="without"):

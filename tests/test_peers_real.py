@@ -1,7 +1,8 @@
 """One small real run per peer family: real servers, real worker commands, real SIGKILLs.
 
 Each asserts what the system's own documentation says happens to the job whose
-worker was killed (the chapter book/peers.md cites where). Without the servers the
+worker was killed at a named point (the chapter book/peers.md cites where), and
+that every kill struck the point it aimed at (read from the ledger). Without the servers the
 tests skip; with FAILFIRST_REQUIRE_SERVICES=1 (as .ci/run sets) they fail instead.
 """
 
@@ -21,14 +22,13 @@ from failfirst.peers import (
     sys_procrastinate,
     sys_rq,
 )
+from failfirst.peers.faults import FAULTS, Fault
 from failfirst.peers.harness import Adapter, Settings, run_one
 from failfirst.peers.judge import CATEGORIES
 from failfirst.peers.matrix import check_row
 
 #: Small: a handful of jobs, one kill. The margin after the system's own recovery delay is
-#: longer than make peers' 3 s: with four jobs the ledger falls quiet right after the kill,
-#: and on a loaded machine a parent may take seconds to notice its dead child and record
-#: the failure (Celery's WorkerLostError).
+#: longer than make peers' 3 s: with four jobs the ledger falls quiet right after the kill.
 SMALL = Settings(jobs=4, workers=2, work_s=0.3, kills=1, seed=3, quiet_margin_s=6.0, timeout_s=90)
 
 
@@ -41,15 +41,34 @@ def need(*names: str) -> None:
             pytest.skip(reason)
 
 
-def killed_job_category(adapter: Adapter) -> str:
-    row = run_one(adapter, SMALL)
-    check_row(row)  # a kill landed on a job; every job in exactly one category
-    assert sum(row[c] for c in CATEGORIES) == SMALL.jobs
-    return row["timeline"]["category"]
+def run_at(adapter: Adapter, fault: type[Fault], settings: Settings = SMALL) -> dict:
+    row = run_one(adapter, settings, fault(settings))
+    check_row(row)  # every kill struck where it aimed; every job in exactly one category
+    assert row["fault"] == fault.name
+    assert [k["struck"] for k in row["struck"]] == [fault.point] * row["kills"]  # type: ignore[attr-defined]
+    assert sum(row[c] for c in CATEGORIES) == settings.jobs
+    return row
 
 
-def test_failfirst_runs_a_killed_job_again_once() -> None:
-    assert killed_job_category(sys_failfirst.FailfirstSqlite()) == "completed"
+def killed_job_category(adapter: Adapter, fault: str = "kill@claimed") -> str:
+    return run_at(adapter, FAULTS[fault])["timeline"]["category"]
+
+
+@pytest.mark.parametrize("fault", ["kill@claimed", "kill@effect", "kill@backoff"])
+def test_failfirst_on_sqlite_strikes_each_point_and_completes_every_job_once(fault: str) -> None:
+    row = run_at(sys_failfirst.FailfirstSqlite(), FAULTS[fault])
+    assert row["completed"] == SMALL.jobs
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("fault, killed", [
+    ("kill@claimed", "completed"),    # requeued when the pool child dies, run once
+    ("kill@effect", "duplicated"),    # requeued after its effect: the effect runs twice
+    ("kill@prefetched", "completed"),  # the whole worker dies; its reservations come back
+])
+def test_celery_reject_on_worker_lost_on_rabbitmq_at_each_point(fault: str, killed: str) -> None:
+    need("rabbitmq", "redis")
+    assert killed_job_category(sys_celery.CeleryRabbitReject(), fault) == killed
 
 
 @pytest.mark.services

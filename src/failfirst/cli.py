@@ -238,17 +238,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     # peers (#13): the crash experiment against the queues people run.
     p = sub.add_parser("peers", help="the crash experiment against Celery, RQ, huey, Dramatiq, "
-                                     "procrastinate, pgqueuer and failfirst (servers must run)")
+                                     "procrastinate, pgqueuer and failfirst: every configuration "
+                                     "under every fault that applies (servers must run)")
     p.add_argument("--jobs", type=_positive_int, default=12, help="jobs per run (default: 12)")
     p.add_argument("--seeds", type=_positive_int, default=2,
                    help="runs per configuration, seeds 0..N-1 (default: 2)")
     p.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default: 2)")
     p.add_argument("--work-s", type=_non_negative_float, default=0.3,
                    help="seconds each job works (default: 0.3)")
-    p.add_argument("--kills", type=_positive_int, default=2, help="SIGKILLs per run (default: 2)")
+    p.add_argument("--kills", type=_positive_int, default=1,
+                   help="jobs targeted per run at kill@claimed and kill@effect (default: 1)")
     p.add_argument("--only", metavar="TEXT", help="only configurations whose name contains TEXT")
+    p.add_argument("--faults", metavar="A,B", help="only these faults (default: every one; "
+                                                    "kill@claimed, kill@effect, kill@backoff, "
+                                                    "kill@prefetched, ...)")
     p.add_argument("--parallel", type=_positive_int, default=1,
                    help="runs side by side, each with its own names (default: 1)")
+    p.add_argument("--full", action="store_true",
+                   help="every cell, also those left out at CI size (a deploy fault's slow cells)")
     p.add_argument("--out", default="_build/peers/results.json", metavar="PATH",
                    help="the results file (default: _build/peers/results.json)")
     p.add_argument("--json", action="store_true", help=json_help)
@@ -396,8 +403,8 @@ def cmd_peers(args: argparse.Namespace) -> None:
 
     say = None if args.json else (lambda line: print(line, flush=True))
     rows = run_matrix(args.out, jobs=args.jobs, seeds=args.seeds, workers=args.workers,
-                      work_s=args.work_s, kills=args.kills, only=args.only,
-                      parallel=args.parallel, progress=say)
+                      work_s=args.work_s, kills=args.kills, only=args.only, fault_names=args.faults,
+                      full=args.full, parallel=args.parallel, progress=say)
     if args.json:
         print(json.dumps(rows, sort_keys=True))
     else:

@@ -14,7 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "OUTCOME_COLOURS",
     "loop_diagram",
+    "outcome_grid",
     "per_second",
     "rate_figure",
     "state_diagram",
@@ -404,3 +406,43 @@ def loop_diagram(steps: Sequence[str]) -> Any:
     return fig
 
 
+
+
+# --------------------------------------------------------------------------- the peers matrix
+
+#: Each outcome's colour in :func:`outcome_grid`: the worst category a cell showed.
+OUTCOME_COLOURS = {
+    "completed": "#2ca02c", "duplicated": "#ff7f0e", "lost": "#d62728", "failed": "#9467bd",
+    "stuck": "#8c564b", "n/a": "#ffffff", "not measured": "#dddddd",
+}
+
+
+def outcome_grid(rows: Sequence[str], columns: Sequence[str],
+                 cells: Sequence[Sequence[str]], *, font_pt: float = 11) -> Any:
+    """A grid, ``rows`` down and ``columns`` across, each cell coloured and labelled with
+    its outcome (a key of :data:`failfirst_book.figures.OUTCOME_COLOURS`); every label at
+    ``font_pt`` points or more. Returns the Figure."""
+    from matplotlib.patches import Patch, Rectangle
+
+    assert font_pt >= 11, "the book's figures are readable: 11 pt or more"
+    fig, ax = _new_figure(2.0 + 1.9 * len(columns), 0.9 + 0.42 * len(rows))
+    for y, line in enumerate(cells):
+        for x, outcome in enumerate(line):
+            ax.add_patch(Rectangle((x, y), 1, 1, facecolor=OUTCOME_COLOURS[outcome],
+                                   edgecolor="#888888", linewidth=0.6))
+            dark = outcome in ("duplicated", "lost", "failed", "stuck", "completed")
+            ax.text(x + 0.5, y + 0.5, outcome, ha="center", va="center", fontsize=font_pt,
+                    color="white" if dark else "#444444")
+    ax.set_xlim(0, len(columns))
+    ax.set_ylim(len(rows), 0)
+    ax.set_xticks([i + 0.5 for i in range(len(columns))], list(columns), fontsize=font_pt)
+    ax.xaxis.tick_top()
+    ax.set_yticks([i + 0.5 for i in range(len(rows))], list(rows), fontsize=font_pt)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    shown = [k for k in OUTCOME_COLOURS if any(k in line for line in cells)]
+    ax.legend(handles=[Patch(facecolor=OUTCOME_COLOURS[k], edgecolor="#888888", label=k) for k in shown],
+              loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=len(shown) or 1,
+              frameon=False, fontsize=font_pt)
+    return fig

@@ -22,8 +22,12 @@ __all__ = [
     "fmt_schedule",
     "fmt_violation",
     "in_words",
+    "peers_cell",
+    "peers_cells",
+    "peers_matrix",
     "plain",
     "plural",
+    "settings_fold",
     "trace_table",
     "violation_table",
 ]
@@ -232,3 +236,78 @@ def _float(v: float) -> str:
     return f"{v:.3f}".rstrip("0").rstrip(".")
 
 
+# --------------------------------------------------------------------------- the peers matrix
+
+#: A peers result row's categories, in the order a cell prints them.
+PEERS_CATEGORIES = ("completed", "duplicated", "lost", "failed", "stuck")
+#: What a cell says when the fault does not apply, or when nothing was measured.
+PEERS_NA = "n/a"
+PEERS_NOT_RUN = "not measured"
+
+
+def peers_cells(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], dict[str, list]]:
+    """The peers results grouped by configuration ``(system, broker, config)``, then fault."""
+    cells: dict[tuple[str, str, str], dict[str, list]] = {}
+    for row in rows:
+        key = (row["system"], row["broker"], row["config"])
+        cells.setdefault(key, {}).setdefault(row["fault"], []).append(row)
+    return cells
+
+
+def peers_cell(runs: Sequence[Mapping[str, Any]]) -> str:
+    """One cell: each category's job count summed over the runs, and for each category but
+    ``completed`` the seeds that show it (``completed 11 · duplicated 1 (seed 0)``); then
+    how many completed jobs the system nevertheless reported failed."""
+    parts = []
+    for category in PEERS_CATEGORIES:
+        total = sum(r[category] for r in runs)
+        if not total:
+            continue
+        seeds = sorted({r["seed"] for r in runs if r[category]})
+        shown = "" if category == "completed" else (
+            f" (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})")
+        parts.append(f"{category} {total}{shown}")
+    # Completed by the ledger, but the system told its operator the job failed.
+    misreported = sum(r.get("reported_failed_but_finished", 0) for r in runs)
+    if misreported:
+        parts.append(f"of which reported failed {misreported}")
+    return " · ".join(parts)
+
+
+def peers_clean(runs: Sequence[Mapping[str, Any]]) -> bool:
+    """Every job of every run completed exactly once."""
+    return all(r["completed"] == r["jobs"] for r in runs)
+
+
+def peers_matrix(configs: Sequence[tuple[tuple[str, str, str], str]],
+                 faults: Sequence[tuple[str, Any]],
+                 rows: Iterable[Mapping[str, Any]]) -> Table:
+    """Configurations down, faults across. ``configs``: (key, label) in order; ``faults``:
+    (name, why_not) where ``why_not(key)`` says why the fault does not apply ("" if it does).
+    A cell is the counts of :func:`peers_cell`, ``n/a: why``, or ``not measured``; a row is
+    highlighted when one of its measured cells is not clean."""
+    cells = peers_cells(rows)
+    table, hot = [], []
+    for key, label in configs:
+        line, harmed = [label], False
+        for name, why_not in faults:
+            reason = why_not(key)
+            runs = cells.get(key, {}).get(name, [])
+            if reason:
+                line.append(f"{PEERS_NA}: {reason}")
+            elif runs:
+                line.append(peers_cell(runs))
+                harmed = harmed or not peers_clean(runs)
+            else:
+                line.append(PEERS_NOT_RUN)
+        table.append(line)
+        hot.append(harmed)
+    return Table(["configuration", *[name for name, _ in faults]], table, highlight=hot)
+
+
+def settings_fold(title: str, fields: Mapping[str, Any]) -> str:
+    """A folded block (HTML ``<details>``, one line) titled ``title`` listing ``fields``: it
+    renders the same in the book and in a downloaded notebook, where a MyST dropdown
+    would show raw."""
+    items = "".join(f"<li><b>{html.escape(k)}:</b> {html.escape(str(v))}</li>" for k, v in fields.items())
+    return f"<details><summary>{html.escape(title)}</summary><ul>{items}</ul></details>"

@@ -8,27 +8,28 @@
    runs a worker in production; a system whose own parent process replaces a
    killed child (Celery's prefork pool, huey's consumer, RQ's work horses) does so
    itself.
-3. The kill schedule, drawn from ``random.Random(seed)``: kill ``i`` falls when the
-   ledger holds a seeded number of ``started`` rows; its victim is drawn among the
-   processes that hold a job at that moment (a ``started`` row without its
-   ``finished`` row), which is the process executing the job, a pool child for
-   prefork pools. A kill whose victim finished its job just before the signal is a
-   miss, not counted, and tried again.
-4. The run ends when every job has a ``finished`` row, or when the ledger has been
-   quiet for the quiet period (counted from the last row, kill, or restart plus the
-   time the first start took): the system's own stated recovery delay (visibility
-   timeout, heartbeat timeout, lease) plus a margin, so that a job the system would
-   run again has had its chance. Then every worker is killed and the adapter reads
-   the system's public state, and :mod:`failfirst.peers.judge` decides.
+3. The fault (:mod:`failfirst.peers.faults`) acts once per poll: a kill point's
+   targeted job holds at its point (a ledger row, then a bounded wait) and the fault
+   SIGKILLs the process executing it, or every worker process. After the run, each
+   kill's STRUCK point is read from the ledger; a kill that did not strike where it
+   aimed makes the result a failed run (:func:`failfirst.peers.matrix.check_row`).
+4. The run ends when the ledger has been quiet for the quiet period (counted from the
+   last row, kill, or restart plus the time the first start took): the system's own
+   stated recovery delay (visibility timeout, heartbeat timeout, lease) plus a margin,
+   so that a job the system would run again has had its chance (a job killed after its
+   effect has its ``finished`` row already: only the quiet period tells). Then every
+   worker is killed, the adapter reads the system's public state, and
+   :mod:`failfirst.peers.judge` decides.
 
 Every wait is bounded by ``timeout_s``; every child process is killed at the end,
-whatever happens. The seed names a kill schedule, not an exact history: the
+whatever happens. The seed names the targeted jobs, not an exact history: the
 operating system's scheduling is not seeded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import shutil
@@ -38,26 +39,32 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from failfirst.peers import ledger
 from failfirst.peers.judge import Kill, judge
-from failfirst.peers.ledger import FINISHED, STARTED, Row
+from failfirst.peers.ledger import FINISHED, Row
 
 #: How often the harness reads the ledger, supervises and looks for a kill.
 POLL_S = 0.02
 #: A supervised command restarted more often than this means the run is broken.
 MAX_RESTARTS = 50
-#: Kills that miss (the victim finished first) before the harness gives up on a kill.
-MAX_MISSES = 200
 #: Every worker command dies this long after it started, even if the harness died.
 CHILD_MAX_RUNTIME_S = 900
 #: Ledger rows kept in a result's timeline.
 MAX_TIMELINE = 12
 
 
+if TYPE_CHECKING:
+    import failfirst.peers.faults
+
+
 class PeersError(RuntimeError):
     """The run itself broke (a timeout, a service that is not there, a broken worker)."""
+
+
+class PeersInputError(ValueError):
+    """Bad input to the experiment (a number out of range, a selection that matches nothing)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,12 @@ class Adapter:
     note = ""
     #: The servers it needs (names in :data:`failfirst.peers.services.PORTS`).
     services: tuple[str, ...] = ()
+    #: The ledger row its task body writes at the effect point (failfirst: ``committing``).
+    effect_kind = FINISHED
+    #: Why ``kill@backoff`` does not apply ("" when the configuration retries after a wait).
+    no_backoff = "no retries configured"
+    #: Why ``kill@prefetched`` does not apply ("" when workers reserve jobs ahead).
+    no_prefetch = "a worker takes one job at a time: nothing is reserved ahead"
 
     def version(self) -> str:
         return metadata.version(self.package)
@@ -132,6 +145,10 @@ class Adapter:
         """After the workers are gone: job id -> "failed" or "held" for what the system shows."""
         raise NotImplementedError
 
+    def queued(self, run: RunContext) -> int:
+        """Jobs still in the broker's queue, not delivered to any worker (prefetching systems)."""
+        raise NotImplementedError
+
     def finished_rows(self, run: RunContext) -> list[Row]:
         """``finished`` rows kept outside the ledger file (failfirst's effects)."""
         return []
@@ -141,7 +158,7 @@ class Adapter:
 
 
 @dataclass
-class _Command:
+class Command:
     argv: list[str]
     env: dict[str, str]
     log_path: str
@@ -186,7 +203,7 @@ def _parent(pid: int) -> int | None:
         return None
 
 
-def _ours(pid: int, commands: list[_Command]) -> bool:
+def _ours(pid: int, commands: list[Command]) -> bool:
     """Only a descendant of a worker command we started is ever signalled (some systems,
     RQ's work horse for one, move their children to a process group of their own)."""
     roots = {g for c in commands for g in c.groups}
@@ -216,62 +233,75 @@ def _descendants(roots: set[int]) -> list[int]:
     return found
 
 
-def run_one(adapter: Adapter, settings: Settings, *, keep: str | None = None) -> dict[str, Any]:
-    """Run ``adapter`` once; return the result row. ``keep``: a folder for the ledger and logs."""
+def job_ids(settings: Settings) -> list[str]:
+    """The run's job ids, the same for every system: ``j0000``, ``j0001``, ..."""
+    return [f"j{i:04d}" for i in range(settings.jobs)]
+
+
+def run_one(adapter: Adapter, settings: Settings, fault: failfirst.peers.faults.Fault, *,
+            keep: str | None = None) -> dict[str, Any]:
+    """Run ``adapter`` once under ``fault`` (made for ``settings``); return the result row.
+    ``keep``: a folder for the ledger and logs."""
+    if not fault.applies(adapter):
+        raise PeersError(f"{fault.name} does not apply to {adapter.system} {adapter.config}: "
+                         f"{fault.why_not(adapter)}")
     folder = keep or tempfile.mkdtemp(prefix="failfirst-peers-")
     os.makedirs(folder, exist_ok=True)
     if os.path.exists(os.path.join(folder, "ledger.db")):
         raise PeersError(f"{folder}: holds a ledger already; give a new folder")
     run = RunContext(settings, folder, f"ffp{os.getpid()}s{settings.seed}{random.Random().randrange(10**6)}")
     ledger.create(run.ledger)
-    commands: list[_Command] = []
+    commands: list[Command] = []
     try:
+        fault.prepare(run, adapter)
         adapter.setup(run)
-        job_ids = [f"j{i:04d}" for i in range(settings.jobs)]
-        adapter.enqueue(run, job_ids)
-        env = {**os.environ, **run.base_env(), **adapter.worker_env(run)}
+        jobs = job_ids(settings)
+        adapter.enqueue(run, jobs)
+        env = {**os.environ, **run.base_env(), **adapter.worker_env(run), **fault.worker_env(run)}
         for i, argv in enumerate(adapter.worker_commands(run)):
-            commands.append(_Command(argv, env, os.path.join(folder, f"worker{i}.log")))
+            commands.append(Command(argv, env, os.path.join(folder, f"worker{i}.log")))
             commands[-1].start()
-        kills, misses, elapsed_s = _drive(adapter, settings, run, commands, job_ids)
+        kills, elapsed_s = _drive(adapter, fault, settings, run, commands, jobs)
         for command in commands:
             command.kill()
+        fault.finish(run)
         rows = _merged(ledger.read(run.ledger), adapter.finished_rows(run))
-        reported = adapter.public_state(run, job_ids)
-        verdict = judge(job_ids, rows, reported, kills)
+        kills = [dataclasses.replace(k, struck=fault.struck(k, rows)) for k in kills]
+        reported = adapter.public_state(run, jobs)
+        verdict = judge(jobs, rows, reported, kills)
     finally:
         for command in commands:
             command.kill()
         try:
             adapter.teardown(run)
         finally:
-            if keep is None:
-                shutil.rmtree(folder, ignore_errors=True)
+            try:
+                fault.cleanup(run)
+            finally:
+                if keep is None:
+                    shutil.rmtree(folder, ignore_errors=True)
     row: dict[str, Any] = {
         "system": adapter.system, "version": adapter.version(), "config": adapter.config,
-        "broker": adapter.broker, "jobs": settings.jobs, "kills": len(kills),
+        "broker": adapter.broker, "fault": fault.name, "jobs": settings.jobs, "kills": len(kills),
+        "struck": [{"job": k.job, "aim": k.aim, "struck": k.struck, "pid": k.pid, "detail": k.detail}
+                   for k in kills],
         **{c: verdict.counts[c] for c in ("completed", "duplicated", "lost", "failed", "stuck")},
+        "categories": {k.job: verdict.categories[k.job] for k in kills},
         "seed": settings.seed, "workers": settings.workers, "work_s": settings.work_s,
         "quiet_s": adapter.recovery_s + settings.quiet_margin_s, "recovery_s": adapter.recovery_s,
-        "restart": adapter.restart, "missed_kills": misses,
+        "restart": adapter.restart,
         "restarts": sum(c.restarts for c in commands), "elapsed_s": round(elapsed_s, 3),
         **{k: v for k, v in verdict.to_json().items() if k not in verdict.counts},
         "timeline": _timeline(rows, kills, verdict.categories, reported),
     }
-    assert row["kills"] >= 1 or settings.kills == 0
     assert sum(row[c] for c in ("completed", "duplicated", "lost", "failed", "stuck")) == row["jobs"]
     return row
 
 
-def _drive(adapter: Adapter, settings: Settings, run: RunContext, commands: list[_Command],
-           job_ids: list[str]) -> tuple[list[Kill], int, float]:
-    rng = random.Random(settings.seed)
-    # Kill i falls once this many jobs have started: seeded points in the first 60 % of the work.
-    due_at = sorted(max(1, round(rng.uniform(0.1, 0.6) * settings.jobs)) for _ in range(settings.kills))
+def _drive(adapter: Adapter, fault: failfirst.peers.faults.Fault, settings: Settings, run: RunContext,
+           commands: list[Command], job_ids: list[str]) -> tuple[list[Kill], float]:
     quiet_s = adapter.recovery_s + settings.quiet_margin_s
     kills: list[Kill] = []
-    killed_pids: set[int] = set()
-    misses = 0
     rows: list[Row] = []
     outside_seen = 0
     startup_s: float | None = None
@@ -289,14 +319,17 @@ def _drive(adapter: Adapter, settings: Settings, run: RunContext, commands: list
             last_change = now
         every = _merged(rows, outside)
         finished = {r.job for r in every if r.kind == FINISHED}
-        if len(finished) == len(job_ids) and len(kills) == len(due_at):
-            break
-        if rows and now - last_change >= quiet_s:  # quiet only once the workers are up
+        if not kills and len(finished) == len(job_ids) and fault.done(run, every):
+            break  # a fault that never acts (it waits for nothing more)
+        # Quiet only once the workers are up, and not while a fault is still at work.
+        if rows and now - last_change >= quiet_s and not fault.busy(run, every):
+            # A job killed after its effect has its finished row: only the quiet period
+            # tells whether the system runs it again.
             break
         if now > deadline:
-            raise PeersError(f"{adapter.system} {adapter.config}: no end within {settings.timeout_s:g} s "
-                             f"({len(finished)} of {len(job_ids)} finished); worker log: "
-                             f"{_tail(commands[0].log_path) if commands else ''}")
+            raise PeersError(f"{adapter.system} {adapter.config}, {fault.name}: no end within "
+                             f"{settings.timeout_s:g} s ({len(finished)} of {len(job_ids)} finished); "
+                             f"worker log: {_tail(commands[0].log_path) if commands else ''}")
         for command in commands:  # the supervisor: a worker command that exits is restarted
             assert command.proc is not None
             if command.proc.poll() is not None:
@@ -307,46 +340,29 @@ def _drive(adapter: Adapter, settings: Settings, run: RunContext, commands: list
                 command.start()
                 # The quiet period waits for the new process to start as the first did.
                 last_change = max(last_change, now + (startup_s or 0.0))
-        started = sum(1 for r in rows if r.kind == STARTED)
-        if len(kills) < len(due_at) and started >= due_at[len(kills)]:
-            holders = _holders(every)
-            candidates = sorted((job, pid) for job, pid in holders
-                                if pid not in killed_pids and _ours(pid, commands))
-            if candidates:
-                job, pid = rng.choice(candidates)
-                t_s = time.time()  # real-time: the ledger's clock
-                os.kill(pid, signal.SIGKILL)
-                killed_pids.add(pid)
-                _wait_dead(pid)
-                after = ledger.read(run.ledger, rows[-1].seq if rows else 0) + adapter.finished_rows(run)
-                if any(r.job == job and r.pid == pid and r.kind == FINISHED for r in after):
-                    misses += 1  # it finished just before the signal: it held nothing
-                    if misses > MAX_MISSES:
-                        raise PeersError(f"{adapter.system}: {misses} kills missed their job")
-                else:
-                    kills.append(Kill(t_s, pid, job))
-                last_change = max(last_change, now)  # a kill is a change: the quiet starts after it
+        acted = fault.step(run, every, commands)
+        if acted:
+            kills.extend(acted)
+            last_change = max(last_change, time.monotonic())  # real-time: the quiet starts after it
         time.sleep(POLL_S)  # real-time: the harness polls
     else:
         raise PeersError(f"{adapter.system}: the run did not end within {settings.timeout_s:g} s")
-    return kills, misses, time.monotonic() - started_at  # real-time
+    return kills, time.monotonic() - started_at  # real-time
+
+
+def kill_process(pid: int, commands: list[Command]) -> bool:
+    """SIGKILL ``pid`` if it descends from one of ``commands``; wait until it is dead."""
+    if not _ours(pid, commands):
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+    _wait_dead(pid)
+    return True
 
 
 def _merged(rows: list[Row], outside: list[Row]) -> list[Row]:
     """The ledger's rows and the rows kept elsewhere, in time order."""
     return sorted(rows + outside, key=lambda r: (r.t_s, r.seq)) if outside else rows
-
-
-def _holders(rows: list[Row]) -> list[tuple[str, int]]:
-    """(job, pid) pairs with a ``started`` row and no later ``finished`` row of that pid."""
-    open_: dict[tuple[str, int], int] = {}
-    for r in rows:
-        key = (r.job, r.pid)
-        if r.kind == STARTED:
-            open_[key] = open_.get(key, 0) + 1
-        elif open_.get(key):
-            open_[key] -= 1
-    return [key for key, n in open_.items() if n > 0]
 
 
 def _wait_dead(pid: int, bound_s: float = 2.0) -> None:
@@ -371,7 +387,7 @@ def _timeline(rows: list[Row], kills: list[Kill], categories: dict[str, str],
     events: list[dict[str, Any]] = [
         {"t_s": round(r.t_s - kill.t_s, 3), "event": r.kind, "pid": r.pid}
         for r in rows if r.job == kill.job]
-    events.append({"t_s": 0.0, "event": "SIGKILL", "pid": kill.pid})
+    events.append({"t_s": 0.0, "event": "SIGKILL", "pid": kill.pid})  # at the point it struck
     events.sort(key=lambda e: (e["t_s"], e["event"] != "SIGKILL"))
     return {"job": kill.job, "events": events[:MAX_TIMELINE], "category": categories[kill.job],
-            "reported": reported.get(kill.job)}
+            "reported": reported.get(kill.job), "struck": kill.struck}

@@ -51,11 +51,21 @@ def classify(finished_rows: int, reported: str | None) -> str:
 
 @dataclass(frozen=True)
 class Kill:
-    """One SIGKILL: when, which process, and the job it held (from the ledger)."""
+    """One action of a fault (a SIGKILL, or another fault's action): when, which process,
+    the job it aimed at, the point it aimed at and the point it STRUCK.
+
+    ``struck`` is filled in after the run from the ledger (and, for a prefetch, the
+    system's public state read just before the kill), never from the harness's intention:
+    a kill whose ``struck`` differs from its ``aim`` makes the run a failed run.
+    """
 
     t_s: float
     pid: int
     job: str
+    aim: str = ""
+    struck: str = ""
+    #: What the fault saw when it acted (e.g. the jobs a worker had reserved).
+    detail: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
-"""The matrix: every system and configuration, several seeds, one results file.
+"""The matrix: every configuration under every fault that applies to it, several seeds.
 
 ``failfirst peers`` (and ``make peers``) call :func:`run_matrix`, which writes
-``results.json``: a list of rows, one per (configuration, seed), with the keys
-``system``, ``version``, ``config``, ``broker``, ``jobs``, ``kills``, ``completed``,
-``duplicated``, ``lost``, ``failed``, ``stuck``, ``seed`` and a few more (the quiet
-period, the time a killed job took to start again, the timeline of one killed job).
+``results.json``: a list of rows, one per (configuration, fault, seed), with the keys
+``system``, ``version``, ``config``, ``broker``, ``fault``, ``jobs``, ``kills``,
+``struck`` (per kill: the point it aimed at and the point it struck, from the ledger),
+``completed``, ``duplicated``, ``lost``, ``failed``, ``stuck``, ``seed`` and a few more
+(the quiet period, the time a killed job took to start again, one killed job's timeline).
 The file is rewritten after every run, so a broken run leaves the rows before it.
 """
 
@@ -20,7 +21,9 @@ from multiprocessing import get_context
 from typing import Any
 
 from failfirst.peers import (
+    faults,
     services,
+    sys_arq,
     sys_celery,
     sys_dramatiq,
     sys_failfirst,
@@ -29,19 +32,20 @@ from failfirst.peers import (
     sys_procrastinate,
     sys_rq,
 )
-from failfirst.peers.harness import Adapter, PeersError, Settings, run_one
+from failfirst.peers.harness import Adapter, PeersError, PeersInputError, Settings, run_one
+
+__all__ = ["ADAPTERS", "PeersInputError", "check_row", "read", "run_matrix", "runnable", "select"]
 from failfirst.peers.judge import CATEGORIES
 
 #: Every configuration, in the order of the chapter's table.
 ADAPTERS: list[type[Adapter]] = [
     *sys_failfirst.ADAPTERS, *sys_celery.ADAPTERS, *sys_rq.ADAPTERS, *sys_huey.ADAPTERS,
-    *sys_dramatiq.ADAPTERS, *sys_procrastinate.ADAPTERS, *sys_pgqueuer.ADAPTERS,
+    *sys_dramatiq.ADAPTERS, *sys_procrastinate.ADAPTERS, *sys_pgqueuer.ADAPTERS, *sys_arq.ADAPTERS,
 ]
-class PeersInputError(ValueError):
-    """Bad input to the matrix (a number out of range, a selection that matches nothing)."""
 
 
-REQUIRED_KEYS = ("system", "version", "config", "broker", "jobs", "kills", *CATEGORIES, "seed")
+REQUIRED_KEYS = ("system", "version", "config", "broker", "fault", "jobs", "kills", "struck",
+                 *CATEGORIES, "seed")
 MAX_SEEDS = 100
 
 
@@ -67,22 +71,29 @@ def check_row(row: dict[str, Any]) -> None:
     missing = [k for k in REQUIRED_KEYS if k not in row]
     if missing:
         raise PeersError(f"row without {missing}: {row}")
-    if row["kills"] < 1:
-        raise PeersError(f"{row['system']} {row['config']} seed {row['seed']}: no kill landed on a job")
+    where = f"{row['system']} {row['config']}, {row['fault']}, seed {row['seed']}"
+    if row["kills"] < 1 or len(row["struck"]) != row["kills"]:
+        raise PeersError(f"{where}: no kill landed on a job")
+    for kill in row["struck"]:
+        if kill["struck"] != kill["aim"]:
+            raise PeersError(f"{where}: a kill aimed at {kill['aim']} struck {kill['struck']} "
+                             f"(job {kill['job']}): a failed run, not a result")
     if sum(row[c] for c in CATEGORIES) != row["jobs"]:
         raise PeersError(f"{row['system']} {row['config']}: categories do not add up to {row['jobs']}")
 
 
 def run_matrix(
     out: str, *, jobs: int = 12, seeds: int = 2, workers: int = 2, work_s: float = 0.3,
-    kills: int = 2, only: str | None = None, parallel: int = 1,
-    progress: Callable[[str], None] | None = None,
+    kills: int = 1, only: str | None = None, parallel: int = 1, fault_names: str | None = None,
+    full: bool = False, progress: Callable[[str], None] | None = None,
     adapters: Sequence[type[Adapter]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every selected configuration with seeds 0..seeds-1; write and return the rows.
+    """Run every selected configuration under every selected fault that applies to it, with
+    seeds 0..seeds-1; write and return the rows.
 
     ``parallel`` runs that many at once (each in its own process, with its own names);
-    ``adapters`` replaces the selection by ``only`` with a list of configurations.
+    ``adapters`` replaces the selection by ``only`` with a list of configurations; ``full``
+    runs every cell, not only those a fault runs at CI size (``Fault.at_ci_size``).
     """
     if not 1 <= seeds <= MAX_SEEDS:
         raise PeersInputError(f"--seeds: must be in 1..{MAX_SEEDS}, got {seeds}")
@@ -95,13 +106,19 @@ def run_matrix(
     if not 0.05 <= work_s <= 5:
         raise PeersInputError(f"--work-s: must be in 0.05..5, got {work_s}")
     adapters = select(only) if adapters is None else list(adapters)
+    chosen_faults = faults.select(fault_names)
     if not 1 <= parallel <= 4:
         raise PeersInputError(f"--parallel: must be in 1..4, got {parallel}")
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
-    plan = [(i, adapter_class, Settings(jobs=jobs, workers=workers, work_s=work_s, kills=kills, seed=seed,
-                                        timeout_s=120.0 + jobs * work_s * 2))
-            for i, adapter_class in enumerate(adapters) for seed in range(seeds)]
+    cells = [(adapter_class, fault) for adapter_class in adapters for fault in chosen_faults
+             if fault.applies(adapter_class) and (full or fault.at_ci_size(adapter_class))]
+    if not cells:
+        raise PeersInputError("--faults: none of them applies to the chosen configurations")
+    plan = [(i, adapter_class, fault, Settings(jobs=jobs, workers=workers, work_s=work_s, kills=kills,
+                                               seed=seed, timeout_s=120.0 + jobs * work_s * 2
+                                               + fault.extra_s(adapter_class)))
+            for i, (adapter_class, fault) in enumerate(cells) for seed in range(seeds)]
     done: list[tuple[int, int, dict[str, Any]]] = []
 
     def record(i: int, row: dict[str, Any], took_s: float) -> None:
@@ -113,15 +130,16 @@ def run_matrix(
             progress(f"{describe_row(row)}  ({took_s:.0f} s)")
 
     if parallel == 1:
-        for i, adapter_class, settings in plan:
+        for i, adapter_class, fault, settings in plan:
             started = time.monotonic()  # real-time: progress report only
-            record(i, run_one(adapter_class(), settings), time.monotonic() - started)  # real-time
+            row = run_one(adapter_class(), settings, fault(settings))
+            record(i, row, time.monotonic() - started)  # real-time
     else:
         # Runs side by side, each in a process of its own (its workers are its children).
         with ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("fork"),
                                  initializer=_unwind_on_signals) as pool:
-            futures = {pool.submit(_timed_run, adapter_class, settings): i
-                       for i, adapter_class, settings in plan}
+            futures = {pool.submit(_timed_run, adapter_class, fault, settings): i
+                       for i, adapter_class, fault, settings in plan}
             try:
                 for future in as_completed(futures):
                     row, took_s = future.result()
@@ -145,9 +163,10 @@ def _unwind_on_signals() -> None:
     signal.signal(signal.SIGTERM, unwind)
 
 
-def _timed_run(adapter_class: type[Adapter], settings: Settings) -> tuple[dict[str, Any], float]:
+def _timed_run(adapter_class: type[Adapter], fault: type[faults.Fault],
+               settings: Settings) -> tuple[dict[str, Any], float]:
     started = time.monotonic()  # real-time: progress report only
-    row = run_one(adapter_class(), settings)
+    row = run_one(adapter_class(), settings, fault(settings))
     return row, time.monotonic() - started  # real-time
 
 
@@ -160,8 +179,8 @@ def _write(out: str, rows: Sequence[dict[str, Any]]) -> None:
 
 def describe_row(row: dict[str, Any]) -> str:
     counts = " ".join(f"{c} {row[c]}" for c in CATEGORIES)
-    return (f"{row['system']} {row['version']} on {row['broker']}, {row['config']}, seed {row['seed']}: "
-            f"{row['jobs']} jobs, {row['kills']} kills: {counts}")
+    return (f"{row['system']} {row['version']} on {row['broker']}, {row['config']}, {row['fault']}, "
+            f"seed {row['seed']}: {row['jobs']} jobs, {row['kills']} kills: {counts}")
 
 
 def read(path: str) -> list[dict[str, Any]]:

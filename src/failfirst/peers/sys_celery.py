@@ -89,7 +89,13 @@ class CeleryBase(Adapter):
     acks_late = False
     reject_on_worker_lost = False
     restart = "its own parent (prefork pool)"
+    #: Measured: the prefork parent may take seconds to notice a SIGKILLed pool child (and
+    #: only then requeue or fail its task); with a shorter wait a requeued task looked done.
+    recovery_s = 6.0
     services: tuple[str, ...] = ("redis",)
+    no_backoff = "no retries configured (a Celery task retries only when it calls self.retry)"
+    #: The worker reserves worker_prefetch_multiplier (4) x concurrency messages ahead.
+    no_prefetch = ""
 
     def settings(self, run: RunContext) -> dict[str, Any]:
         return {"broker": self.broker_url(), "queue": f"{run.run_id}-celery",
@@ -139,7 +145,10 @@ class CeleryRabbit(CeleryBase):
             "runs: a killed worker's task is not delivered again.")
 
     def broker_url(self) -> str:
-        return services.AMQP_URL
+        return services.amqp_url()
+
+    def queued(self, run: RunContext) -> int:
+        return services.amqp_ready(self.settings(run)["queue"])
 
     def public_state(self, run: RunContext, job_ids: list[str]) -> dict[str, str]:
         report = self._failed(run, job_ids)
@@ -180,6 +189,13 @@ class CeleryRedis(CeleryBase):
     def broker_url(self) -> str:
         return services.redis_url()
 
+    def queued(self, run: RunContext) -> int:
+        client = services.redis_client()
+        try:
+            return int(client.llen(f"{run.run_id}:" + self.settings(run)["queue"]))
+        finally:
+            client.close()
+
     def public_state(self, run: RunContext, job_ids: list[str]) -> dict[str, str]:
         report = self._failed(run, job_ids)
         prefix, queue = f"{run.run_id}:", self.settings(run)["queue"]
@@ -201,6 +217,8 @@ class CeleryRedisSolo(CeleryRedis):
     reject_on_worker_lost = False
     recovery_s = float(VISIBILITY_TIMEOUT_S)
     restart = "the supervisor (harness)"
+    no_prefetch = ("the solo pool runs the task in the worker's only thread, which fetches "
+                   "nothing more while a task runs (measured: nothing was reserved)")
     note = ("The whole worker dies with its job unacknowledged; Redis has no acknowledgements, "
             "so the message comes back only once the visibility timeout has passed.")
 

@@ -19,16 +19,21 @@ from failfirst.peers.harness import Adapter, RunContext
 from failfirst.peers.judge import REPORTED_FAILED, REPORTED_HELD
 
 ENV = "FAILFIRST_PEERS_DRAMATIQ"
+#: The Retries middleware's backoff (the defaults are 15 s and 7 days): a first retry
+#: waits 1 to 2 s.
+MIN_BACKOFF_MS = 1000
+MAX_BACKOFF_MS = 4000
 
 
 def make_actor(queue: str):  # noqa: ANN201 - dramatiq is an optional group
     import dramatiq
     from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-    broker = RabbitmqBroker(url=services.AMQP_URL.rstrip("/") + "/%2F")
+    broker = RabbitmqBroker(url=services.amqp_url().rstrip("/") + "/%2F")
     dramatiq.set_broker(broker)
 
-    @dramatiq.actor(queue_name=queue, actor_name="work")
+    @dramatiq.actor(queue_name=queue, actor_name="work", min_backoff=MIN_BACKOFF_MS,
+                    max_backoff=MAX_BACKOFF_MS)
     def work(job: str) -> None:
         ledger.run_job(job)
 
@@ -43,8 +48,13 @@ class DramatiqRabbit(Adapter):
     system = "Dramatiq"
     package = "dramatiq"
     broker = "RabbitMQ"
-    config = "process workers (default settings)"
+    config = f"process workers, retries with min_backoff {MIN_BACKOFF_MS / 1000:g} s"
     services = ("rabbitmq",)
+    #: The first retry's longest wait: the killed backoff runs once it has passed.
+    recovery_s = 2 * MIN_BACKOFF_MS / 1000
+    no_backoff = ""
+    #: Each worker thread's consumer prefetches (2 x threads messages by default).
+    no_prefetch = ""
     note = ("Dramatiq acknowledges a message only after the actor finished; a message whose "
             "worker died unacknowledged is delivered again.")
 
@@ -63,6 +73,9 @@ class DramatiqRabbit(Adapter):
     def worker_commands(self, run: RunContext) -> list[list[str]]:
         return [[sys.executable, "-m", "dramatiq", "failfirst.peers.sys_dramatiq",
                  "-p", str(run.settings.workers), "-t", "1"]]
+
+    def queued(self, run: RunContext) -> int:
+        return services.amqp_ready(self.queue(run))
 
     def public_state(self, run: RunContext, job_ids: list[str]) -> dict[str, str]:
         report: dict[str, str] = {}

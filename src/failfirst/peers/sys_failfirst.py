@@ -23,6 +23,7 @@ from failfirst.peers import ledger, services
 from failfirst.peers.harness import Adapter, RunContext
 from failfirst.peers.judge import REPORTED_FAILED, REPORTED_HELD
 from failfirst.peers.ledger import FINISHED, Row
+from failfirst.processor import backoff
 from failfirst.processor.queue import HandlerContext, JobQueue, QueueConfig
 from failfirst.processor.worker import WorkerConfig, reaper_loop, worker_loop
 from failfirst.realrun.process import drive
@@ -31,20 +32,28 @@ from failfirst.store import open_store
 JOB_TYPE = "peer"
 LEASE_S = 2.0
 HEARTBEAT_S = 0.5
+#: A failed attempt waits 1 to 2 s before the next (equal jitter around a 2 s ceiling).
+BACKOFF_BASE_S = 2.0
 IDLE_POLL_S = 0.05
 MAX_RUNTIME_S = 900.0
 
 
 def peer_handler(payload: dict[str, Any], ctx: HandlerContext) -> list[tuple[str, int]]:
-    """``started`` in the ledger; the work time; the ``finished`` row is the effect."""
-    ledger.append(os.environ[ledger.ENV_LEDGER], payload["job"], ledger.STARTED)
+    """``started`` in the ledger; the work time; the ``finished`` row is the effect.
+
+    A job targeted at the effect point announces ``committing`` and holds: its effect is
+    ready and not committed (failfirst commits it with the completion, in one transaction).
+    """
+    ledger.begin(payload["job"])
     ctx.sleep(ledger.work_s())  # the worker waits this long (heartbeating) before its commit
+    ledger.effect(payload["job"], ledger.COMMITTING)
     return [("row", int(payload["job"][1:]))]
 
 
 def _queue(store_url: str, create: bool = False) -> JobQueue:
     return JobQueue(open_store(store_url, create=create), {JOB_TYPE: peer_handler},
-                    config=QueueConfig(lease_s=LEASE_S, heartbeat_s=HEARTBEAT_S),
+                    config=QueueConfig(lease_s=LEASE_S, heartbeat_s=HEARTBEAT_S,
+                                       backoff_base_s=BACKOFF_BASE_S, backoff=backoff.EQUAL_JITTER),
                     jitter_seed=f"jitter:{os.getpid()}")
 
 
@@ -63,6 +72,9 @@ class FailfirstSqlite(Adapter):
     broker = "SQLite"
     config = f"lease {LEASE_S:g} s, heartbeat, reaper, idempotent commit"
     recovery_s = LEASE_S
+    effect_kind = ledger.COMMITTING
+    no_backoff = ""
+    no_prefetch = "a worker claims one job at a time, under a lease"
     note = ("A killed worker's lease expires and the reaper hands the job back; the effect "
             "commits with the completion, so a re-run can never write it twice.")
 

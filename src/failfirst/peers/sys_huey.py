@@ -28,7 +28,7 @@ def make_huey(settings: dict[str, Any]):  # noqa: ANN201 - huey is an optional g
     from huey import RedisHuey, SqliteHuey
 
     if settings["storage"] == "redis":
-        huey = RedisHuey(settings["name"], host=services.REDIS_HOST, port=services.REDIS_PORT,
+        huey = RedisHuey(settings["name"], host=services.redis_host(), port=services.redis_port(),
                          db=services.REDIS_DB)
     else:
         huey = SqliteHuey(settings["name"], filename=settings["path"])
@@ -57,6 +57,8 @@ class HueyRedis(Adapter):
     restart = "its own parent (consumer health check)"
     recovery_s = HEALTH_CHECK_S
     services: tuple[str, ...] = ("redis",)
+    no_backoff = "no retries configured (a huey task retries only with retries=N)"
+    no_prefetch = "a worker process dequeues one task when it is free: nothing is reserved ahead"
     note = ("huey removes a task from the queue when a worker takes it; a worker killed "
             "mid-task leaves no trace of it.")
 

@@ -61,6 +61,8 @@ class PgQueuer(Adapter):
     config = f"heartbeat_timeout {HEARTBEAT_TIMEOUT_S:g} s"
     recovery_s = HEARTBEAT_TIMEOUT_S
     services = ("postgresql",)
+    no_backoff = "no retry executor configured: a job that raises is logged as an exception"
+    no_prefetch = "each fetch takes one job (batch_size 1): nothing waits behind a running job"
     note = ("A picked job whose heartbeat is older than the heartbeat timeout is picked again "
             "by another worker.")
 

@@ -64,6 +64,8 @@ class Procrastinate(Adapter):
     config = "default (stalled jobs not retried)"
     retry_stalled = False
     services = ("postgresql",)
+    no_backoff = "no retry strategy configured (a task retries only with retry=...)"
+    no_prefetch = "a worker with concurrency 1 fetches one job when it is free"
     note = ("A job whose worker died stays 'doing'; procrastinate leaves retrying stalled jobs "
             "to the application.")
 
