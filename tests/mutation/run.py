@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +55,8 @@ NEEDS_POSTGRESQL = ("src/failfirst/store/postgresql.py",)
 TEST_TIMEOUT_S = 120
 #: Per mutation: the whole fast run.
 RUN_TIMEOUT_S = 900
+#: Mutations judged at once (each runs its own pytest processes).
+MAX_JOBS = 8
 COPIED = ("src", "tests", "failure_modes", "pyproject.toml")
 
 
@@ -120,6 +124,19 @@ def _judge(tree: Path, m: Mutation, without: tuple[str, ...]) -> tuple[bool, str
     return _run_tests(tree, _test_order(m.tests, without))
 
 
+def _judge_copy(base: Path, i: int, m: Mutation, without: tuple[str, ...]) -> tuple[bool, str, float]:
+    """Mutation ``i`` on a copy of ``base/clean`` of its own: (survived, why, seconds)."""
+    tree = base / f"m{i}"
+    shutil.copytree(base / "clean", tree)
+    try:
+        _apply(tree, m)
+        t0 = time.monotonic()  # real-time: reported
+        survived, why = _judge(tree, m, without)
+        return survived, why, time.monotonic() - t0  # real-time: reported
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", type=int, action="append", metavar="N",
@@ -130,7 +147,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="leave this fast test file out (repeatable): what do the others catch?")
     parser.add_argument("--out", type=Path, metavar="FILE",
                         help="also write the results as JSON to FILE (its folder is created)")
+    parser.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, MAX_JOBS), metavar="N",
+                        help=f"judge N mutations at once, each in its own copy (1..{MAX_JOBS}; "
+                             "default: the machine's cores)")
     args = parser.parse_args(argv)
+    if not 1 <= args.jobs <= MAX_JOBS:
+        parser.error(f"--jobs: must be in 1..{MAX_JOBS}, got {args.jobs}")
     without = tuple(args.without)
     unknown = [f for f in without if f not in FAST_TESTS]
     if unknown:
@@ -151,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         if not ok:
             print(f"the unmutated tree fails its fast tests: {why}")
             return 1
+        to_judge = []
         for i, m in chosen:
             total_by_module[m.path] += 1
             if m.path in NEEDS_POSTGRESQL and pg_problem is not None:
@@ -158,20 +181,23 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
                 survivors.append(i)
                 verdicts.append(_verdict(i, m, "not run", f"no PostgreSQL: {pg_problem}"))
-                continue
-            tree = base / f"m{i}"
-            shutil.copytree(clean, tree)
-            _apply(tree, m)
-            t0 = time.monotonic()  # real-time: reported
-            survived, why = _judge(tree, m, without)
-            shutil.rmtree(tree, ignore_errors=True)
-            caught_by_module[m.path] += not survived
-            verdict = "SURVIVED" if survived else "caught  "
-            print(f"{i:2d} {verdict} {time.monotonic() - t0:6.1f} s  {m.path}: {m.breaks}"
-                  + ("" if survived else f"\n      by {why}"), flush=True)
-            verdicts.append(_verdict(i, m, "survived" if survived else "caught", why))
-            if survived:
-                survivors.append(i)
+            else:
+                to_judge.append((i, m))
+        # Each mutation in its own copy and its own pytest processes: judged side by side.
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("fork")) as pool:
+            futures = {pool.submit(_judge_copy, base, i, m, without): (i, m) for i, m in to_judge}
+            for future in as_completed(futures):
+                i, m = futures[future]
+                survived, why, took_s = future.result()
+                caught_by_module[m.path] += not survived
+                verdict = "SURVIVED" if survived else "caught  "
+                print(f"{i:2d} {verdict} {took_s:6.1f} s  {m.path}: {m.breaks}"
+                      + ("" if survived else f"\n      by {why}"), flush=True)
+                verdicts.append(_verdict(i, m, "survived" if survived else "caught", why))
+                if survived:
+                    survivors.append(i)
+        verdicts.sort(key=lambda v: v["id"])
+        survivors.sort()
     finally:
         shutil.rmtree(base, ignore_errors=True)
     for path in sorted(total_by_module):
