@@ -4,12 +4,26 @@ chapter's table of it, labelled when the run was partial or absent."""
 from __future__ import annotations
 
 import collections
+import importlib.util
 import json
+import sys
+from pathlib import Path
 
 from failfirst_book.mutation import kill_rate_table, planted_per_module, summary
 
-from tests.mutation.mutations import MUTATIONS
-from tests.mutation.run import _verdict, _write_results
+
+def _module(name: str, path: Path):  # noqa: ANN202 - a module
+    """tests/mutation by its path: the name ``tests`` may be another package's here
+    (examples/shop has a ``tests`` package of its own in the same session)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the body runs
+    spec.loader.exec_module(module)
+    return module
+
+
+_run = _module("failfirst_test_mutation_run", Path(__file__).resolve().parent / "mutation" / "run.py")
+MUTATIONS, _verdict, _write_results = _run.MUTATIONS, _run._verdict, _run._write_results
 
 
 def _results(tmp_path, *, complete=True):

@@ -1,4 +1,4 @@
-"""``make mutate``: apply each planted bug of :mod:`tests.mutation.mutations` to a
+"""``make mutate``: apply each planted bug of ``tests/mutation/mutations.py`` to a
 temporary copy of the source tree (never to the working tree), run the fast tests
 against the copy, and fail when a mutation survives.
 
@@ -33,9 +33,11 @@ from multiprocessing import get_context
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+# The planted bugs beside this file, imported by their folder: in a test session the name
+# ``tests`` may be another package (examples/shop has a ``tests`` package of its own).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tests.mutation.mutations import MUTATIONS, Mutation  # noqa: E402
+from mutations import MUTATIONS, Mutation  # noqa: E402
 
 #: The fast tests, the likeliest catchers first (-x stops at the first failure).
 FAST_TESTS = (
