@@ -29,8 +29,11 @@ $(UV_BOOT)/bin/uv:
 
 sync: .venv/.synced ## install uv if missing, then the locked environment
 
-test: .venv/.synced ## every test: unit, bundles, and the book's chapters (PostgreSQL: make test-pg)
+test: .venv/.synced ## every test: unit, bundles, the book's tooling, examples/shop (chapters: make html; PostgreSQL: make test-pg)
 	$(PYTEST) -q -m "not postgresql"
+
+test-book: .venv/.synced ## every chapter executed as a test (pytest book/), as make html executes them
+	$(PYTEST) -q -m "not postgresql" book
 
 # test-fmN: reproduce FM_0NN; test-fmN-fix: prove its guardrail; test-fmN-recover: its
 # recovery. One set per bundle under failure_modes/, N without leading zeros (test-fm10).
@@ -170,7 +173,7 @@ peers: .venv/.synced ## every peer configuration x every applicable fault, CI si
 	$(RUN) failfirst peers --jobs $(PEERS_JOBS) --seeds $(PEERS_SEEDS) --parallel $(PEERS_PARALLEL) $(PEERS_FAULTS_ARG) --out _build/peers/results.json
 
 peers-full: .venv/.synced ## the same with PEERS_FULL_SEEDS seeds (stable figures): _build/peers/results.json
-	$(RUN) failfirst peers --jobs $(PEERS_FULL_JOBS) --seeds $(PEERS_FULL_SEEDS) --parallel $(PEERS_PARALLEL) $(PEERS_FAULTS_ARG) --out _build/peers/results.json
+	$(RUN) failfirst peers --full --jobs $(PEERS_FULL_JOBS) --seeds $(PEERS_FULL_SEEDS) --parallel $(PEERS_PARALLEL) $(PEERS_FAULTS_ARG) --out _build/peers/results.json
 
 # ---------------------------------------------------------------- mutation check (harden)
 # Planted bugs (tests/mutation/mutations.py, each one line of what it breaks), applied

@@ -209,3 +209,40 @@ def test_an_empty_file_becomes_a_database(tmp_path):
     store = Store.open_file(str(path), RealClock())
     assert store.jobs() == []
     store.close()
+
+
+
+_OPEN_AT_THE_BARRIER = """
+import os, sys, time
+from failfirst.store import Store, StoreError
+from failfirst.store.clock import RealClock
+ready, go, path = sys.argv[1:4]
+open(ready, "w").close()
+for _ in range(200_000):  # bounded: the parent releases both at once
+    if os.path.exists(go):
+        break
+    time.sleep(0.0002)
+try:
+    Store.open_file(path, RealClock()).close()
+except StoreError as exc:
+    sys.exit(str(exc))
+"""
+
+
+def test_two_processes_creating_one_new_file_at_once_both_open_it(tmp_path):
+    # Both find the file missing; both used to think they made it, and the one whose switch
+    # to WAL met the other's lock removed the file under the other: both failed.
+    for i in range(30):  # the race lands in a few percent of tries: many tries per test
+        path, go = tmp_path / f"new{i}.db", tmp_path / f"go{i}"
+        ready = [tmp_path / f"ready{i}-{k}" for k in range(2)]
+        procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT_THE_BARRIER, str(r), str(go), str(path)],
+                                  stderr=subprocess.PIPE, text=True) for r in ready]
+        for _ in range(60_000):  # bounded: both children start within seconds
+            if all(r.exists() for r in ready) or any(p.poll() is not None for p in procs):
+                break
+            select.select([], [], [], 0.002)  # real-time: waiting for real processes
+        go.touch()
+        results = [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
+        assert [code for code, _ in results] == [0, 0], f"try {i}: {results}"
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID

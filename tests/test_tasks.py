@@ -207,8 +207,19 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "respx" else real(name, *a))
-    with pytest.raises(ImportError, match=r"^failfirst.prove needs respx: pip install 'failfirst\[tasks\]'$"):
+    with pytest.raises(ImportError, match=r"^failfirst.tasks needs respx: pip install 'failfirst\[tasks\]'$"):
         failfirst.tasks.require_extra()
+
+
+@pytest.mark.parametrize("missing", ["greenlet", "httpx"])
+def test_importing_a_module_of_the_extra_without_it_names_the_extra(missing):
+    """Past the entry points too: a direct import of the prover without a library of the
+    extra ends in the one line naming it, not in a bare ``No module named``."""
+    code = f"import sys; sys.modules[{missing!r}] = None; import failfirst.tasks.prove"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"ImportError: failfirst.tasks needs {missing}: pip install 'failfirst[tasks]'")
 
 
 def test_beyond_the_stated_size_the_proof_samples_and_says_so():

@@ -253,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "kill@prefetched, ...)")
     p.add_argument("--parallel", type=_positive_int, default=1,
                    help="runs side by side, each with its own names (default: 1)")
+    p.add_argument("--full", action="store_true",
+                   help="every cell, also those left out at CI size (a deploy fault's slow cells)")
     p.add_argument("--out", default="_build/peers/results.json", metavar="PATH",
                    help="the results file (default: _build/peers/results.json)")
     p.add_argument("--json", action="store_true", help=json_help)
@@ -401,7 +403,7 @@ def cmd_peers(args: argparse.Namespace) -> None:
     say = None if args.json else (lambda line: print(line, flush=True))
     rows = run_matrix(args.out, jobs=args.jobs, seeds=args.seeds, workers=args.workers,
                       work_s=args.work_s, kills=args.kills, only=args.only, fault_names=args.faults,
-                      parallel=args.parallel, progress=say)
+                      full=args.full, parallel=args.parallel, progress=say)
     if args.json:
         print(json.dumps(rows, sort_keys=True))
     else:

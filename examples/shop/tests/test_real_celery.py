@@ -63,12 +63,12 @@ class Announcements:
                 continue
             ready, _, _ = select.select([self.fd], [], [], EVENT_TIMEOUT_S)
             if not ready:
-                raise SetupError(f"no {what} within {EVENT_TIMEOUT_S:g} s")
+                raise SetupError(f"waited {EVENT_TIMEOUT_S:g} s for {what}: it never came")
             data = os.read(self.fd, 4096)
             if not data:
                 raise SetupError(f"the payments server exited before {what}")
             self.pending += data
-        raise SetupError(f"no {what}")
+        raise SetupError(f"{what} never came")
 
 
 class Shop:

@@ -92,6 +92,16 @@ class Fault:
     def applies(cls, adapter: type[Adapter] | Adapter) -> bool:
         return not cls.why_not(adapter)
 
+    @classmethod
+    def at_ci_size(cls, adapter: type[Adapter] | Adapter) -> bool:
+        """Whether ``make peers`` (CI size) runs this cell; ``make peers-full`` runs them all."""
+        return True
+
+    @classmethod
+    def extra_s(cls, adapter: type[Adapter] | Adapter) -> float:
+        """Seconds a run of this cell may take beyond the usual bound (a deliberately long task)."""
+        return 0.0
+
     def prepare(self, run: RunContext, adapter: Adapter) -> None:
         self.adapter = adapter
 
@@ -103,6 +113,11 @@ class Fault:
 
     def done(self, run: RunContext, rows: list[Row]) -> bool:
         return True
+
+    def busy(self, run: RunContext, rows: list[Row]) -> bool:
+        """Whether the run must go on although the ledger is quiet: an action under way, or
+        a system's own delay after it that the quiet period does not cover."""
+        return False
 
     def struck(self, kill: Kill, rows: list[Row]) -> str:
         return kill.aim
@@ -299,3 +314,7 @@ def select(names: str | None) -> list[type[Fault]]:
         raise PeersInputError(f"--faults: unknown {', '.join(unknown) or '(none given)'}; "
                               f"choose from {', '.join(FAULTS)}")
     return [f for n, f in FAULTS.items() if n in wanted]
+
+
+# The deploy faults (sigterm, restart, cut, long-task) register themselves after the kill points.
+from failfirst.peers import deploy  # noqa: E402,F401

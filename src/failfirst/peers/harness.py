@@ -283,7 +283,8 @@ def run_one(adapter: Adapter, settings: Settings, fault: failfirst.peers.faults.
     row: dict[str, Any] = {
         "system": adapter.system, "version": adapter.version(), "config": adapter.config,
         "broker": adapter.broker, "fault": fault.name, "jobs": settings.jobs, "kills": len(kills),
-        "struck": [{"job": k.job, "aim": k.aim, "struck": k.struck, "pid": k.pid} for k in kills],
+        "struck": [{"job": k.job, "aim": k.aim, "struck": k.struck, "pid": k.pid, "detail": k.detail}
+                   for k in kills],
         **{c: verdict.counts[c] for c in ("completed", "duplicated", "lost", "failed", "stuck")},
         "categories": {k.job: verdict.categories[k.job] for k in kills},
         "seed": settings.seed, "workers": settings.workers, "work_s": settings.work_s,
@@ -320,7 +321,8 @@ def _drive(adapter: Adapter, fault: failfirst.peers.faults.Fault, settings: Sett
         finished = {r.job for r in every if r.kind == FINISHED}
         if not kills and len(finished) == len(job_ids) and fault.done(run, every):
             break  # a fault that never acts (it waits for nothing more)
-        if rows and now - last_change >= quiet_s:  # quiet only once the workers are up
+        # Quiet only once the workers are up, and not while a fault is still at work.
+        if rows and now - last_change >= quiet_s and not fault.busy(run, every):
             # A job killed after its effect has its finished row: only the quiet period
             # tells whether the system runs it again.
             break

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 ENV_LEDGER = "FAILFIRST_PEERS_LEDGER"
 ENV_WORK_S = "FAILFIRST_PEERS_WORK_S"
 ENV_HOLD = "FAILFIRST_PEERS_HOLD"
+#: How long a targeted job holds, when a fault wants it to go on afterwards (failfirst.peers.deploy).
+ENV_HOLD_S = "FAILFIRST_PEERS_HOLD_S"
 STARTED = "started"
 FINISHED = "finished"
 COMMITTING = "committing"
@@ -132,9 +134,15 @@ def _first_at(path: str, job: str, kind: str) -> bool:
         conn.close()
 
 
+def hold_s() -> float:
+    """How long a targeted job holds: :data:`HOLD_S`, or the run's own (a deploy fault's job
+    holds a moment and then goes on: a long task, a job whose broker restarts meanwhile)."""
+    return float(os.environ.get(ENV_HOLD_S, HOLD_S))
+
+
 def hold() -> None:
     """Wait for the harness's SIGKILL (bounded: a miss ends the wait, and the run fails)."""
-    time.sleep(HOLD_S)  # real-time: the harness kills this process well within it
+    time.sleep(hold_s())  # real-time: the harness kills this process well within it
 
 
 def begin(job: str) -> None:

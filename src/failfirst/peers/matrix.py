@@ -23,6 +23,7 @@ from typing import Any
 from failfirst.peers import (
     faults,
     services,
+    sys_arq,
     sys_celery,
     sys_dramatiq,
     sys_failfirst,
@@ -39,7 +40,7 @@ from failfirst.peers.judge import CATEGORIES
 #: Every configuration, in the order of the chapter's table.
 ADAPTERS: list[type[Adapter]] = [
     *sys_failfirst.ADAPTERS, *sys_celery.ADAPTERS, *sys_rq.ADAPTERS, *sys_huey.ADAPTERS,
-    *sys_dramatiq.ADAPTERS, *sys_procrastinate.ADAPTERS, *sys_pgqueuer.ADAPTERS,
+    *sys_dramatiq.ADAPTERS, *sys_procrastinate.ADAPTERS, *sys_pgqueuer.ADAPTERS, *sys_arq.ADAPTERS,
 ]
 
 
@@ -84,14 +85,15 @@ def check_row(row: dict[str, Any]) -> None:
 def run_matrix(
     out: str, *, jobs: int = 12, seeds: int = 2, workers: int = 2, work_s: float = 0.3,
     kills: int = 1, only: str | None = None, parallel: int = 1, fault_names: str | None = None,
-    progress: Callable[[str], None] | None = None,
+    full: bool = False, progress: Callable[[str], None] | None = None,
     adapters: Sequence[type[Adapter]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every selected configuration under every selected fault that applies to it, with
     seeds 0..seeds-1; write and return the rows.
 
     ``parallel`` runs that many at once (each in its own process, with its own names);
-    ``adapters`` replaces the selection by ``only`` with a list of configurations.
+    ``adapters`` replaces the selection by ``only`` with a list of configurations; ``full``
+    runs every cell, not only those a fault runs at CI size (``Fault.at_ci_size``).
     """
     if not 1 <= seeds <= MAX_SEEDS:
         raise PeersInputError(f"--seeds: must be in 1..{MAX_SEEDS}, got {seeds}")
@@ -110,11 +112,12 @@ def run_matrix(
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
     cells = [(adapter_class, fault) for adapter_class in adapters for fault in chosen_faults
-             if fault.applies(adapter_class)]
+             if fault.applies(adapter_class) and (full or fault.at_ci_size(adapter_class))]
     if not cells:
         raise PeersInputError("--faults: none of them applies to the chosen configurations")
     plan = [(i, adapter_class, fault, Settings(jobs=jobs, workers=workers, work_s=work_s, kills=kills,
-                                               seed=seed, timeout_s=120.0 + jobs * work_s * 2))
+                                               seed=seed, timeout_s=120.0 + jobs * work_s * 2
+                                               + fault.extra_s(adapter_class)))
             for i, (adapter_class, fault) in enumerate(cells) for seed in range(seeds)]
     done: list[tuple[int, int, dict[str, Any]]] = []
 

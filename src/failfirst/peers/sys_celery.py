@@ -145,7 +145,7 @@ class CeleryRabbit(CeleryBase):
             "runs: a killed worker's task is not delivered again.")
 
     def broker_url(self) -> str:
-        return services.AMQP_URL
+        return services.amqp_url()
 
     def queued(self, run: RunContext) -> int:
         return services.amqp_ready(self.settings(run)["queue"])

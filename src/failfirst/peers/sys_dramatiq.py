@@ -29,7 +29,7 @@ def make_actor(queue: str):  # noqa: ANN201 - dramatiq is an optional group
     import dramatiq
     from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-    broker = RabbitmqBroker(url=services.AMQP_URL.rstrip("/") + "/%2F")
+    broker = RabbitmqBroker(url=services.amqp_url().rstrip("/") + "/%2F")
     dramatiq.set_broker(broker)
 
     @dramatiq.actor(queue_name=queue, actor_name="work", min_backoff=MIN_BACKOFF_MS,

@@ -28,7 +28,7 @@ def make_huey(settings: dict[str, Any]):  # noqa: ANN201 - huey is an optional g
     from huey import RedisHuey, SqliteHuey
 
     if settings["storage"] == "redis":
-        huey = RedisHuey(settings["name"], host=services.REDIS_HOST, port=services.REDIS_PORT,
+        huey = RedisHuey(settings["name"], host=services.redis_host(), port=services.redis_port(),
                          db=services.REDIS_DB)
     else:
         huey = SqliteHuey(settings["name"], filename=settings["path"])

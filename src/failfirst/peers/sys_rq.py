@@ -47,8 +47,10 @@ class RQ(Adapter):
                           retry=Retry(max=RETRIES) if self.retry else None)
 
     def worker_commands(self, run: RunContext) -> list[list[str]]:
-        return [[sys.executable, "-m", "rq.cli", "worker", "--url", services.redis_url(),
-                 "--name", f"{run.run_id}-w{i}", "--logging_level", "WARNING", f"{run.run_id}-rq"]
+        # A name per process ($$): a worker SIGKILLed leaves its name registered until its TTL,
+        # and RQ refuses to start another worker under that name.
+        return [["sh", "-c", f'exec "$0" -m rq.cli worker --url {services.redis_url()} '
+                 f'--name {run.run_id}-w{i}-$$ --logging_level WARNING {run.run_id}-rq', sys.executable]
                 for i in range(run.settings.workers)]
 
     def public_state(self, run: RunContext, job_ids: list[str]) -> dict[str, str]:
@@ -72,7 +74,9 @@ class RQ(Adapter):
     def teardown(self, run: RunContext) -> None:
         client = services.redis_client()
         try:
-            client.srem("rq:workers", *[f"rq:worker:{run.run_id}-w{i}" for i in range(run.settings.workers)])
+            workers = [k for k in client.smembers("rq:workers") if f"rq:worker:{run.run_id}-w".encode() in k]
+            if workers:
+                client.srem("rq:workers", *workers)
             client.srem("rq:queues", f"rq:queue:{run.run_id}-rq")
             keys = list(client.scan_iter(match=f"rq:*{run.run_id}*", count=500))
             if keys:

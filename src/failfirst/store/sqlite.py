@@ -14,6 +14,7 @@ import os
 import pathlib
 import sqlite3
 import stat
+import time
 from contextlib import AbstractContextManager
 from functools import cache
 from typing import Any
@@ -223,11 +224,17 @@ class Store:
                                            isolation_level=None, timeout=30.0), clock)
             except sqlite3.Error as exc:
                 raise _sqlite_problem(shown, exc) from None
-        created = st is None
+        # "Created" means this call made the file: two processes may both find it missing,
+        # and only the one whose exclusive create wins may remove it again on failure
+        # (removing the other's file under it broke that one).
+        try:
+            created = st is None and _create_exclusively(full)
+        except OSError as exc:  # /proc, a read-only file system: refused before anything else
+            raise StoreError(f"{shown}: cannot create it ({exc.strerror})") from None
         conn = None
         try:
             conn = sqlite3.connect(full, isolation_level=None, timeout=30.0)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe in WAL
             conn.execute("PRAGMA busy_timeout=30000")
             if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
@@ -726,6 +733,35 @@ def readonly_uri(path: str, *, immutable: bool = False) -> str:
     meaning to (``#``, ``?``, ``%``, a space, a newline) is percent-encoded."""
     uri = pathlib.Path(os.path.abspath(path)).as_uri()  # file:///..., percent-encoded
     return uri + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
+
+
+#: SQLite answers a journal-mode switch that meets another connection's lock with
+#: SQLITE_BUSY at once (the busy handler is not consulted): retry it this often.
+WAL_SWITCH_ATTEMPTS = 3000
+WAL_SWITCH_PAUSE_S = 0.01
+
+
+def _create_exclusively(path: str) -> bool:
+    """Make ``path`` an empty file; False when another process made it first."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    return True
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting (bounded: 30 s) for a process that is
+    creating or switching the same new file at this very moment."""
+    for attempt in range(WAL_SWITCH_ATTEMPTS):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = (getattr(exc, "sqlite_errorname", "") or "").startswith("SQLITE_BUSY")
+            if not busy or attempt == WAL_SWITCH_ATTEMPTS - 1:
+                raise
+            time.sleep(WAL_SWITCH_PAUSE_S)  # real-time: another process holds the file's lock
 
 
 def _sidecar_size(path: str, suffix: str) -> int:

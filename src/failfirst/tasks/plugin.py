@@ -51,6 +51,9 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 @pytest.fixture
 def failfirst_prove() -> Callable[..., Any]:
     """:func:`failfirst.tasks.prove.prove`, for this test."""
+    from failfirst.tasks import require_extra
+
+    require_extra()
     from failfirst.tasks.prove import prove
 
     return prove
