@@ -205,6 +205,6 @@ def test_the_plugin_finds_the_double_charge_in_a_celery_project(venv, tmp_path):
     assert "1 failed, 1 passed" in out
     assert "FAILED tests/test_billing.py::test_charge_charges_at_most_once" in out
     assert "payments applied 'charge' 2 times" in out
-    assert "Minimal counterexample (1 fault(s))" in out
+    assert "Minimal counterexample (1 fault)" in out
     assert "--failfirst-replay=" in out
     assert "failfirst proofs" in out  # the plugin's session summary

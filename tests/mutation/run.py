@@ -12,12 +12,15 @@ A mutation of the PostgreSQL store is judged by the PostgreSQL half of the fast 
 without a server those tests skip, so the run refuses to judge it and fails, rather than
 count it as caught or as survived. ``--without FILE`` leaves a test file out (to measure
 what it catches: the kill rate with and without it); the summary counts per module.
+``--out FILE`` writes the results as JSON too (each mutation's verdict and the kill rate
+per module), for the book's contributing chapter to publish.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import shutil
 import signal
@@ -125,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not first check that the unmutated copy passes (when it is known to)")
     parser.add_argument("--without", action="append", default=[], metavar="FILE",
                         help="leave this fast test file out (repeatable): what do the others catch?")
+    parser.add_argument("--out", type=Path, metavar="FILE",
+                        help="also write the results as JSON to FILE (its folder is created)")
     args = parser.parse_args(argv)
     without = tuple(args.without)
     unknown = [f for f in without if f not in FAST_TESTS]
@@ -135,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     pg_problem = _postgresql_problem() if any(m.path in NEEDS_POSTGRESQL for _, m in chosen) else None
     started = time.monotonic()  # real-time: the duration is reported, never asserted
     survivors = []
+    verdicts: list[dict] = []
     caught_by_module: collections.Counter[str] = collections.Counter()
     total_by_module: collections.Counter[str] = collections.Counter()
     base = Path(tempfile.mkdtemp(prefix="failfirst-mutate-"))
@@ -151,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{i:2d} NOT RUN  {m.path}: {m.breaks}\n      no PostgreSQL: {pg_problem}",
                       flush=True)
                 survivors.append(i)
+                verdicts.append(_verdict(i, m, "not run", f"no PostgreSQL: {pg_problem}"))
                 continue
             tree = base / f"m{i}"
             shutil.copytree(clean, tree)
@@ -162,15 +169,51 @@ def main(argv: list[str] | None = None) -> int:
             verdict = "SURVIVED" if survived else "caught  "
             print(f"{i:2d} {verdict} {time.monotonic() - t0:6.1f} s  {m.path}: {m.breaks}"
                   + ("" if survived else f"\n      by {why}"), flush=True)
+            verdicts.append(_verdict(i, m, "survived" if survived else "caught", why))
             if survived:
                 survivors.append(i)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     for path in sorted(total_by_module):
         print(f"   {caught_by_module[path]:2d} of {total_by_module[path]:2d} caught  {path}")
+    elapsed_s = time.monotonic() - started  # real-time: reported, never asserted
     print(f"{len(chosen) - len(survivors)} of {len(chosen)} mutations caught in "
-          f"{time.monotonic() - started:.0f} s" + (f"; survivors: {survivors}" if survivors else ""))
+          f"{elapsed_s:.0f} s" + (f"; survivors: {survivors}" if survivors else ""))
+    if args.out is not None:
+        _write_results(args.out, verdicts, caught_by_module, total_by_module,
+                       complete=not args.only and not without, without=without, elapsed_s=elapsed_s)
     return 1 if survivors else 0
+
+
+def _verdict(i: int, m: Mutation, verdict: str, why: str) -> dict:
+    return {"id": i, "module": m.path, "breaks": m.breaks, "verdict": verdict,
+            "by": why if verdict == "caught" else None,
+            "note": why if verdict == "not run" else None}
+
+
+def _write_results(out: Path, verdicts: list[dict], caught: collections.Counter[str],
+                   total: collections.Counter[str], *, complete: bool, without: tuple[str, ...],
+                   elapsed_s: float) -> None:
+    """The run as JSON: per module, planted bugs and how many the fast tests caught
+    (the kill rate); per mutation, its verdict. ``complete`` is false when ``--only`` or
+    ``--without`` chose a part: such a file is not the project's kill rate."""
+    results = {
+        "complete": complete,
+        "without": list(without),
+        "mutations": len(verdicts),
+        "caught": sum(caught.values()),
+        "survived": [v["id"] for v in verdicts if v["verdict"] == "survived"],
+        "not_run": [v["id"] for v in verdicts if v["verdict"] == "not run"],
+        "by_module": [{"module": path, "caught": caught[path], "total": total[path],
+                       "kill_rate": caught[path] / total[path]} for path in sorted(total)],
+        "each": verdicts,
+        "elapsed_s": round(elapsed_s, 1),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps(results, indent=2) + "\n")
+    partial.replace(out)  # a reader never sees half a file
+    print(f"results: {out}")
 
 
 def _postgresql_problem() -> str | None:
