@@ -136,6 +136,7 @@ FAULTS: dict[str, type[Fault]] = {}
 
 
 def register(fault: type[Fault]) -> type[Fault]:
+    """Add ``fault`` as the matrix's next column (a class decorator); names are unique."""
     assert fault.name and fault.name not in FAULTS, fault.name
     FAULTS[fault.name] = fault
     return fault
