@@ -174,7 +174,9 @@ class Renderer:
             if bundle is None:
                 raise KeyError(f"no glue value {arg.strip()!r}")
             md = bundle.get("text/markdown")
-            return (_text(md) if md is not None else _plain(bundle)).strip("\n").splitlines()
+            if md is not None:  # glued MyST: its roles are rewritten like the page's own
+                return self.markdown(_text(md).strip("\n")).splitlines()
+            return _plain(bundle).strip("\n").splitlines()
         if name in ("code-block", "code", "sourcecode"):
             return [f"```{arg.strip()}", *content, "```"]
         if name in self.blocks:

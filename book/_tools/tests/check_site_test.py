@@ -109,6 +109,13 @@ def test_raw_myst_in_a_notebook():
     assert nb["cells"][1]["source"] == "```bash\nfailfirst list\n```"
 
 
+def test_roles_inside_glued_markdown_are_rewritten_in_a_notebook():
+    nb = {"cells": [{"cell_type": "markdown", "source": "```{glue:md} fixes\n:format: myst\n```"}]}
+    nbexport.render(nb, Path("."), glue={"fixes": {"text/markdown": "- see {doc}`FM_001_retry_duplication`"}})
+    assert nbexport.raw_syntax(nb) == []
+    assert nb["cells"][0]["source"] == "- see [FM_001_retry_duplication](FM_001_retry_duplication.ipynb)"
+
+
 def _chapter(summary: dict[str, str], text: str) -> dict:
     return {"summary": summary, "text": text}
 

@@ -22,7 +22,9 @@ A result row needs at least one action, and every action's ``struck`` must equal
 column says produced a failed run, not a result.
 
 :data:`FAULTS` lists them in column order; another module registers more with
-:func:`failfirst.peers.faults.register` (the deploy faults: ``sigterm``, ``restart``, ``cut``, ``long-task``).
+:func:`failfirst.peers.faults.register` (the deploy faults: ``sigterm``, ``restart``, ``cut``, ``long-task``,
+registered when :mod:`failfirst.peers.deploy` is imported, which the matrix does; this
+module does not import it, so that the two do not import each other).
 
 The kill points. A targeted job (a seeded choice, first attempt only, named to the
 task body through ``FAILFIRST_PEERS_HOLD``) writes its point's row and holds there
@@ -134,6 +136,7 @@ FAULTS: dict[str, type[Fault]] = {}
 
 
 def register(fault: type[Fault]) -> type[Fault]:
+    """Add ``fault`` as the matrix's next column (a class decorator); names are unique."""
     assert fault.name and fault.name not in FAULTS, fault.name
     FAULTS[fault.name] = fault
     return fault
@@ -314,7 +317,3 @@ def select(names: str | None) -> list[type[Fault]]:
         raise PeersInputError(f"--faults: unknown {', '.join(unknown) or '(none given)'}; "
                               f"choose from {', '.join(FAULTS)}")
     return [f for n, f in FAULTS.items() if n in wanted]
-
-
-# The deploy faults (sigterm, restart, cut, long-task) register themselves after the kill points.
-from failfirst.peers import deploy  # noqa: E402,F401

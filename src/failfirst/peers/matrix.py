@@ -20,7 +20,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Any
 
+# deploy registers the deploy faults (sigterm, restart, cut, long-task) after the kill points.
 from failfirst.peers import (
+    deploy,  # noqa: F401
     faults,
     services,
     sys_arq,

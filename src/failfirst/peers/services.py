@@ -46,14 +46,17 @@ def reachable(name: str, timeout_s: float = 2.0) -> bool:
 
 
 def redis_host() -> str:
+    """The Redis host the run uses now (a fault may point the run at a private server)."""
     return os.environ.get(ENV_REDIS_HOST, REDIS_HOST)
 
 
 def redis_port() -> int:
+    """The Redis port the run uses now (a fault may point the run at a private server)."""
     return int(os.environ.get(ENV_REDIS_PORT, str(REDIS_PORT)))
 
 
 def amqp_url() -> str:
+    """The AMQP URL the run uses now (a fault may point the run at a proxy or a private server)."""
     return os.environ.get(ENV_AMQP_URL, AMQP_URL)
 
 
