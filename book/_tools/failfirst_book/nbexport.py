@@ -171,6 +171,8 @@ class Renderer:
             if bundle is None:
                 raise KeyError(f"no glue value {arg.strip()!r}")
             md = bundle.get("text/markdown")
+            if md is not None and name == "glue:md":  # glued Markdown may hold roles ({doc}) too
+                return self.markdown(_text(md).strip("\n")).splitlines()
             return (_text(md) if md is not None else _plain(bundle)).strip("\n").splitlines()
         if name in ("code-block", "code", "sourcecode"):
             return [f"```{arg.strip()}", *content, "```"]

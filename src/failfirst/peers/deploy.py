@@ -10,7 +10,7 @@ was its ``started`` row).
 - ``sigterm``: what a deploy (Kubernetes, systemd) does to a worker: SIGTERM to the
   worker's main process while the job runs, then SIGKILL to every process of that
   worker still alive after the grace period (:data:`GRACE_S`; Kubernetes' default is
-  30 s). The targeted job runs longer than the grace (it holds :data:`ledger.HOLD_S`).
+  30 s). The targeted job runs longer than the grace (it holds :data:`failfirst.peers.ledger.HOLD_S`).
   What the system does in between (a warm shutdown that waits, a cancellation that
   requeues, nothing) decides the job's fate.
 - ``restart``: the broker or database, a private one the harness started
@@ -241,7 +241,7 @@ def _overrides(service: str, host: str, port: int, url: str) -> dict[str, str]:
     return {services.ENV_PG_DSN: url}
 
 
-class _Redirected(WhileRunning):
+class Redirected(WhileRunning):
     """A fault that points the run (the harness's calls and the workers) elsewhere."""
 
     hold_s = SHORT_HOLD_S
@@ -267,7 +267,7 @@ class _Redirected(WhileRunning):
 
 
 @register
-class Restart(_Redirected):
+class Restart(Redirected):
     name = "restart"
     description = ("the broker or database (a private server of the harness's) restarted while a "
                    "job runs")
@@ -289,7 +289,7 @@ class Restart(_Redirected):
 
 
 @register
-class Cut(_Redirected):
+class Cut(Redirected):
     name = "cut"
     description = ("the worker's connection to its broker reset while a job runs (a proxy's RST; "
                    "pg_terminate_backend on PostgreSQL)")

@@ -134,6 +134,7 @@ FAULTS: dict[str, type[Fault]] = {}
 
 
 def register(fault: type[Fault]) -> type[Fault]:
+    """Add ``fault`` to :data:`FAULTS` (a class decorator); a name is registered once."""
     assert fault.name and fault.name not in FAULTS, fault.name
     FAULTS[fault.name] = fault
     return fault
