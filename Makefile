@@ -29,12 +29,16 @@ $(UV_BOOT)/bin/uv:
 
 sync: .venv/.synced ## install uv if missing, then the locked environment
 
-test: .venv/.synced ## every test: unit, bundles, and the book's chapters (PostgreSQL: make test-pg)
+test: .venv/.synced ## every test: unit, bundles, the book's tooling, examples/shop (chapters: make html; PostgreSQL: make test-pg)
 	$(PYTEST) -q -m "not postgresql"
+
+test-book: .venv/.synced ## every chapter executed as a test (pytest book/), as make html executes them
+	$(PYTEST) -q -m "not postgresql" book
 
 # test-fmN: reproduce FM_0NN; test-fmN-fix: prove its guardrail; test-fmN-recover: its
 # recovery. One set per bundle under failure_modes/, N without leading zeros (test-fm10).
-FM_NUMBERS := $(sort $(foreach d,$(wildcard failure_modes/FM_[0-9][0-9][0-9]_*),$(shell echo $(notdir $(d)) | sed -E 's/^FM_0*([0-9]+)_.*/\1/')))
+# In numeric order (make help lists them so: test-fm2 before test-fm10).
+FM_NUMBERS := $(shell ls -d failure_modes/FM_[0-9][0-9][0-9]_* 2>/dev/null | sed -E 's|^failure_modes/FM_0*([0-9]+)_.*|\1|' | sort -n -u)
 define fm_targets
 FM_PAD_$(1) := $(shell printf %03d $(1))
 test-fm$(1): .venv/.synced
@@ -177,5 +181,5 @@ peers-full: .venv/.synced ## the same with PEERS_FULL_SEEDS seeds (stable figure
 # one at a time to a temporary copy of the tree; fails when the fast tests miss one.
 .PHONY: mutate
 MUTATE_ARGS ?=
-mutate: .venv/.synced ## apply each curated planted bug to a copy of the tree; fail if one survives
-	$(RUN) python tests/mutation/run.py $(MUTATE_ARGS)
+mutate: .venv/.synced ## apply each curated planted bug to a copy of the tree; fail if one survives: _build/mutate/results.json
+	$(RUN) python tests/mutation/run.py --out _build/mutate/results.json $(MUTATE_ARGS)

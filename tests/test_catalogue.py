@@ -100,3 +100,14 @@ def test_a_chapter_without_its_bundle_or_with_another_name_is_refused(copy):
     assert "book/FM_001_retries.md: the chapter of failure_modes/FM_001_retry_duplication is " \
            "book/FM_001_retry_duplication.md" in found, found
     assert "book/FM_042_partial_write.md: no bundle failure_modes/FM_042_* for this chapter" in found
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_help_lists_the_failure_mode_targets_in_numeric_order():
+    import re
+    import subprocess
+
+    out = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    numbers = [int(n) for n in re.findall(r"^\s+test-fm(\d+)\s", out, re.MULTILINE)]
+    assert numbers == sorted(numbers) and len(numbers) == len(catalogue.all_scenarios()), numbers

@@ -56,11 +56,12 @@ _PROOF_ROWS: dict[tuple[str, bool], dict] = {}
 
 @pytest.fixture(scope="module")
 def proof_table():
-    """The proof's rows; once every failure mode passed both ways at its default bounds,
-    the table the PostgreSQL chapter publishes (``failfirst.proofs.differential.RESULTS``)."""
+    """The proof's rows; once every failure mode passed both ways, the table the
+    PostgreSQL chapter publishes (``failfirst.proofs.differential.RESULTS``). Each row
+    carries its bounds: under ``FAILFIRST_PG_MAX_FAULTS`` the chapter says which rows
+    were proven below their failure mode's default bound."""
     yield _PROOF_ROWS
-    complete = len(_PROOF_ROWS) == 2 * len(catalogue.all_scenarios())
-    if complete and PROOF_MAX_FAULTS >= max(s.faults.max_faults for s in catalogue.all_scenarios()):
+    if len(_PROOF_ROWS) == 2 * len(catalogue.all_scenarios()):
         differential.save([_PROOF_ROWS[key] for key in sorted(_PROOF_ROWS)])
 
 

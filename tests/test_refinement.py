@@ -137,7 +137,7 @@ def test_a_recovery_view_no_normal_schedule_reaches_is_an_inv006_naming_its_even
     [found] = judge(events, None)
     assert (found.invariant, found.job, found.events) == ("INV_006", 1, (5,))
     assert found.detail == (
-        "recovery's expire_dead left the job dead with 1 attempt(s) spent and 0 effect part(s): "
+        "recovery's expire_dead left the job dead with 1 attempt spent and 0 effect parts: "
         f"no normal schedule of {judge.schedules(0)} reaches that state")
 
 

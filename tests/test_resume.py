@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -250,16 +251,27 @@ def test_check_of_a_live_run_says_in_progress_and_no_violation(tmp_path, capsys)
     proc = _start_stress(db, jobs=200_000, batch=1)  # minutes of work: it is live throughout
     try:
         _progress(proc, db)
-        for _ in range(2):  # several looks while the workers commit
+        # A look while the workers commit; then the run is paused (SIGSTOP to its whole
+        # process group: still live, its lock and leases held), so that the next looks are
+        # of a live run however slowly a loaded machine makes them.
+        looks = []
+        for paused in (False, True):
+            if proc.poll() is not None:
+                pytest.fail(f"setup: the stress run ended (exit {proc.returncode}) before the look")
+            if paused:
+                os.killpg(proc.pid, signal.SIGSTOP)
             code, result = _cli(capsys, "check", "--db", str(db), "--json")
             assert code == 0 and result["run"] == "live", result
             assert result["violations"] == {}, result["violation_examples"][:3]
             assert result["lost"] == 0 and result["unfinished"] == 0
-        assert result["in_progress"] > 0
+            looks.append(result["in_progress"])
+        assert looks[-1] > 0
         code = main(["check", "--db", str(db)])
         out = capsys.readouterr().out
         assert "a live run holds it" in out and "in progress" in out and "lost" in out
     finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGCONT)
         _stop(proc)
 
 

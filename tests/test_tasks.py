@@ -34,7 +34,7 @@ def test_a_crash_after_the_charge_charges_twice_and_shrinks_to_one_fault():
         failfirst.prove(charge, 7, services=[PAYMENTS], invariants=["INV_001"], max_faults=2)
     report = str(failure.value)
     assert "INV_001 job 1: payments applied 'charge' 2 times for job 1" in report
-    assert "Minimal counterexample (1 fault(s))" in report
+    assert "Minimal counterexample (1 fault)" in report
     assert "FAULT crash: w1 dies after the service applied the request" in report
     assert f"--failfirst-replay={failure.value.schedule}" in report
 
@@ -115,7 +115,7 @@ def test_scripted_answers_need_no_fault():
     flaky = PAYMENTS.scripted(**{"POST /v1/charges": ["timeout_after_effect"]})
     with pytest.raises(Falsified) as failure:
         failfirst.prove(charge, 9, services=[flaky], invariants=["INV_001"], max_faults=0)
-    assert "Minimal counterexample (0 fault(s))" in str(failure.value)
+    assert "Minimal counterexample (0 faults)" in str(failure.value)
     failfirst.prove(charge_with_key, 9, services=[flaky], invariants=["INV_001"], max_faults=0)
     twice = PAYMENTS.scripted(**{"POST /v1/charges": ["duplicate"]})
     with pytest.raises(Falsified):
@@ -207,8 +207,19 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "respx" else real(name, *a))
-    with pytest.raises(ImportError, match=r"^failfirst.prove needs respx: pip install 'failfirst\[tasks\]'$"):
+    with pytest.raises(ImportError, match=r"^failfirst.tasks needs respx: pip install 'failfirst\[tasks\]'$"):
         failfirst.tasks.require_extra()
+
+
+@pytest.mark.parametrize("missing", ["greenlet", "httpx"])
+def test_importing_a_module_of_the_extra_without_it_names_the_extra(missing):
+    """Past the entry points too: a direct import of the prover without a library of the
+    extra ends in the one line naming it, not in a bare ``No module named``."""
+    code = f"import sys; sys.modules[{missing!r}] = None; import failfirst.tasks.prove"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"ImportError: failfirst.tasks needs {missing}: pip install 'failfirst[tasks]'")
 
 
 def test_beyond_the_stated_size_the_proof_samples_and_says_so():

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from failfirst.proofs.run import RunResult, replay, run_scenario
+from failfirst.proofs.words import plural
 from failfirst.sim import catalogue, history
 from failfirst.sim.choices import ScheduleError
 from failfirst.store import StoreUnavailable
@@ -310,7 +311,7 @@ def _describe_run(result: RunResult) -> str:
         f"digest   {result.digest}",
     ]
     if result.violations:
-        lines.append(f"{len(result.violations)} violation(s):")
+        lines.append(f"{plural(len(result.violations), 'violation')}:")
         lines.extend(f"  {v}" for v in result.violations)
     else:
         lines.append("no violations")

@@ -12,12 +12,15 @@ A mutation of the PostgreSQL store is judged by the PostgreSQL half of the fast 
 without a server those tests skip, so the run refuses to judge it and fails, rather than
 count it as caught or as survived. ``--without FILE`` leaves a test file out (to measure
 what it catches: the kill rate with and without it); the summary counts per module.
+``--out FILE`` writes the results as JSON too (each mutation's verdict and the kill rate
+per module), for the book's contributing chapter to publish.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import shutil
 import signal
@@ -25,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +55,8 @@ NEEDS_POSTGRESQL = ("src/failfirst/store/postgresql.py",)
 TEST_TIMEOUT_S = 120
 #: Per mutation: the whole fast run.
 RUN_TIMEOUT_S = 900
+#: Mutations judged at once (each runs its own pytest processes).
+MAX_JOBS = 8
 COPIED = ("src", "tests", "failure_modes", "pyproject.toml")
 
 
@@ -117,6 +124,19 @@ def _judge(tree: Path, m: Mutation, without: tuple[str, ...]) -> tuple[bool, str
     return _run_tests(tree, _test_order(m.tests, without))
 
 
+def _judge_copy(base: Path, i: int, m: Mutation, without: tuple[str, ...]) -> tuple[bool, str, float]:
+    """Mutation ``i`` on a copy of ``base/clean`` of its own: (survived, why, seconds)."""
+    tree = base / f"m{i}"
+    shutil.copytree(base / "clean", tree)
+    try:
+        _apply(tree, m)
+        t0 = time.monotonic()  # real-time: reported
+        survived, why = _judge(tree, m, without)
+        return survived, why, time.monotonic() - t0  # real-time: reported
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", type=int, action="append", metavar="N",
@@ -125,7 +145,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not first check that the unmutated copy passes (when it is known to)")
     parser.add_argument("--without", action="append", default=[], metavar="FILE",
                         help="leave this fast test file out (repeatable): what do the others catch?")
+    parser.add_argument("--out", type=Path, metavar="FILE",
+                        help="also write the results as JSON to FILE (its folder is created)")
+    parser.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, MAX_JOBS), metavar="N",
+                        help=f"judge N mutations at once, each in its own copy (1..{MAX_JOBS}; "
+                             "default: the machine's cores)")
     args = parser.parse_args(argv)
+    if not 1 <= args.jobs <= MAX_JOBS:
+        parser.error(f"--jobs: must be in 1..{MAX_JOBS}, got {args.jobs}")
     without = tuple(args.without)
     unknown = [f for f in without if f not in FAST_TESTS]
     if unknown:
@@ -135,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     pg_problem = _postgresql_problem() if any(m.path in NEEDS_POSTGRESQL for _, m in chosen) else None
     started = time.monotonic()  # real-time: the duration is reported, never asserted
     survivors = []
+    verdicts: list[dict] = []
     caught_by_module: collections.Counter[str] = collections.Counter()
     total_by_module: collections.Counter[str] = collections.Counter()
     base = Path(tempfile.mkdtemp(prefix="failfirst-mutate-"))
@@ -145,32 +173,73 @@ def main(argv: list[str] | None = None) -> int:
         if not ok:
             print(f"the unmutated tree fails its fast tests: {why}")
             return 1
+        to_judge = []
         for i, m in chosen:
             total_by_module[m.path] += 1
             if m.path in NEEDS_POSTGRESQL and pg_problem is not None:
                 print(f"{i:2d} NOT RUN  {m.path}: {m.breaks}\n      no PostgreSQL: {pg_problem}",
                       flush=True)
                 survivors.append(i)
-                continue
-            tree = base / f"m{i}"
-            shutil.copytree(clean, tree)
-            _apply(tree, m)
-            t0 = time.monotonic()  # real-time: reported
-            survived, why = _judge(tree, m, without)
-            shutil.rmtree(tree, ignore_errors=True)
-            caught_by_module[m.path] += not survived
-            verdict = "SURVIVED" if survived else "caught  "
-            print(f"{i:2d} {verdict} {time.monotonic() - t0:6.1f} s  {m.path}: {m.breaks}"
-                  + ("" if survived else f"\n      by {why}"), flush=True)
-            if survived:
-                survivors.append(i)
+                verdicts.append(_verdict(i, m, "not run", f"no PostgreSQL: {pg_problem}"))
+            else:
+                to_judge.append((i, m))
+        # Each mutation in its own copy and its own pytest processes: judged side by side.
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("fork")) as pool:
+            futures = {pool.submit(_judge_copy, base, i, m, without): (i, m) for i, m in to_judge}
+            for future in as_completed(futures):
+                i, m = futures[future]
+                survived, why, took_s = future.result()
+                caught_by_module[m.path] += not survived
+                verdict = "SURVIVED" if survived else "caught  "
+                print(f"{i:2d} {verdict} {took_s:6.1f} s  {m.path}: {m.breaks}"
+                      + ("" if survived else f"\n      by {why}"), flush=True)
+                verdicts.append(_verdict(i, m, "survived" if survived else "caught", why))
+                if survived:
+                    survivors.append(i)
+        verdicts.sort(key=lambda v: v["id"])
+        survivors.sort()
     finally:
         shutil.rmtree(base, ignore_errors=True)
     for path in sorted(total_by_module):
         print(f"   {caught_by_module[path]:2d} of {total_by_module[path]:2d} caught  {path}")
+    elapsed_s = time.monotonic() - started  # real-time: reported, never asserted
     print(f"{len(chosen) - len(survivors)} of {len(chosen)} mutations caught in "
-          f"{time.monotonic() - started:.0f} s" + (f"; survivors: {survivors}" if survivors else ""))
+          f"{elapsed_s:.0f} s" + (f"; survivors: {survivors}" if survivors else ""))
+    if args.out is not None:
+        _write_results(args.out, verdicts, caught_by_module, total_by_module,
+                       complete=not args.only and not without, without=without, elapsed_s=elapsed_s)
     return 1 if survivors else 0
+
+
+def _verdict(i: int, m: Mutation, verdict: str, why: str) -> dict:
+    return {"id": i, "module": m.path, "breaks": m.breaks, "verdict": verdict,
+            "by": why if verdict == "caught" else None,
+            "note": why if verdict == "not run" else None}
+
+
+def _write_results(out: Path, verdicts: list[dict], caught: collections.Counter[str],
+                   total: collections.Counter[str], *, complete: bool, without: tuple[str, ...],
+                   elapsed_s: float) -> None:
+    """The run as JSON: per module, planted bugs and how many the fast tests caught
+    (the kill rate); per mutation, its verdict. ``complete`` is false when ``--only`` or
+    ``--without`` chose a part: such a file is not the project's kill rate."""
+    results = {
+        "complete": complete,
+        "without": list(without),
+        "mutations": len(verdicts),
+        "caught": sum(caught.values()),
+        "survived": [v["id"] for v in verdicts if v["verdict"] == "survived"],
+        "not_run": [v["id"] for v in verdicts if v["verdict"] == "not run"],
+        "by_module": [{"module": path, "caught": caught[path], "total": total[path],
+                       "kill_rate": caught[path] / total[path]} for path in sorted(total)],
+        "each": verdicts,
+        "elapsed_s": round(elapsed_s, 1),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps(results, indent=2) + "\n")
+    partial.replace(out)  # a reader never sees half a file
+    print(f"results: {out}")
 
 
 def _postgresql_problem() -> str | None:

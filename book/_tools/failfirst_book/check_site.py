@@ -22,6 +22,8 @@ aborted and counted as a failure. For each page it checks:
   identifiers may break at ``_`` and ``.``);
 - no code block wider than its box without a scrollbar, and no shell block (commands a
   reader copies) wider than its box at all;
+- no page is taller than :data:`PAGE_HEIGHT_MAX_PX` at the desktop viewport (a chapter
+  that long carries listings or traces to fold: show the lines that teach, fold the rest);
 - every executed chapter links its notebook, the link serves a valid .ipynb,
   and its Markdown holds no raw MyST either (:mod:`failfirst_book.nbexport`);
 - every number on the landing page and the failure-mode index equals the one
@@ -59,6 +61,12 @@ PAGE_TIMEOUT_MS = 30_000
 VIEWPORT = {"width": 1280, "height": 900}
 #: Pages Sphinx generates whole (indices, search): the layout checks skip them.
 SPHINX_PAGES = {"genindex.html", "py-modindex.html", "search.html"}
+#: The tallest a page may be at VIEWPORT (furo's desktop layout, Chromium's fonts). With
+#: their long listings and traces folded the chapters measure 8,000 to 11,500 px (FM_008
+#: the longest); an unfolded 75-line listing adds about 1,400 px.
+PAGE_HEIGHT_MAX_PX = 12_000
+#: Reference pages that are long by nature (every module's docstrings), beside SPHINX_PAGES.
+TALL_PAGES = {"reference/api.html"}
 #: Pages whose generated tables publish chapter numbers.
 NUMBER_PAGES = ("index.html", "failure_mode_index.html")
 
@@ -254,6 +262,17 @@ def compare_numbers(published: dict[str, list[dict]], chapters: dict[str, dict])
     return problems
 
 
+_HEIGHT_JS = "() => document.documentElement.scrollHeight"
+
+
+def height_problem(name: str, height_px: int) -> str | None:
+    """Why a page of ``height_px`` is too tall, or None."""
+    if name in SPHINX_PAGES or name in TALL_PAGES or height_px <= PAGE_HEIGHT_MAX_PX:
+        return None
+    return (f"the page is {height_px:,} px tall, past the ceiling of {PAGE_HEIGHT_MAX_PX:,} px: "
+            "show the lines that teach and fold the rest (a dropdown, hide-input, hide-output)")
+
+
 def check(root: Path) -> int:
     from playwright.sync_api import sync_playwright
 
@@ -322,6 +341,9 @@ def check_page(context, base: str, name: str, outside: list[str],
         problems.append(f"{len(diagrams)} rendered diagram(s), expected at least {wanted}")
     if name not in SPHINX_PAGES:  # Sphinx's own index pages: their layout is not ours
         problems += page.evaluate(_PAGE_JS)
+    tall = height_problem(name, page.evaluate(_HEIGHT_JS))  # after the images loaded
+    if tall:
+        problems.append(tall)
     if numbers is not None:
         numbers[urljoin(base, name)] = page.evaluate(_NUMBERS_JS)
     # An executed chapter (it has code cells) must offer its notebook.

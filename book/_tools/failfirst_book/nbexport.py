@@ -11,7 +11,7 @@ Markdown:
 - glue roles and ``{glue:md}`` blocks become their values (from the executed
   notebook's outputs, or from the glue file myst-nb wrote);
 - ``{include}`` becomes the included text, ``{literalinclude}`` a fenced code
-  block (``:pyobject:``, ``:start-after:``, ``:end-before:``, ``:lines:`` honoured,
+  block (``:pyobject:``, ``:start-after:``, ``:end-before:``, ``:lines:``, ``:dedent:`` honoured,
   read by Sphinx's own ``LiteralIncludeReader``);
 - cross-references become their text (``{doc}`` a link to the chapter's notebook);
 - admonitions become block quotes; directives that only make sense on the site
@@ -100,8 +100,11 @@ def _literal(path: Path, opts: Mapping[str, str]) -> str:
     """The text a ``{literalinclude}`` with ``opts`` shows (Sphinx's own reader)."""
     from sphinx.directives.code import LiteralIncludeReader
 
-    keep = {k: v for k, v in opts.items()
-            if k in ("pyobject", "start-after", "end-before", "lines", "start-at", "end-at")}
+    keep: dict[str, Any] = {k: v for k, v in opts.items()
+                            if k in ("pyobject", "start-after", "end-before", "lines", "start-at",
+                                     "end-at")}
+    if "dedent" in opts:  # Sphinx's option converter makes it a number
+        keep["dedent"] = int(opts["dedent"])
     config = SimpleNamespace(source_encoding="utf-8")  # all the reader asks of the config
     text, _ = LiteralIncludeReader(str(path), {"encoding": "utf-8", **keep}, config).read()
     return text
@@ -186,6 +189,9 @@ class Renderer:
             title = arg.strip() or name.capitalize()
             inner = self.markdown("\n".join(content)).splitlines()
             return [f"> **{title}.**", ">", *[f"> {line}".rstrip() for line in inner]]
+        if name == "dropdown":  # folded on the page; in a notebook, its title and its body
+            inner = self.markdown("\n".join(content)).splitlines()
+            return [f"**{arg.strip()}**", "", *inner] if arg.strip() else inner
         if name in ("glossary",):
             return self.markdown("\n".join(content)).splitlines()
         if name in ("figure", "image"):

@@ -11,6 +11,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from failfirst.proofs.words import bounds_in_words, count_in_words
+from failfirst.proofs.words import plural as words_plural
+
 __all__ = [
     "EVENT_COLUMNS",
     "Table",
@@ -18,6 +21,7 @@ __all__ = [
     "fmt_mapping",
     "fmt_schedule",
     "fmt_violation",
+    "in_words",
     "peers_cell",
     "peers_cells",
     "peers_matrix",
@@ -117,13 +121,9 @@ def fmt_mapping(values: Mapping[Any, Any], unit: str = "") -> str:
 
 
 def fmt_bounds(bounds: Mapping[str, Any]) -> str:
-    """An exploration's bounds in words: ``2 workers, 4 jobs, at most 2 faults, 200 steps``."""
-    words = {"workers": "{}", "jobs": "{}", "max_faults": "at most {} per schedule",
-             "max_steps": "at most {} per run"}
-    nouns = {"workers": "worker", "jobs": "job", "max_faults": "fault", "max_steps": "step"}
-    parts = [words[k].format(plural(v, nouns[k])) for k, v in bounds.items() if k in words]
-    parts += [f"{k.replace('_', ' ')} {plain(v)}" for k, v in bounds.items() if k not in words]
-    return ", ".join(parts)
+    """An exploration's bounds in words: ``2 workers, 4 jobs, at most 2 faults per schedule,
+    at most 200 steps per run`` (the command line's words: :func:`failfirst.proofs.words.bounds_in_words`)."""
+    return bounds_in_words(bounds)
 
 
 def fmt_schedule(schedule: str) -> str:
@@ -150,22 +150,23 @@ def violation_table(violations: Iterable[Any]) -> Table:
 
 
 def _extras(event: Mapping[str, Any]) -> str:
-    """An event's kind-specific fields in words: ``attempt=1; until=17.0868``, a field
-    that is None left out, a float at six significant digits, a list or mapping written
+    """An event's kind-specific fields in words: ``attempt=1; until=17.087``, a field
+    that is None left out, a float to the millisecond, a list or mapping written
     out without JSON's brackets and quotes."""
     extra = {k: v for k, v in event.items() if k not in EVENT_COLUMNS and v is not None}
     return "; ".join(f"{k}={plain(v)}" for k, v in sorted(extra.items()))
 
 
 def plain(value: Any) -> str:
-    """A value as a reader reads it: ``17.086759999999998`` as ``17.0868``, ``None`` as
-    ``none``, ``{"attempt": 1}`` as ``attempt 1``, ``[1, 2]`` as ``1, 2``."""
+    """A value as a reader reads it: ``17.086759999999998`` as ``17.087`` (simulated
+    seconds to the millisecond), ``None`` as ``none``, ``{"attempt": 1}`` as ``attempt 1``,
+    ``[1, 2]`` as ``1, 2``."""
     if value is None:
         return "none"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:g}"
+        return _float(value)
     if isinstance(value, Mapping):
         return ", ".join(f"{k} {plain(v)}" for k, v in sorted(value.items())) or "none"
     if isinstance(value, (list, tuple)):
@@ -174,8 +175,15 @@ def plain(value: Any) -> str:
 
 
 def plural(count: int, word: str, words: str | None = None) -> str:
-    """``1 fault``, ``2 faults`` (``words`` for an irregular plural)."""
-    return f"{count:,} {word if count == 1 else (words or word + 's')}"
+    """``1 fault``, ``2 faults`` (``words`` for an irregular plural);
+    :func:`failfirst.proofs.words.plural`, the command line's words."""
+    return words_plural(count, word, words)
+
+
+def in_words(count: int, word: str, words: str | None = None) -> str:
+    """``one failure mode``, ``ten failure modes`` (:func:`failfirst.proofs.words.count_in_words`):
+    a count in running text, agreeing in number."""
+    return count_in_words(count, word, words)
 
 
 def trace_table(
@@ -216,10 +224,16 @@ def trace_table(
 
 def _fmt(v: Any) -> Any:
     if isinstance(v, float):
-        return f"{v:g}"
+        return _float(v)
     return v
 
 
+def _float(v: float) -> str:
+    """Three decimals at most (times in a history are seconds: to the millisecond), no
+    trailing zeros; a value below a thousandth at three significant digits."""
+    if v != 0 and abs(v) < 0.001:
+        return f"{v:.3g}"
+    return f"{v:.3f}".rstrip("0").rstrip(".")
 
 
 # --------------------------------------------------------------------------- the peers matrix

@@ -172,3 +172,29 @@ def test_a_shell_command_must_fit_its_box(page):
     assert any("shell command wider than its box" in p for p in found), found
     wrapped = wide.replace("<pre>", "<pre style='white-space:pre-wrap'>")
     assert problems(page, CLEAN + wrapped) == []
+
+
+def test_a_folded_listing_and_a_dedented_excerpt_read_in_the_notebook(tmp_path):
+    source = tmp_path / "code.py"
+    source.write_text("def f(x):\n    if x:\n        return 1\n    return 2\n")
+    nb = {"cells": [{"cell_type": "markdown", "source": (
+        "```{literalinclude} code.py\n:pyobject: f\n:start-at: if x:\n:end-before: return 2\n"
+        ":dedent: 4\n```\n\n"
+        ":::{dropdown} The whole function\n```{literalinclude} code.py\n:pyobject: f\n```\n:::")}]}
+    nbexport.render(nb, tmp_path, glue={})
+    text = nb["cells"][0]["source"]
+    assert text.startswith("```\nif x:\n    return 1\n```"), text
+    assert "**The whole function**" in text and "def f(x):" in text, text
+    assert nbexport.raw_syntax(nb) == [], text
+
+
+def test_a_page_past_the_height_ceiling(page):
+    page.set_content(_page(CLEAN + f"<div style='height:{check_site.PAGE_HEIGHT_MAX_PX}px'>long</div>"))
+    height = page.evaluate(check_site._HEIGHT_JS)
+    found = check_site.height_problem("FM_006_zombie_worker.html", height)
+    assert found and "past the ceiling" in found, (height, found)
+    # The API reference is long by nature; a short page passes.
+    assert check_site.height_problem("reference/api.html", height) is None
+    page.set_content(_page(CLEAN))
+    short = page.evaluate(check_site._HEIGHT_JS)
+    assert check_site.height_problem("FM_006_zombie_worker.html", short) is None

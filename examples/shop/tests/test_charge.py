@@ -18,7 +18,7 @@ def test_the_naive_charge_charges_twice():
     report = str(failure.value)
     assert "payments applied 'charge' 2 times" in report
     # Minimal: one crash, between the charge and the acknowledgement.
-    assert "Minimal counterexample (1 fault(s))" in report
+    assert "Minimal counterexample (1 fault)" in report
     assert "FAULT crash: w1 dies after the service applied the request" in report
     assert f"--failfirst-replay={failure.value.schedule}" in report
 

@@ -47,8 +47,9 @@ from failfirst.proofs.prove import prove
 from failfirst.sim import catalogue
 from failfirst.store import Store
 from failfirst.store.clock import SimClock
-from failure_modes.FM_001_retry_duplication.scenario import SCENARIO
 
+#: FM_001 (retry duplication): the fm001 rows and the Hypothesis state machine's processor.
+SCENARIO = catalogue.load("FM_001")
 RESULTS = Path("_build") / "bench" / "explore.json"
 PINNED_PATH = os.path.join("tests", "pinned_counts.json")
 REPEATS = 5

@@ -19,6 +19,7 @@ from failfirst.processor.transitions import (
     TRANSITIONS,
 )
 from failfirst.proofs.wellformed import WELL_FORMED, judgeable
+from failfirst.proofs.words import plural
 from failfirst.store import Store
 
 Event = dict[str, Any]
@@ -156,7 +157,7 @@ def _deliveries_once(events: list[Event]) -> list[Violation]:
                       and e["token"] == token]
             out.append(Violation(
                 "INV_001", job, tuple(effect[:1] + got),
-                f"the change committed under lease {token} announced {n} message(s); the "
+                f"the change committed under lease {token} announced {plural(n, 'message')}; the "
                 f"consumer processed {len(got)}" + (": a message was lost" if len(got) < n
                                                     else ": a message was delivered twice"),
             ))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from failfirst.proofs.words import plural
 from failfirst.sim.scenario import FAULT_KINDS, Scenario
 
 Point = tuple[str, str]  # (fault point, fault kind)
@@ -46,7 +47,7 @@ def describe(counts: dict[Point, int], scenario: Scenario, schedules: int) -> st
     parts = []
     for point, kinds in as_table(counts, scenario).items():
         parts.append(f"{point} " + ", ".join(f"{kind} {n}" for kind, n in kinds.items()))
-    return f"fault coverage (of {schedules} schedules): " + "; ".join(parts)
+    return f"fault coverage (of {plural(schedules, 'schedule')}): " + "; ".join(parts)
 
 
 __all__ = ["as_table", "declared", "describe", "never_struck", "struck"]

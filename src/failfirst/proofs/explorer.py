@@ -61,6 +61,7 @@ from failfirst.proofs.search import (
 from failfirst.proofs.shrinking import MAX_SHRINK_RUNS, shrink
 from failfirst.proofs.shrinking import fresh_store as _fresh
 from failfirst.proofs.tally import Tally, canonical_digest, faults_in, final_state, job_histories
+from failfirst.proofs.words import bounds_in_words, plural
 from failfirst.sim.choices import ChoiceSource, PCTChoices, RandomChoices, ReplayChoices
 from failfirst.sim.reduction import tracked_simulation_store
 from failfirst.sim.scenario import Scenario
@@ -533,12 +534,12 @@ def explore_cli(scenario: Scenario, guard: bool, mode: str, runs: int | None, se
 
 def describe(x: Exploration) -> str:
     lines = [
-        f"{x.fm} guard {'on' if x.guard else 'off'}, {x.mode} exploration: {x.schedules} schedules "
+        f"{x.fm} guard {'on' if x.guard else 'off'}, {x.mode} exploration: {plural(x.schedules, 'schedule')} "
         f"({x.distinct} distinct histories), {x.violating} violating, reached {x.reached}, "
         f"{'exhaustive' if x.exhaustive else 'not exhaustive'} in {x.elapsed_s:.2f} s"
         + (" (stopped at the first violation; --all counts them all)" if x.stopped_at_first else "")
         + (" (resumed from its checkpoint)" if x.resumed else ""),
-        f"bounds {x.bounds}; reduction: {_REDUCTION_TEXT.get(x.reduction, x.reduction)}"
+        f"bounds: {bounds_in_words(x.bounds)}; reduction: {_REDUCTION_TEXT.get(x.reduction, x.reduction)}"
         + (f", {x.sleep_blocked} equivalent paths cut off" if x.sleep_blocked else ""),
         "fault coverage: " + "; ".join(
             f"{point} " + ", ".join(f"{kind} {n}" for kind, n in kinds.items())
@@ -558,7 +559,8 @@ def describe(x: Exploration) -> str:
         lines.append(f"invariants violated: {', '.join(x.invariants_violated)}")
     if x.counterexample:
         c = x.counterexample
-        lines.append(f"minimal counterexample ({c.faults} fault(s), {c.events} events): {c.schedule}")
+        lines.append(f"minimal counterexample ({plural(c.faults, 'fault')}, {plural(c.events, 'event')}): "
+                     f"{c.schedule}")
         lines.extend(f"  {v['invariant']} job {v['job']}: {v['detail']}" for v in c.violations)
         lines.append(f"replay: failfirst replay {x.fm} --guard {'on' if x.guard else 'off'} "
                      f"--schedule {c.schedule}")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from failfirst.proofs.run import simulate
+from failfirst.proofs.words import plural
 from failfirst.sim.choices import CountingChoices
 from failfirst.sim.scenario import Scenario
 
@@ -101,7 +102,7 @@ def report(shape: Shape, depth: int, runs: int) -> dict[str, Any]:
 
 def describe(guarantee: dict[str, Any]) -> str:
     """One line of the guarantee, as ``explore`` prints it."""
-    parts = [f"{row['faults']} fault(s): p >= {row['p_per_run']:.2g} per run, missed by all "
+    parts = [f"{plural(row['faults'], 'fault')}: p >= {row['p_per_run']:.2g} per run, missed by all "
              f"with probability <= {row['miss']:.2g}" for row in guarantee["by_faults"]]
     return (f"PCT depth {guarantee['depth']} over {guarantee['runs']} runs "
             f"({guarantee['actors']} actors, <= {guarantee['steps']} steps, "

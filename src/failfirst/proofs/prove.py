@@ -24,6 +24,7 @@ from failfirst.proofs.explorer import Counterexample, Exploration, explore, with
 from failfirst.proofs.minimize import shrink_scenario
 from failfirst.proofs.run import replay
 from failfirst.proofs.tally import Tally
+from failfirst.proofs.words import bounds_in_words, plural
 from failfirst.sim.scenario import Scenario
 
 
@@ -43,18 +44,20 @@ class Proof:
 
 
 def summary(proof: Exploration, unguarded: Exploration | None = None,
-            control: Exploration | None = None) -> str:
+            control: Exploration | None = None, reached_as: str = "reached the fault") -> str:
     """The proof in a few lines: its bounds, its reduction, what its schedules stand
-    for, and its fault coverage."""
+    for, and its fault coverage. ``reached_as`` says what reaching the fault means for
+    this failure mode (``"with a redelivery"``), after the count."""
     b = proof.bounds
     reduction = {"full": "symmetry and sleep sets", "symmetry": "symmetry of idle workers",
                  "none": "none"}.get(proof.reduction, proof.reduction)
     cut = (f", and cut off {proof.sleep_blocked} paths that only reorder independent steps"
            if proof.sleep_blocked else "")
-    lines = [f"{proof.fm} proof: bounds {b['workers']} workers, {b['jobs']} jobs, at most "
-             f"{b['max_faults']} faults and {b['max_steps']} steps; reduction: {reduction}. "
-             f"{proof.schedules} schedules explored{cut}: they stand for every schedule within "
-             f"the bounds; {proof.reached} reached the fault, {proof.violating} violate an invariant."]
+    lines = [f"{proof.fm} proof: bounds {bounds_in_words(b)}; reduction: {reduction}. "
+             f"{plural(proof.schedules, 'schedule')} explored "
+             f"({plural(proof.distinct, 'distinct history', 'distinct histories')}){cut}: "
+             f"they stand for every schedule within the bounds; {proof.reached:,} {reached_as}, "
+             f"{proof.violating:,} violate an invariant."]
     struck = []
     for point, kinds in proof.coverage.items():
         for kind, n in kinds.items():
@@ -63,7 +66,7 @@ def summary(proof: Exploration, unguarded: Exploration | None = None,
             elif unguarded is not None and unguarded.coverage.get(point, {}).get(kind):
                 struck.append(f"{point}/{kind} only without the guardrail "
                               f"({unguarded.coverage[point][kind]} of {unguarded.schedules} "
-                              f"schedules at {unguarded.bounds['max_faults']} fault(s))")
+                              f"schedules at {plural(unguarded.bounds['max_faults'], 'fault')})")
             elif control is not None and control.coverage.get(point, {}).get(kind):
                 struck.append(f"{point}/{kind} only without the guardrail (by the negative control)")
             else:
@@ -101,12 +104,13 @@ def _as_tally(x: Exploration) -> Tally:
     return tally
 
 
-def prove(scenario: Scenario, *, workers: int = 1, show: bool = True) -> Proof:
+def prove(scenario: Scenario, *, workers: int = 1, show: bool = True,
+          reached_as: str = "reached the fault") -> Proof:
     """Explore with the guardrail on and off; raise ProofError unless the proof is
     exhaustive, clean, reached the fault, struck every fault point and reached every
     "sometimes" state, and its negative control violates one of the scenario's
     invariants. ``show`` prints the proof's :func:`summary` (a chapter's proof cell
-    shows it)."""
+    shows it, once), ``reached_as`` wording what reaching the fault means."""
     proof = explore(scenario, guard=True, workers=workers)
     control = explore(scenario, guard=False, stop_at_first=True, shrink_counterexample=False)
     problems = []
@@ -140,7 +144,7 @@ def prove(scenario: Scenario, *, workers: int = 1, show: bool = True) -> Proof:
     if problems:
         raise ProofError(f"{scenario.id}: " + "; ".join(problems))
     if show:
-        print(summary(proof, unguarded, control))
+        print(summary(proof, unguarded, control, reached_as))
     return Proof(proof, control, unguarded)
 
 

@@ -25,6 +25,7 @@ from failfirst.processor.transitions import TRANSITIONS
 from failfirst.proofs.checkers import Violation
 from failfirst.proofs.explorer import depth_first, with_bounds
 from failfirst.proofs.run import simulate
+from failfirst.proofs.words import plural
 from failfirst.sim.scenario import Scenario
 from failfirst.store import Store
 from failfirst.store.clock import SimClock
@@ -107,8 +108,8 @@ class Refinement:
                 job, state, attempts, effects = view
                 out.append(Violation(
                     "INV_006", job, (e["seq"],),
-                    f"recovery's {e['kind']} left the job {state} with {attempts} attempt(s) "
-                    f"spent and {effects} effect part(s): no normal schedule of {schedules} "
+                    f"recovery's {e['kind']} left the job {state} with {plural(attempts, 'attempt')} "
+                    f"spent and {plural(effects, 'effect part')}: no normal schedule of {schedules} "
                     "reaches that state",
                 ))
         return out

@@ -151,7 +151,7 @@ class Fleet:
 
     def spawn(self, slot: str, incarnation: int = 1) -> Worker:
         """Start the process of ``slot``'s ``incarnation``: THE place a worker process starts."""
-        from failfirst.store.postgresql import ACTOR_ENV  # the name pg_stat_activity shows
+        from failfirst.store.interface import ACTOR_ENV  # the name pg_stat_activity shows
 
         name = actor_name(slot, incarnation)
         route = self.routes.get(slot)

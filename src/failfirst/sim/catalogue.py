@@ -11,11 +11,18 @@ failure mode for another.
 A failure mode's guardrails are its scenario's :attr:`~failfirst.sim.scenario.Scenario.guardrail_names`,
 the ones ``--guard off`` switches off; :func:`guardrails_text` is how every listing
 says them.
+
+Where the bundles are imported from: in a checkout (the editable install) the
+repository's ``failure_modes/`` folder is the top-level package ``failure_modes``; the
+wheel ships the same folder inside failfirst as ``failfirst.failure_modes`` (without the
+bundles' tests), so an installed failfirst adds no other top-level name.
+:func:`catalogue_package` picks the one this failfirst has.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 import re
 from functools import cache
@@ -47,20 +54,31 @@ def normalise_id(text: str) -> str:
     return f"FM_{int(match.group(1)):03d}"
 
 
-def bundles_dir() -> Path:
-    """The folder of the bundles (the ``failure_modes`` package)."""
-    import failure_modes
+#: The catalogue inside an installed wheel.
+PACKAGED = "failfirst.failure_modes"
+#: The catalogue of a checkout: the repository's top-level package.
+CHECKOUT = "failure_modes"
 
-    return Path(next(iter(failure_modes.__path__))).resolve()
+
+@cache
+def catalogue_package() -> str:
+    """The import name of the bundles' package: the wheel's own copy when there is one
+    (never a reader's module that happens to be called ``failure_modes``), else the
+    checkout's."""
+    return PACKAGED if importlib.util.find_spec(PACKAGED) is not None else CHECKOUT
+
+
+def bundles_dir() -> Path:
+    """The folder of the bundles (the package :func:`catalogue_package` names)."""
+    package = importlib.import_module(catalogue_package())
+    return Path(next(iter(package.__path__))).resolve()
 
 
 @cache
 def bundles() -> dict[str, str]:
     """Failure-mode id -> bundle package name, e.g. FM_001 -> FM_001_retry_duplication."""
-    import failure_modes
-
     found = {}
-    for info in pkgutil.iter_modules(failure_modes.__path__):
+    for info in pkgutil.iter_modules([str(bundles_dir())]):
         if info.ispkg and BUNDLE_NAME.fullmatch(info.name):
             found[info.name[:6]] = info.name
     return dict(sorted(found.items()))
@@ -72,7 +90,7 @@ def load(fm_id: str) -> Scenario:
     if key not in bundles():
         known = ", ".join(bundles()) or "none"
         raise UnknownFailureMode(f"no failure mode {key} (known: {known})")
-    module = importlib.import_module(f"failure_modes.{bundles()[key]}.scenario")
+    module = importlib.import_module(f"{catalogue_package()}.{bundles()[key]}.scenario")
     scenario = module.SCENARIO
     assert scenario.id == key, f"{bundles()[key]} declares {scenario.id}"
     return scenario
@@ -99,7 +117,7 @@ def _heading(path: Path) -> tuple[str, str] | None:
 def bundle_problems(folder: Path | None = None, book: Path | None = None) -> list[str]:
     """Every disagreement between a bundle's folder, spec, scenario and chapter, one
     sentence each (empty: they agree). ``folder``: the bundles (default: the
-    ``failure_modes`` package; the scenarios are imported only from there); ``book``:
+    catalogue's package, :func:`bundles_dir`; the scenarios are imported only from there); ``book``:
     the chapters (default: ``book/`` beside it, when there is one)."""
     folder = (folder or bundles_dir()).resolve()
     if book is None and (folder.parent / "book").is_dir():
@@ -136,7 +154,7 @@ def _spec_and_scenario_problems(path: Path, fm: str, importable: bool) -> list[s
     if not (path / "scenario.py").is_file():
         return [*problems, f"{where}: no scenario.py"]
     if importable:
-        scenario = importlib.import_module(f"failure_modes.{path.name}.scenario").SCENARIO
+        scenario = importlib.import_module(f"{catalogue_package()}.{path.name}.scenario").SCENARIO
         if scenario.id != fm:
             problems.append(f"{where}/scenario.py declares {scenario.id}, not {fm}")
         if scenario.title != heading[1]:

@@ -505,6 +505,9 @@ def tracked_simulation_store(url: str | StoreURL | None, clock: Any, *,
 
         simulation_store(parsed, clock).close()  # the same refusals (a file is not a simulation)
         return TrackedStore.memory(clock)
+    from failfirst.store.factory import require_driver
+
+    require_driver(parsed)
     from failfirst.store.postgresql import PostgresStore
 
     cls = _TRACKED.setdefault(PostgresStore, tracked_class(PostgresStore))

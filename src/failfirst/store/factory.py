@@ -6,10 +6,19 @@ parser. This module imports both, so no import runs in a circle.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from failfirst.store.interface import Clock, JobStore, StoreError
 from failfirst.store.url import MEMORY, StoreURL, parse_store_url
+
+
+def require_driver(url: StoreURL) -> None:
+    """One line naming the extra to install when a postgresql:// store has no driver:
+    psycopg is the ``postgresql`` extra, so a reader on SQLite does not install it."""
+    if importlib.util.find_spec("psycopg") is None:
+        raise StoreError(f"store URL {url.redacted}: PostgreSQL needs psycopg, which is not installed: "
+                         "pip install 'failfirst[postgresql]'")
 
 
 def open_store(url: str | StoreURL, clock: Clock | None = None, *, create: bool = True,
@@ -20,6 +29,7 @@ def open_store(url: str | StoreURL, clock: Clock | None = None, *, create: bool 
     existing store, to judge it: nothing is created or migrated, nothing written."""
     parsed = parse_store_url(url) if isinstance(url, str) else url
     if parsed.kind == "postgresql":
+        require_driver(parsed)
         from failfirst.store.postgresql import PostgresStore
 
         return PostgresStore.open(parsed, clock, create=create, read_only=read_only)
@@ -40,6 +50,7 @@ def simulation_store(url: str | StoreURL | None, clock: Clock, *, owner_pid: int
         return Store.memory(clock)
     parsed = parse_store_url(url) if isinstance(url, str) else url
     if parsed.kind == "postgresql":
+        require_driver(parsed)
         from failfirst.store.postgresql import PostgresStore
 
         return PostgresStore.simulation(parsed, clock, owner_pid=owner_pid)

@@ -56,6 +56,11 @@ class Job:
     last_error: str | None
 
 
+#: The environment variable that names the actor a process runs (set by the processes
+#: that start workers; the PostgreSQL store shows it in pg_stat_activity). Here, not in
+#: the PostgreSQL store: a SQLite run sets it too, without psycopg installed.
+ACTOR_ENV = "FAILFIRST_ACTOR"
+
 #: What ``attempts.outcome`` holds once an attempt ends (NULL while it runs): the lease
 #: holder committed, or failed (to retry or to dead-letter), the reaper expired it, or
 #: recovery found its effect whole. The checkers name a row with anything else.

@@ -108,7 +108,7 @@ def judge_sql(url: str, schema: str = "failfirst") -> Verdict:
 # -- the backends of a run's workers (faults strike them) ------------------------------
 
 #: The application name a worker's connection carries: ``failfirst:w1``, ``failfirst:w1#2``
-#: (see failfirst.store.postgresql.ACTOR_ENV).
+#: (see failfirst.store.interface.ACTOR_ENV).
 WORKER_APPS = "failfirst:w%"
 
 

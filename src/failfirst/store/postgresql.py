@@ -39,7 +39,7 @@ import psycopg
 from psycopg import pq
 from psycopg import sql as pgsql
 
-from failfirst.store.interface import Clock, EventRow, Job, StoreError, StoreUnavailable
+from failfirst.store.interface import ACTOR_ENV, Clock, EventRow, Job, StoreError, StoreUnavailable
 from failfirst.store.rows import event_from_row, job_from_row, payload_problem
 from failfirst.store.sqlite import APPLICATION_ID, SCHEMA_VERSION
 from failfirst.store.url import StoreURL, parse_store_url
@@ -47,8 +47,6 @@ from failfirst.store.url import StoreURL, parse_store_url
 #: A failfirst schema is marked by this table (the PostgreSQL twin of PRAGMA application_id).
 META_TABLE = "failfirst_meta"
 DEFAULT_SCHEMA = "failfirst"
-#: The name of the actor a process runs (set by the processes that start workers).
-ACTOR_ENV = "FAILFIRST_ACTOR"
 #: Seconds to wait for a server before calling it unreachable.
 CONNECT_TIMEOUT_S = 5
 

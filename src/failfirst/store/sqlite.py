@@ -227,7 +227,10 @@ class Store:
         # "Created" means this call made the file: two processes may both find it missing,
         # and only the one whose exclusive create wins may remove it again on failure
         # (removing the other's file under it broke that one).
-        created = st is None and _create_exclusively(full)
+        try:
+            created = st is None and _create_exclusively(full)
+        except OSError as exc:  # /proc, a read-only file system: refused before anything else
+            raise StoreError(f"{shown}: cannot create it ({exc.strerror})") from None
         conn = None
         try:
             conn = sqlite3.connect(full, isolation_level=None, timeout=30.0)

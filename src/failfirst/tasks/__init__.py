@@ -60,12 +60,15 @@ EXTRA = ("greenlet", "httpx", "respx")
 
 
 def require_extra() -> None:
-    """Raise one line naming the extra to install when a library of it is missing."""
+    """Raise one line naming the extra to install when a library of it is missing: the
+    entry points (``failfirst.prove``, the ``failfirst_prove`` fixture, the names of this
+    package) call it first, and the modules that import a library of the extra call it
+    when that import fails, so no path ends in a bare ``No module named 'greenlet'``."""
     import importlib.util
 
     missing = [name for name in EXTRA if importlib.util.find_spec(name) is None]
     if missing:
-        raise ImportError(f"failfirst.prove needs {', '.join(missing)}: pip install 'failfirst[tasks]'")
+        raise ImportError(f"failfirst.tasks needs {', '.join(missing)}: pip install 'failfirst[tasks]'")
 
 
 def __getattr__(name: str) -> Any:

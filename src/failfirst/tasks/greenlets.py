@@ -36,9 +36,14 @@ import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import greenlet
-
 from failfirst.processor.worker import Point, Step
+from failfirst.tasks import require_extra
+
+try:
+    import greenlet
+except ModuleNotFoundError:
+    require_extra()  # one line naming failfirst[tasks]
+    raise
 
 #: Crashed worker processes: never resumed, never collected (see the module docstring).
 _CRASHED: list[greenlet.greenlet] = []

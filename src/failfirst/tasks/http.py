@@ -30,10 +30,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from failfirst.processor.worker import Point
-from failfirst.tasks import greenlets
+from failfirst.tasks import greenlets, require_extra
+
+try:
+    import httpx
+except ModuleNotFoundError:
+    require_extra()  # one line naming failfirst[tasks]
+    raise
 
 if TYPE_CHECKING:
     from failfirst.tasks.world import Attempt

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from failfirst.proofs.words import plural
 from failfirst.tasks import session
 
 
@@ -51,6 +52,9 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 @pytest.fixture
 def failfirst_prove() -> Callable[..., Any]:
     """:func:`failfirst.tasks.prove.prove`, for this test."""
+    from failfirst.tasks import require_extra
+
+    require_extra()
     from failfirst.tasks.prove import prove
 
     return prove
@@ -65,5 +69,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         first = (f", first counterexample after {p['first_counterexample_s']:.2f} s"
                  if p["first_counterexample_s"] is not None else "")
         verdict = f"FALSIFIED {p['falsified']}" if p["falsified"] else p["mode"]
-        write(f"{p['name']}: {verdict}: {p['schedules']} schedules ({p['reached']} reached a fault) "
+        write(f"{p['name']}: {verdict}: {plural(p['schedules'], 'schedule')} "
+              f"({p['reached']} reached a fault) "
               f"in {p['elapsed_s']:.2f} s, {p['schedules_per_s']:.0f} schedules/s{first}")

@@ -29,6 +29,7 @@ from typing import Any
 
 from failfirst.proofs.explorer import BoundError, Exploration, explore
 from failfirst.proofs.run import RunResult, replay
+from failfirst.proofs.words import plural
 from failfirst.sim.scenario import Scenario
 from failfirst.tasks import greenlets, http, session, sql, timeline, world
 from failfirst.tasks.frameworks import task_spec
@@ -77,14 +78,16 @@ class TaskProof:
 
     def summary(self) -> str:
         how = ("every schedule" if self.exhaustive
-               else f"{self.schedules} seeded random schedules (seed {self.seed})")
+               else f"{plural(self.schedules, 'seeded random schedule')} (seed {self.seed})")
         return (f"{self.name}: {', '.join(self.invariants)} hold over {how} within the bounds "
-                f"({self.bounds_text()}): {self.schedules} schedules, {self.reached} with a fault on the "
+                f"({self.bounds_text()}): {plural(self.schedules, 'schedule')}, "
+                f"{self.reached} with a fault on the "
                 f"task's calls, {self.schedules_per_s:.0f} schedules/s")
 
     def bounds_text(self) -> str:
         b = self.bounds
-        return f"{b['jobs']} job(s), {b['workers']} workers, at most {b['max_faults']} faults"
+        return (f"{plural(b['jobs'], 'job')}, {plural(b['workers'], 'worker')}, "
+                f"at most {plural(b['max_faults'], 'fault')}")
 
 
 def call(task: Any, *args: Any, retry: Any = None, **kwargs: Any) -> world.Call:
@@ -175,7 +178,8 @@ def prove(
             say(f"failfirst: replaying {replay_schedule} of {label}")
             return _replayed(scenario, replay_schedule, calls)
         say(f"failfirst: proving {', '.join(invariants)} of {label}: {scenario.description}; "
-            f"{workers} workers, at most {max_faults} faults, exhaustive up to {exhaustive_up_to} schedules, "
+            f"{plural(workers, 'worker')}, at most {plural(max_faults, 'fault')}, "
+            f"exhaustive up to {exhaustive_up_to} schedules, "
             f"else {runs} random (seed {seed})")
         try:
             found = explore(scenario, guard=True, stop_at_first=True, limit=exhaustive_up_to)
@@ -226,7 +230,8 @@ def _replayed(scenario: Scenario, schedule: str, calls: list[world.Call]) -> Tas
         if recorded["digest"] != result.digest or recorded["violations"] != got:
             raise ReplayDiffers(
                 f"{scenario.id}: schedule {schedule} was recorded with history {recorded['digest'][:12]} and "
-                f"{len(recorded['violations'])} violation(s); it now replays to {result.digest[:12]} with "
+                f"{plural(len(recorded['violations']), 'violation')}; it now replays to "
+                f"{result.digest[:12]} with "
                 f"{len(got)}: the task or the test changed since\n" + "\n".join(timeline.timeline(
                     result.events, {i + 1: c.describe() for i, c in enumerate(calls)})))
     if result.violations:
@@ -242,9 +247,9 @@ def report(scenario: Scenario, calls: list[world.Call], result: RunResult | None
                  ("crash", "pause", "lost_ack", "request_lost", "response_lost"))
     lines = [f"Falsified: {scenario.id}", ""]
     lines += [f"  {v.invariant} job {v.job}: {v.detail}" for v in result.violations]
-    lines += ["", f"Minimal counterexample ({faults} fault(s)), schedule {result.schedule}:"]
+    lines += ["", f"Minimal counterexample ({plural(faults, 'fault')}), schedule {result.schedule}:"]
     lines += timeline.timeline(result.events, names)
-    found_in = (f"found after {proof.schedules} schedules in {proof.elapsed_s:.2f} s"
+    found_in = (f"found after {plural(proof.schedules, 'schedule')} in {proof.elapsed_s:.2f} s"
                 if proof.mode != "replay" else "replayed")
     lines += ["", f"{found_in}; replay it with:",
               f"  {replay_command(result.schedule)}"]

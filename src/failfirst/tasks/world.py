@@ -12,9 +12,7 @@ database) is made fresh by the scenario's ``services`` factory, so runs share no
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from failfirst.processor import policies
 from failfirst.processor.queue import HandlerContext, QueueConfig
@@ -23,6 +21,9 @@ from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
 from failfirst.store import Store
 from failfirst.tasks import checks, greenlets, http, sql
 from failfirst.tasks.frameworks import TaskSpec
+
+if TYPE_CHECKING:
+    import httpx
 
 #: The key of the run's world among the queue's services.
 WORLD = "failfirst.tasks.world"
