@@ -316,6 +316,3 @@ def select(names: str | None) -> list[type[Fault]]:
                               f"choose from {', '.join(FAULTS)}")
     return [f for n, f in FAULTS.items() if n in wanted]
 
-
-# The deploy faults (sigterm, restart, cut, long-task) register themselves after the kill points.
-from failfirst.peers import deploy  # noqa: E402,F401

@@ -21,6 +21,7 @@ from multiprocessing import get_context
 from typing import Any
 
 from failfirst.peers import (
+    deploy,  # noqa: F401 - registers the deploy faults (sigterm, restart, cut, long-task)
     faults,
     services,
     sys_arq,
