@@ -5,8 +5,8 @@ its own Redis key prefix (in database ``REDIS_DB``), its own PostgreSQL database
 (:func:`pg_database`). Nothing here stops, restarts or flushes a shared server.
 
 Where a run's adapter reaches its server is read at each call from the environment
-(:func:`redis_host`, :func:`redis_port`, :func:`amqp_url`, :func:`pg_dsn`), so a fault
-can point a run at a private server or a proxy (:func:`endpoints`): the harness's
+(``redis_host``, ``redis_port``, ``amqp_url``, ``pg_dsn``), so a fault can point a run at
+a private server or a proxy (:func:`failfirst.peers.services.endpoints`): the harness's
 calls and the worker processes it starts then use the same endpoint.
 """
 
