@@ -29,8 +29,11 @@ $(UV_BOOT)/bin/uv:
 
 sync: .venv/.synced ## install uv if missing, then the locked environment
 
+# Two pytest workers (pytest-xdist): many tests wait on real processes (queues, servers,
+# kills), so two at once finish sooner even on two cores. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: .venv/.synced ## every test: unit, bundles, the book's tooling, examples/shop (chapters: make html; PostgreSQL: make test-pg)
-	$(PYTEST) -q -m "not postgresql"
+	$(PYTEST) -q -m "not postgresql" $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS))
 
 test-book: .venv/.synced ## every chapter executed as a test (pytest book/), as make html executes them
 	$(PYTEST) -q -m "not postgresql" book
