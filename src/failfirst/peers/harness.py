@@ -308,7 +308,7 @@ def _drive(adapter: Adapter, fault: failfirst.peers.faults.Fault, settings: Sett
     started_at = last_change = time.monotonic()  # real-time: the harness's stopwatch
     deadline = started_at + settings.timeout_s
     for _ in range(int(settings.timeout_s / POLL_S) + 1):  # bounded by the timeout
-        now = time.monotonic()  # real-time
+        now = time.monotonic()  # real-time: a real run's clock
         new = ledger.read(run.ledger, rows[-1].seq if rows else 0)
         outside = adapter.finished_rows(run)
         if (new or len(outside) != outside_seen) and startup_s is None:
@@ -347,7 +347,7 @@ def _drive(adapter: Adapter, fault: failfirst.peers.faults.Fault, settings: Sett
         time.sleep(POLL_S)  # real-time: the harness polls
     else:
         raise PeersError(f"{adapter.system}: the run did not end within {settings.timeout_s:g} s")
-    return kills, time.monotonic() - started_at  # real-time
+    return kills, time.monotonic() - started_at  # real-time: a real run's clock
 
 
 def kill_process(pid: int, commands: list[Command]) -> bool:
@@ -368,14 +368,14 @@ def _merged(rows: list[Row], outside: list[Row]) -> list[Row]:
 def _wait_dead(pid: int, bound_s: float = 2.0) -> None:
     """A SIGKILLed process is gone within a moment; its parent may not have reaped it."""
     end = time.monotonic() + bound_s  # real-time: bounded
-    while time.monotonic() < end:  # real-time
+    while time.monotonic() < end:  # real-time: a real run's clock
         try:
             with open(f"/proc/{pid}/stat", encoding="ascii") as f:
                 if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
                     return
         except (FileNotFoundError, ProcessLookupError, IndexError):
             return
-        time.sleep(0.005)  # real-time
+        time.sleep(0.005)  # real-time: a real run's clock
 
 
 def _timeline(rows: list[Row], kills: list[Kill], categories: dict[str, str],

@@ -135,7 +135,7 @@ def run_matrix(
         for i, adapter_class, fault, settings in plan:
             started = time.monotonic()  # real-time: progress report only
             row = run_one(adapter_class(), settings, fault(settings))
-            record(i, row, time.monotonic() - started)  # real-time
+            record(i, row, time.monotonic() - started)  # real-time: a real run's clock
     else:
         # Runs side by side, each in a process of its own (its workers are its children).
         with ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("fork"),
@@ -169,7 +169,7 @@ def _timed_run(adapter_class: type[Adapter], fault: type[faults.Fault],
                settings: Settings) -> tuple[dict[str, Any], float]:
     started = time.monotonic()  # real-time: progress report only
     row = run_one(adapter_class(), settings, fault(settings))
-    return row, time.monotonic() - started  # real-time
+    return row, time.monotonic() - started  # real-time: a real run's clock
 
 
 def _write(out: str, rows: Sequence[dict[str, Any]]) -> None:

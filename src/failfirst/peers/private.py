@@ -62,7 +62,7 @@ def _wait(ready: Any, what: str, proc: subprocess.Popen[bytes] | None, log: str,
     started = time.monotonic()  # real-time: a server's start is waited for
     for _ in range(int(timeout_s / 0.05) + 1):  # bounded
         if ready():
-            return time.monotonic() - started  # real-time
+            return time.monotonic() - started  # real-time: a real run's clock
         if proc is not None and proc.poll() is not None:
             break
         time.sleep(0.05)  # real-time: polling a starting server
@@ -284,7 +284,7 @@ class PrivatePostgres(PrivateService):
                 self.server.init()
             started = time.monotonic()  # real-time: how long the start took
             self.server.start()
-            self.start_s = time.monotonic() - started  # real-time
+            self.start_s = time.monotonic() - started  # real-time: a real run's clock
         except pgtools.ServerError as exc:
             raise PrivateServerError(f"private PostgreSQL: {exc}") from None
         self._running = True

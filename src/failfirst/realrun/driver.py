@@ -314,7 +314,7 @@ class _Run:
                                       "server was restarting")
                 return
             except StoreError as again:
-                if time.monotonic() > deadline:  # real-time
+                if time.monotonic() > deadline:  # real-time: a real run's clock
                     raise self.broken(f"the store did not come back within {RECONNECT_S:g} s: "
                                       f"{again}") from None
                 time.sleep(RESTART_DELAY_S)  # real-time: the server is restarting
@@ -408,7 +408,7 @@ def _drive(run: _Run, rng: random.Random, schedule: _Schedule, timeout_s: float)
                 assert run.fault is not None
                 strike = run.fault.strike(run, rng, insist=schedule.insist(now))
                 if strike is None:  # no target yet: look again soon
-                    time.sleep(FIRST_KILL_POLL_S)  # real-time
+                    time.sleep(FIRST_KILL_POLL_S)  # real-time: a real run's clock
                     continue
                 schedule.record(now, finished, rng)
                 out.strikes.append(strike)

@@ -323,7 +323,7 @@ class PrivateServer:
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 30  # real-time: bounded wait for them to be gone
-        while time.monotonic() < deadline and any(process_alive(v) for v in victims):  # real-time
+        while time.monotonic() < deadline and any(process_alive(v) for v in victims):  # real-time: bounded
             time.sleep(0.05)  # real-time: bounded wait
         # A killed postmaster that nobody reaps stays a zombie, and its PID keeps the lock
         # file "alive" for the next start; it is dead, so its lock file goes.
