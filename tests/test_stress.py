@@ -78,12 +78,29 @@ def test_planned_kills_are_exactly_as_many_as_asked(tmp_path):
     result = stress(db=db, jobs=3000, workers=2, kills=6, guard=True, seed=2,
                     batch=4, lease_s=1.0, heartbeat_s=0.25)
     assert result["kills"] == 6 and result["restarts"] == 6 and result["planned_kills"] == 6
+    assert 0 <= result["struck_holding_job"] <= 6
     assert result["lost"] == 0 and result["duplicate_effects"] == 0
     assert result["violations"] == {}, result["violation_examples"]
     conn = sqlite3.connect(db)
     crashes = conn.execute("SELECT count(*) FROM events WHERE kind = 'crash'").fetchone()[0]
     conn.close()
     assert crashes == 6
+
+
+def test_kills_owed_when_the_work_is_done_still_land(tmp_path):
+    """A worker that claims every job in one batch finishes before the parent strikes
+    again (as a parent starved by a loaded machine sees it): the kills it still owes land
+    on idle workers before the run ends, and the result says how many found a job held."""
+    db = str(tmp_path / "owed.db")
+    result = stress(db=db, jobs=5, workers=1, kills=5, guard=True, seed=1)
+    assert result["kills"] == 5 and result["restarts"] == 5
+    assert result["struck_holding_job"] < 5  # some kills came after the work was done
+    assert result["lost"] == 0 and result["duplicate_effects"] == 0
+    assert result["violations"] == {}, result["violation_examples"]
+    conn = sqlite3.connect(db)
+    crashes = conn.execute("SELECT count(*) FROM events WHERE kind = 'crash'").fetchone()[0]
+    conn.close()
+    assert crashes == 5
 
 
 def test_stress_cli_json_contract(tmp_path, capsys):

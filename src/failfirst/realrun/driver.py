@@ -163,6 +163,11 @@ class _Schedule:
     def active(self) -> bool:
         return self.planned > 0 or self.rate_per_s > 0
 
+    @property
+    def owed(self) -> int:
+        """Planned strikes not struck yet."""
+        return max(0, self.planned - self.struck)
+
     def hurry(self) -> bool:
         """Until the first strike at a rate, or while planned ones remain, look often: a
         short run must not slip between two looks."""
@@ -385,7 +390,11 @@ def _drive(run: _Run, rng: random.Random, schedule: _Schedule, timeout_s: float)
             if maybe_done or schedule.hurry():
                 counts = store.counts_by_state()
             open_jobs = counts.get("pending", 0) + counts.get("leased", 0)
-            if maybe_done and open_jobs == 0 and lasting is None and settling is None:
+            # A loaded machine can starve the parent until the work is done: a kill it
+            # still owes lands before the end (on an idle worker; the result counts
+            # the strikes that found a job held), so --kills N gives N kills.
+            owed = schedule.owed if run.fault is not None and run.fault.strikes_idle else 0
+            if maybe_done and open_jobs == 0 and lasting is None and settling is None and not owed:
                 out.elapsed_s = now - started
                 return out
             if now > deadline:
@@ -538,6 +547,8 @@ def run(
         "restarts": fleet.restarts,
         "faults": len(drove.strikes),
         "hits": sum(1 for s in drove.strikes if s.hit),
+        # Strikes whose worker held a job then (an overdue one may take an idle worker).
+        "struck_holding_job": sum(1 for s in drove.strikes if s.job is not None),
         "faults_by_kind": dict(sorted(by_kind.items())),
         "fault": fault,
         "elapsed_s": round(drove.elapsed_s, 3),

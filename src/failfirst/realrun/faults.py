@@ -138,6 +138,12 @@ class Fault:
         is overdue; take any target rather than wait for the best one."""
         raise NotImplementedError
 
+    @property
+    def strikes_idle(self) -> bool:
+        """Can an overdue strike always land, on a worker that holds nothing (so a run
+        with planned strikes left is held open for them)? Default: no."""
+        return False
+
     def heal(self, target: Target, strike: Strike) -> None:
         """End a lasting fault. Default: none."""
 
@@ -153,6 +159,10 @@ class Fault:
 
 class SigKill(Fault):
     name = "sigkill"
+
+    @property
+    def strikes_idle(self) -> bool:
+        return not self.window  # a windowed kill needs a worker inside its window
 
     def strike(self, target: Target, rng: random.Random, *, insist: bool = False) -> Strike | None:
         # A kill of a process that holds nothing tests nothing: the victim is drawn among

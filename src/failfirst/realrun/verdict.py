@@ -200,7 +200,8 @@ def describe(result: dict[str, Any]) -> str:
         f"stress on {r['db']}: {r['workers']} workers, guard {r['guard']}, seed {r['seed']}, "
         f"{_faults_line(r)}, batch {r['batch']}",
         f"  {r['enqueued']} enqueued, {r['succeeded']} succeeded, {r['dead']} dead, {r['lost']} lost",
-        f"  faults struck: {struck}; {r['kills']} SIGKILLs ({r['restarts']} restarts); "
+        f"  faults struck: {struck} ({r['struck_holding_job']} while their worker held a job); "
+        f"{r['kills']} SIGKILLs ({r['restarts']} restarts); "
         f"{r['elapsed_s']:g} s, {r['jobs_per_s']} jobs/s",
         f"  duplicate effects: {r['duplicate_effects']}",
         *violation_lines(r),
