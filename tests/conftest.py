@@ -42,3 +42,18 @@ def pg_admin_url() -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return pgtools.admin_url()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.services("redis", ...)``: the shared servers the test talks to must
+    accept connections before it starts."""
+    from needs import skip_or_fail  # tests/ is on sys.path
+
+    from failfirst.peers import services
+
+    for mark in item.iter_markers("services"):
+        for name in mark.args:
+            if not services.reachable(name):
+                host, port = services.PORTS[name]
+                skip_or_fail(f"{name} is not running on {host}:{port}")
+

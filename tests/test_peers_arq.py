@@ -8,22 +8,11 @@ Without Redis the tests skip; with FAILFIRST_REQUIRE_SERVICES=1 they fail.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from failfirst.peers import faults, matrix, services, sys_arq
+from failfirst.peers import faults, matrix, sys_arq
 from failfirst.peers.harness import Settings, run_one
 from failfirst.peers.matrix import check_row
-
-
-def need(name: str) -> None:
-    if not services.reachable(name):
-        reason = f"{name} is not running on {services.PORTS[name][0]}:{services.PORTS[name][1]}"
-        if os.environ.get("FAILFIRST_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason + " (FAILFIRST_REQUIRE_SERVICES=1)")
-        pytest.skip(reason)
-
 
 SMALL = Settings(jobs=4, workers=2, work_s=0.3, kills=1, seed=3, quiet_margin_s=4.0, timeout_s=90)
 
@@ -33,9 +22,8 @@ def test_arq_is_in_the_matrix() -> None:
     assert matrix.select("arq") == [sys_arq.Arq, sys_arq.ArqOneTry]
 
 
-@pytest.mark.services
+@pytest.mark.services("redis")
 def test_arq_runs_a_killed_job_again_once_its_in_progress_key_expired() -> None:
-    need("redis")
     row = run_one(sys_arq.Arq(), SMALL, faults.KillClaimed(SMALL))
     check_row(row)
     assert row["timeline"]["category"] == "completed"
@@ -43,9 +31,8 @@ def test_arq_runs_a_killed_job_again_once_its_in_progress_key_expired() -> None:
     assert row["rerun_s_min"] >= sys_arq.JOB_TIMEOUT_S + sys_arq.IN_PROGRESS_EXTRA_S - 0.5
 
 
-@pytest.mark.services
+@pytest.mark.services("redis")
 def test_arq_with_one_try_records_the_killed_job_failed() -> None:
-    need("redis")
     row = run_one(sys_arq.ArqOneTry(), SMALL, faults.KillClaimed(SMALL))
     check_row(row)
     assert row["timeline"]["category"] == "failed" and row["timeline"]["reported"] == "failed"

@@ -8,26 +8,15 @@ with FAILFIRST_REQUIRE_SERVICES=1 they fail instead.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from failfirst.peers import deploy, faults, matrix, services, sys_arq, sys_celery, sys_failfirst, sys_huey
+from failfirst.peers import deploy, faults, matrix, sys_arq, sys_celery, sys_failfirst, sys_huey
 from failfirst.peers.harness import Settings, run_one
 from failfirst.peers.judge import Kill
 from failfirst.peers.ledger import FINISHED, STARTED, Row
 
 SMALL = Settings(jobs=4, workers=2, work_s=0.3, kills=1, seed=1, quiet_margin_s=4.0, timeout_s=120)
 DEPLOY = ("sigterm", "restart", "cut", "long-task")
-
-
-def need(*names: str) -> None:
-    for name in names:
-        if not services.reachable(name):
-            reason = f"{name} is not running on {services.PORTS[name][0]}:{services.PORTS[name][1]}"
-            if os.environ.get("FAILFIRST_REQUIRE_SERVICES") == "1":
-                pytest.fail(reason + " (FAILFIRST_REQUIRE_SERVICES=1)")
-            pytest.skip(reason)
 
 
 def test_the_deploy_faults_are_registered_after_the_kill_points() -> None:
@@ -76,18 +65,16 @@ def strike(adapter, fault_name: str) -> dict:  # noqa: ANN001 - an adapter insta
     return row
 
 
-@pytest.mark.services
+@pytest.mark.services("rabbitmq", "redis")
 def test_sigterm_past_the_grace_loses_the_job_celery_acknowledged_early() -> None:
-    need("rabbitmq", "redis")
     row = strike(sys_celery.CeleryRabbit(), "sigterm")
     (job,) = row["categories"]
     assert row["categories"][job] == "lost"  # acknowledged on receipt, killed after the grace
     assert "was SIGKILLed after" in row["struck"][0]["detail"]  # the warm shutdown waited for it
 
 
-@pytest.mark.services
+@pytest.mark.services("redis")
 def test_sigterm_makes_arq_cancel_and_run_the_job_again_at_once() -> None:
-    need("redis")
     row = strike(sys_arq.Arq(), "sigterm")
     (job,) = row["categories"]
     assert row["categories"][job] == "completed"
@@ -96,35 +83,31 @@ def test_sigterm_makes_arq_cancel_and_run_the_job_again_at_once() -> None:
     assert "exited within the grace period" in row["struck"][0]["detail"]
 
 
-@pytest.mark.services
+@pytest.mark.services("redis")  # RabbitMQ itself is a private one; the result backend is the shared Redis
 def test_a_rabbitmq_restart_makes_celery_acks_late_run_the_running_task_twice() -> None:
-    need("redis")  # RabbitMQ itself is a private one; the result backend is the shared Redis
     row = strike(sys_celery.CeleryRabbitAcksLate(), "restart")
     (job,) = row["categories"]
     assert row["categories"][job] == "duplicated"
     assert "private rabbitmq restarted" in row["struck"][0]["detail"]
 
 
-@pytest.mark.services
+@pytest.mark.services("rabbitmq", "redis")
 def test_a_cut_connection_makes_celery_acks_late_run_the_running_task_twice() -> None:
-    need("rabbitmq", "redis")
     row = strike(sys_celery.CeleryRabbitAcksLate(), "cut")
     (job,) = row["categories"]
     assert row["categories"][job] == "duplicated"
     assert row["struck"][0]["detail"].split()[0] != "0"  # connections were reset
 
 
-@pytest.mark.services
+@pytest.mark.services("postgresql")
 def test_a_cut_backend_does_not_make_failfirst_run_a_job_twice() -> None:
-    need("postgresql")
     row = strike(sys_failfirst.FailfirstPostgres(), "cut")
     assert row["duplicated"] == 0 and row["lost"] == 0
     assert "backend(s) of the worker terminated" in row["struck"][0]["detail"]
 
 
-@pytest.mark.services
+@pytest.mark.services("redis")
 def test_a_task_longer_than_the_visibility_timeout_runs_twice_on_celery_redis() -> None:
-    need("redis")
     row = strike(sys_celery.CeleryRedisSolo(), "long-task")
     (job,) = row["categories"]
     assert row["categories"][job] == "duplicated"  # kombu#337, celery#5935
@@ -147,9 +130,8 @@ def test_sigterm_is_an_immediate_shutdown_for_huey_and_its_task_is_lost() -> Non
     assert row["categories"][job] == "lost"
 
 
-@pytest.mark.services
+@pytest.mark.services("redis")
 def test_arq_fails_a_task_longer_than_its_job_timeout_and_never_runs_it_twice() -> None:
-    need("redis")
     row = strike(sys_arq.Arq(), "long-task")
     (job,) = row["categories"]
     assert row["categories"][job] == "failed" and row["duplicated"] == 0

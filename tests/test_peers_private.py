@@ -13,6 +13,7 @@ import os
 import shutil
 
 import pytest
+from needs import skip_or_fail  # tests/ is on sys.path
 
 from failfirst.peers import private, services
 from failfirst.peers.proxy import Proxy
@@ -22,10 +23,7 @@ pytestmark = pytest.mark.services
 
 def need_binary(path: str) -> None:
     if shutil.which(path) is None and not os.path.exists(path):
-        reason = f"{path} is not installed"
-        if os.environ.get("FAILFIRST_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason + " (FAILFIRST_REQUIRE_SERVICES=1)")
-        pytest.skip(reason)
+        skip_or_fail(f"{path} is not installed")
 
 
 def gone(pid: int) -> bool:
@@ -85,9 +83,7 @@ def test_private_postgresql_is_the_real_runs_server_and_restarts_on_the_same_dat
 
     problem = pgtools.binaries_problem()
     if problem is not None:
-        if os.environ.get("FAILFIRST_REQUIRE_SERVICES") == "1":
-            pytest.fail(problem)
-        pytest.skip(problem)
+        skip_or_fail(problem)
     import psycopg
 
     with private.PrivatePostgres() as server:

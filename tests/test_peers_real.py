@@ -8,12 +8,9 @@ tests skip; with FAILFIRST_REQUIRE_SERVICES=1 (as .ci/run sets) they fail instea
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from failfirst.peers import (
-    services,
     sys_celery,
     sys_dramatiq,
     sys_failfirst,
@@ -30,15 +27,6 @@ from failfirst.peers.matrix import check_row
 #: Small: a handful of jobs, one kill. The margin after the system's own recovery delay is
 #: longer than make peers' 3 s: with four jobs the ledger falls quiet right after the kill.
 SMALL = Settings(jobs=4, workers=2, work_s=0.3, kills=1, seed=3, quiet_margin_s=6.0, timeout_s=90)
-
-
-def need(*names: str) -> None:
-    for name in names:
-        if not services.reachable(name):
-            reason = f"{name} is not running on {services.PORTS[name][0]}:{services.PORTS[name][1]}"
-            if os.environ.get("FAILFIRST_REQUIRE_SERVICES") == "1":
-                pytest.fail(reason + " (FAILFIRST_REQUIRE_SERVICES=1)")
-            pytest.skip(reason)
 
 
 def run_at(adapter: Adapter, fault: type[Fault], settings: Settings = SMALL) -> dict:
@@ -60,38 +48,33 @@ def test_failfirst_on_sqlite_strikes_each_point_and_completes_every_job_once(fau
     assert row["completed"] == SMALL.jobs
 
 
-@pytest.mark.services
+@pytest.mark.services("rabbitmq", "redis")
 @pytest.mark.parametrize("fault, killed", [
     ("kill@claimed", "completed"),    # requeued when the pool child dies, run once
     ("kill@effect", "duplicated"),    # requeued after its effect: the effect runs twice
     ("kill@prefetched", "completed"),  # the whole worker dies; its reservations come back
 ])
 def test_celery_reject_on_worker_lost_on_rabbitmq_at_each_point(fault: str, killed: str) -> None:
-    need("rabbitmq", "redis")
     assert killed_job_category(sys_celery.CeleryRabbitReject(), fault) == killed
 
 
-@pytest.mark.services
+@pytest.mark.services("postgresql")
 def test_failfirst_on_postgresql_runs_a_killed_job_again_once() -> None:
-    need("postgresql")
     assert killed_job_category(sys_failfirst.FailfirstPostgres()) == "completed"
 
 
-@pytest.mark.services
+@pytest.mark.services("rabbitmq", "redis")
 def test_celery_acks_early_on_rabbitmq_reports_the_killed_task_failed() -> None:
-    need("rabbitmq", "redis")
     assert killed_job_category(sys_celery.CeleryRabbit()) == "failed"
 
 
-@pytest.mark.services
+@pytest.mark.services("redis")
 def test_celery_reject_on_worker_lost_on_redis_runs_the_killed_task_again() -> None:
-    need("redis")
     assert killed_job_category(sys_celery.CeleryRedis()) == "completed"
 
 
-@pytest.mark.services
+@pytest.mark.services("redis")
 def test_rq_without_retry_parks_the_killed_job_in_the_failed_registry() -> None:
-    need("redis")
     assert killed_job_category(sys_rq.RQ()) == "failed"
 
 
@@ -100,25 +83,21 @@ class _HueyNoWait(sys_huey.HueySqlite):
     recovery_s = 0.0
 
 
-@pytest.mark.services
+@pytest.mark.services("redis")  # the same adapter family on Redis runs in make peers
 def test_huey_loses_the_task_its_worker_held() -> None:
-    need("redis")  # the same adapter family on Redis runs in make peers
     assert killed_job_category(_HueyNoWait()) == "lost"
 
 
-@pytest.mark.services
+@pytest.mark.services("rabbitmq")
 def test_dramatiq_redelivers_the_unacknowledged_message() -> None:
-    need("rabbitmq")
     assert killed_job_category(sys_dramatiq.DramatiqRabbit()) == "completed"
 
 
-@pytest.mark.services
+@pytest.mark.services("postgresql")
 def test_procrastinate_by_default_leaves_the_killed_job_doing() -> None:
-    need("postgresql")
     assert killed_job_category(sys_procrastinate.Procrastinate()) == "stuck"
 
 
-@pytest.mark.services
+@pytest.mark.services("postgresql")
 def test_pgqueuer_repicks_a_job_whose_heartbeat_stopped() -> None:
-    need("postgresql")
     assert killed_job_category(sys_pgqueuer.PgQueuer()) == "completed"

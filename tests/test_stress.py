@@ -68,6 +68,14 @@ def test_short_stress_with_kills_keeps_every_invariant(tmp_path, capsys):
     assert set(states) <= {"succeeded", "dead"} and crashes == result["kills"]
 
 
+def _crash_events(db: str) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT count(*) FROM events WHERE kind = 'crash'").fetchone()[0]
+    finally:
+        conn.close()
+
+
 def test_planned_kills_are_exactly_as_many_as_asked(tmp_path):
     """``kills`` plans SIGKILLs by progress, not by the clock: the count a gate asks for is
     the count it gets on a fast machine and a slow one (a rate gave 8 where 10 were asked
@@ -81,10 +89,7 @@ def test_planned_kills_are_exactly_as_many_as_asked(tmp_path):
     assert 0 <= result["struck_holding_job"] <= 6
     assert result["lost"] == 0 and result["duplicate_effects"] == 0
     assert result["violations"] == {}, result["violation_examples"]
-    conn = sqlite3.connect(db)
-    crashes = conn.execute("SELECT count(*) FROM events WHERE kind = 'crash'").fetchone()[0]
-    conn.close()
-    assert crashes == 6
+    assert _crash_events(db) == 6
 
 
 def test_kills_owed_when_the_work_is_done_still_land(tmp_path):
@@ -97,10 +102,7 @@ def test_kills_owed_when_the_work_is_done_still_land(tmp_path):
     assert result["struck_holding_job"] < 5  # some kills came after the work was done
     assert result["lost"] == 0 and result["duplicate_effects"] == 0
     assert result["violations"] == {}, result["violation_examples"]
-    conn = sqlite3.connect(db)
-    crashes = conn.execute("SELECT count(*) FROM events WHERE kind = 'crash'").fetchone()[0]
-    conn.close()
-    assert crashes == 5
+    assert _crash_events(db) == 5
 
 
 def test_stress_cli_json_contract(tmp_path, capsys):

@@ -17,6 +17,7 @@ from typing import Any
 from failfirst.processor.policies import Guardrails
 from failfirst.processor.queue import HandlerContext, Hooks, JobQueue, QueueConfig, WorkerCrash
 from failfirst.processor.worker import Point, WorkerConfig, worker_loop
+from failfirst.sim.drain import drain as sim_drain
 from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario, Sometimes
 from failfirst.store import Store
 from failfirst.store.clock import SimClock
@@ -133,10 +134,4 @@ def torn_transfer(guardrails: Guardrails | None = None) -> tuple[SimClock, JobQu
 
 def drain(queue: JobQueue, clock: SimClock, worker: str = "w2", max_steps: int = 50) -> None:
     """A worker comes back and runs whatever is claimable until it idles."""
-    loop = worker_loop(worker, queue, WorkerConfig(work_s=1.0))
-    for _ in range(max_steps):
-        step = next(loop)
-        if not isinstance(step, Point):
-            return
-        clock.advance_to(clock.now_s() + step.wait_s)
-    raise AssertionError(f"{worker} did not idle within {max_steps} steps")
+    sim_drain(queue, clock, worker, WorkerConfig(work_s=1.0), max_steps=max_steps)

@@ -21,8 +21,9 @@ from typing import Any
 from failfirst.processor.policies import Guardrails
 from failfirst.processor.queue import HandlerContext, QueueConfig
 from failfirst.processor.worker import WorkerConfig
-from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario, Sometimes
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
 from failfirst.sim.services import Client, Downstream, DownstreamError, Outage, RetryBudget
+from failfirst.sim.sometimes import BUDGET_REFUSED_A_RETRY, CRASHED_JOB_TRIED_AGAIN
 from failfirst.store import Store
 
 #: Retries at each layer: 3, so 4 tries per layer.
@@ -74,22 +75,6 @@ def retried_a_failed_call(events: list[dict[str, Any]]) -> bool:
     return False
 
 
-def budget_refused_a_retry(events: list[dict[str, Any]]) -> bool:
-    """The retry budget had no token left and a retry was refused, never sent."""
-    return any(e["kind"] == "refused" and e.get("attempted") == "call" for e in events)
-
-
-def crashed_worker_job_retried(events: list[dict[str, Any]]) -> bool:
-    """A worker crashed holding a job during the outage and the job was tried again."""
-    crashed: set[int] = set()
-    for e in events:
-        if e["kind"] == "crash" and e["job"] is not None:
-            crashed.add(e["job"])
-        elif e["kind"] == "claim" and e["job"] in crashed:
-            return True
-    return False
-
-
 #: The default run's outage: the dependency is down from the start to past the end.
 WHOLE_RUN = Outage(0.0, 300.0)
 
@@ -117,8 +102,7 @@ def make_scenario(jobs: int = 3, *, workers: int = 2, arrival_s: float = 0.0,
         progress_bound_s=300.0,
         max_steps=100 + 40 * jobs,
         reached=retried_a_failed_call,
-        sometimes=(Sometimes("a retry refused by the budget", budget_refused_a_retry),
-                   Sometimes("a crashed worker's job tried again", crashed_worker_job_retried)),
+        sometimes=(BUDGET_REFUSED_A_RETRY, CRASHED_JOB_TRIED_AGAIN),
         max_calls_per_job=MAX_ATTEMPTS,  # one request per attempt
         max_calls_total=budget.bound(jobs),  # first calls + what the budget lets through
         services=services((outage,)),

@@ -20,7 +20,8 @@ from typing import Any
 
 from failfirst.processor.policies import Guardrails
 from failfirst.processor.queue import HandlerContext, JobQueue, QueueConfig
-from failfirst.processor.worker import Idle, Point, WorkerConfig, worker_loop
+from failfirst.processor.worker import Point, WorkerConfig, worker_loop
+from failfirst.sim.drain import drain as sim_drain
 from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario, Sometimes
 from failfirst.store import Store
 from failfirst.store.clock import SimClock
@@ -128,10 +129,4 @@ def stuck_job(max_steps: int = 20) -> tuple[SimClock, Store, int]:
 
 def drain(queue: JobQueue, clock: SimClock, worker: str = "w2", max_steps: int = 50) -> None:
     """A worker comes back and runs whatever is claimable until it idles."""
-    loop = worker_loop(worker, queue, WORK)
-    for _ in range(max_steps):
-        step = next(loop)
-        if isinstance(step, Idle):
-            return
-        clock.advance_to(clock.now_s() + step.wait_s)
-    raise AssertionError(f"{worker} did not idle within {max_steps} steps")
+    sim_drain(queue, clock, worker, WORK, max_steps=max_steps)

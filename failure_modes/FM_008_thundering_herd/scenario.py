@@ -27,8 +27,9 @@ from failfirst.processor import backoff
 from failfirst.processor.policies import Guardrails
 from failfirst.processor.queue import HandlerContext, QueueConfig
 from failfirst.processor.worker import WorkerConfig
-from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario, Sometimes
+from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario
 from failfirst.sim.services import Client, Downstream, Outage, RetryBudget
+from failfirst.sim.sometimes import BUDGET_REFUSED_A_RETRY, CRASHED_JOB_TRIED_AGAIN
 from failfirst.store import Store
 
 SERVICE = "inventory-api"
@@ -83,22 +84,6 @@ def failed_together_and_retried(events: list[dict[str, Any]]) -> bool:
     return any(len(jobs & tried_again) >= 2 for jobs in failed_at.values())
 
 
-def budget_refused_a_retry(events: list[dict[str, Any]]) -> bool:
-    """The retry budget had no token left and a retry was refused, never sent."""
-    return any(e["kind"] == "refused" and e.get("attempted") == "call" for e in events)
-
-
-def crashed_worker_restarted(events: list[dict[str, Any]]) -> bool:
-    """The worker crashed holding a job, restarted, and the job was tried again."""
-    crashed: set[int] = set()
-    for e in events:
-        if e["kind"] == "crash" and e["job"] is not None:
-            crashed.add(e["job"])
-        elif e["kind"] == "claim" and e["job"] in crashed:
-            return True
-    return False
-
-
 def make_scenario(jobs: int = JOBS, *, workers: int = 1, policy: str = backoff.FULL_JITTER,
                   outage: Outage = OUTAGE, capacity: int = CAPACITY, window_s: float = WINDOW_S,
                   max_faults: int = 2) -> Scenario:
@@ -123,8 +108,7 @@ def make_scenario(jobs: int = JOBS, *, workers: int = 1, policy: str = backoff.F
         progress_bound_s=120.0,
         max_steps=200 + 60 * jobs,
         reached=failed_together_and_retried,
-        sometimes=(Sometimes("a retry refused by the budget", budget_refused_a_retry),
-                   Sometimes("a crashed worker's job tried again", crashed_worker_restarted)),
+        sometimes=(BUDGET_REFUSED_A_RETRY, CRASHED_JOB_TRIED_AGAIN),
         max_calls_per_job=MAX_ATTEMPTS,  # one call per attempt
         max_calls_total=budget.bound(jobs),  # first calls + what the budget lets through
         max_retries_per_window=capacity,  # no more retries at once than the API can serve

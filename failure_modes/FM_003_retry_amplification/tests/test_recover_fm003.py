@@ -10,10 +10,10 @@ import pytest
 
 from failfirst.processor.queue import JobQueue
 from failfirst.processor.transitions import IllegalTransition
-from failfirst.processor.worker import Idle, worker_loop
 from failfirst.proofs import checkers
 from failfirst.proofs.run import simulate
 from failfirst.sim.choices import RandomChoices
+from failfirst.sim.drain import drain
 from failure_modes.FM_003_retry_amplification.scenario import figure_scenario
 
 SCENARIO = figure_scenario()
@@ -26,19 +26,6 @@ def _after_the_outage():
     services = SCENARIO.services(store, SCENARIO.guardrails(True))
     return store, JobQueue(store, SCENARIO.handlers, config=SCENARIO.queue, services=services)
 
-
-def _drain(queue, clock, max_steps=500):
-    loop = worker_loop("w9", queue, SCENARIO.worker)
-    for _ in range(max_steps):
-        step = next(loop)
-        if isinstance(step, Idle):
-            wake = step.wake()
-            if wake is None:
-                return
-            clock.advance_to(wake)
-            continue
-        clock.advance_to(clock.now_s() + step.wait_s)
-    raise AssertionError("the worker did not idle")
 
 
 def test_shed_jobs_wait_with_their_reason():
@@ -54,7 +41,7 @@ def test_redrive_after_the_outage_completes_each_job_exactly_once():
     dead = [job for job, _, _ in store.dead_letters()]
     for job in dead:
         queue.redrive(job)
-    _drain(queue, store.clock)
+    drain(queue, store.clock, "w9", SCENARIO.worker, max_steps=500, follow_wakes=True)
     assert {job.state for job in store.jobs()} == {"succeeded"}
     assert all(len(store.effects(job.id)) == 1 for job in store.jobs())
     events = store.events()

@@ -10,10 +10,10 @@ from dataclasses import replace
 
 from failfirst.processor.queue import JobQueue
 from failfirst.processor.recovery import redrive_spread
-from failfirst.processor.worker import Idle, worker_loop
 from failfirst.proofs import checkers
 from failfirst.proofs.run import simulate
 from failfirst.sim.choices import RandomChoices
+from failfirst.sim.drain import drain
 from failure_modes.FM_008_thundering_herd.scenario import CAPACITY, OUTAGE, SCENARIO, WINDOW_S
 
 
@@ -30,19 +30,6 @@ def _after_the_herd():
     return store, JobQueue(store, SCENARIO.handlers, config=SCENARIO.queue, services=services)
 
 
-def _drain(queue, clock, max_steps=500):
-    loop = worker_loop("w9", queue, SCENARIO.worker)
-    for _ in range(max_steps):
-        step = next(loop)
-        if isinstance(step, Idle):
-            wake = step.wake()
-            if wake is None:
-                return
-            clock.advance_to(wake)
-            continue
-        clock.advance_to(clock.now_s() + step.wait_s)
-    raise AssertionError("the worker did not idle")
-
 
 def test_shed_jobs_wait_with_their_reason():
     store, _ = _after_the_herd()
@@ -56,7 +43,7 @@ def test_spread_redrive_completes_each_job_once_within_the_apis_capacity():
     calls_before = sum(1 for e in store.events() if e["kind"] == "call")
     redriven = redrive_spread(queue, per_window=CAPACITY, window_s=WINDOW_S)
     assert redriven and not store.dead_letters()
-    _drain(queue, store.clock)
+    drain(queue, store.clock, "w9", SCENARIO.worker, max_steps=500, follow_wakes=True)
     assert {job.state for job in store.jobs()} == {"succeeded"}
     assert all(len(store.effects(job.id)) == 1 for job in store.jobs())
     after = [e for e in store.events() if e["kind"] == "call"][calls_before:]

@@ -523,17 +523,12 @@ def run(
             "kill_rate": fault_rate_per_s, "planned_kills": faults, "seed": seed, "batch": batch,
             "lease_s": lease_s, "guardrails_off": target.queue.guard.off(), "progress_bound_s": timeout_s})
         status.claimed = True
-        fleet.start([f"w{i + 1}" for i in range(workers)])
-        drove = _drive(target, rng, schedule, timeout_s)
-        fleet.stop()
-        _close_run(target, drove)
+        drove = _work_off(target, [f"w{i + 1}" for i in range(workers)], rng, schedule, timeout_s)
         result = verdict.judge(target.store, live=False)
     except faults_mod.FaultError as exc:
         raise RunInputError(str(exc)) from None
     except StoreUnavailable as exc:
-        if not status.claimed:
-            raise
-        raise target.broken(str(exc)) from None
+        raise _lost_store(target, status, exc) from None
     finally:
         fleet.stop()
         if prepared:
@@ -566,6 +561,23 @@ def run(
         "batch": batch,
         "lease_s": lease_s,
     }
+
+
+def _work_off(run: _Run, names: list[str], rng: random.Random, schedule: _Schedule,
+              timeout_s: float) -> _Drive:
+    """Start the workers ``names``, drive them until every job is terminal, stop them and
+    close the run in its history."""
+    run.fleet.start(names)
+    drove = _drive(run, rng, schedule, timeout_s)
+    run.fleet.stop()
+    _close_run(run, drove)
+    return drove
+
+
+def _lost_store(run: _Run, status: RunStatus, exc: StoreUnavailable) -> Exception:
+    """Before the run claimed the store, a store that stops answering is the caller's
+    error as it is; after, the run is broken (one line that names the resume command)."""
+    return run.broken(str(exc)) if status.claimed else exc
 
 
 def _close_run(run: _Run, drove: _Drive) -> None:
@@ -666,16 +678,11 @@ def resume(db: str, workers: int = 2, *, batch: int = DEFAULT_BATCH, lease_s: fl
             limit_s = (default_timeout_s(len(open_ids)) + verdict.ABSURD_SLACK_S
                        if timeout_s is None else timeout_s)
             fleet.config = replace(config, max_runtime_s=limit_s + 60.0)
-            fleet.start([f"r{i + 1}" for i in range(workers)])
-            drove = _drive(target, random.Random(0), _Schedule(random.Random(0), 1, 0, 0.0, lease_s),
-                           limit_s)
-            fleet.stop()
-            _close_run(target, drove)
+            drove = _work_off(target, [f"r{i + 1}" for i in range(workers)], random.Random(0),
+                              _Schedule(random.Random(0), 1, 0, 0.0, lease_s), limit_s)
         result = verdict.judge(target.store, live=False)
     except StoreUnavailable as exc:
-        if not status.claimed:
-            raise
-        raise target.broken(str(exc)) from None
+        raise _lost_store(target, status, exc) from None
     finally:
         fleet.stop()
         target.store.close()
