@@ -15,7 +15,9 @@ handlers call, and the histories runs leave.
   fenced resource) and their recovery;
 - :mod:`~failfirst.sim.history`: canonical JSON and the digest of a run;
 - :mod:`~failfirst.sim.catalogue`: failure-mode ids and their bundles;
-  :mod:`~failfirst.sim.happy`: the scenario with no faults.
+  :mod:`~failfirst.sim.happy`: the scenario with no faults;
+- :mod:`~failfirst.sim.sometimes`: "sometimes" assertions several scenarios share;
+  :mod:`~failfirst.sim.drain`: one worker runs until it idles (recovery tests).
 
 Layer 2: imports :mod:`failfirst.store` and :mod:`failfirst.processor`.
 """
