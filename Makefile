@@ -144,8 +144,10 @@ stress-pg: .venv/.synced ## 10,000 jobs on a private PostgreSQL server, 12 mixed
 	$(RUN) python -m failfirst.bench.stress_gate --pg-folder _build/pg-stress --jobs 10000 --workers 4 --fault mixed --faults 12 --min-faults 12
 
 # Throwaway databases on the server of the tests ($FAILFIRST_PG_URL); never stops it.
+# BENCH_PG_ARGS: more options (CI: --jobs 2500, half the default, to fit its time budget).
+BENCH_PG_ARGS ?=
 bench-pg: .venv/.synced ## jobs/s on PostgreSQL, 1, 2 and 4 workers: failfirst beside procrastinate and pgqueuer, and a profile
-	$(RUN) python -m failfirst.bench.throughput_pg --profile --out _build/bench/throughput_pg.json
+	$(RUN) python -m failfirst.bench.throughput_pg --profile --out _build/bench/throughput_pg.json $(BENCH_PG_ARGS)
 
 pg-server: .venv/.synced ## start a throwaway PostgreSQL server in _build/pg (127.0.0.1:55432, local connections only)
 	$(RUN) python -m failfirst.store.pgtools serve _build/pg 55432
