@@ -280,3 +280,34 @@ MUTATIONS += (
              "a service that records nothing is trusted: a reader's world looks independent",
              REDUCTION_TESTS),
 )
+
+# -- issue 26: the peers' judge and ledger (combinations of kills, restarts and reports),
+# and the real-run driver's promise of planned kills
+JUDGE, LEDGER = "src/failfirst/peers/judge.py", "src/failfirst/peers/ledger.py"
+JUDGE_TESTS = ("tests/test_peers_judge.py",)
+
+MUTATIONS += (
+    Mutation(JUDGE, "rerun_s.append(min(later) - kill.t_s if later else None)",
+             "rerun_s.append(max(later) - kill.t_s if later else None)",
+             "a killed job's rerun time is measured to its last restart, not its first", JUDGE_TESTS),
+    Mutation(JUDGE, "later = [t for t in starts.get(kill.job, []) if t > kill.t_s]",
+             "later = list(starts.get(kill.job, []))",
+             "a start before the kill counts as the job running again", JUDGE_TESTS),
+    Mutation(JUDGE, "        if r.kind == STARTED:\n", "        if True:\n",
+             "the killed worker's own finished row counts as a restart", JUDGE_TESTS),
+    Mutation(JUDGE, "if finished[job] == 1 and reported.get(job) == REPORTED_FAILED)",
+             "if finished[job] >= 1 and reported.get(job) == REPORTED_FAILED)",
+             "a duplicated job the system called failed is also counted as finished once and misreported",
+             JUDGE_TESTS),
+    Mutation(JUDGE, "    if finished_rows > 1:\n", "    if finished_rows > 2:\n",
+             "work done exactly twice is called completed", JUDGE_TESTS),
+    Mutation(LEDGER, '"SELECT seq, job, kind, pid, t_s FROM ledger WHERE seq > ? ORDER BY seq"',
+             '"SELECT seq, job, kind, pid, t_s FROM ledger WHERE seq >= ? ORDER BY seq"',
+             "the ledger read after a sequence number repeats that row (a kill point seen twice)",
+             JUDGE_TESTS),
+    Mutation("src/failfirst/realrun/driver.py",
+             "owed = schedule.owed if run.fault is not None and run.fault.strikes_idle else 0",
+             "owed = 0",
+             "a run ends with planned kills still owed: --kills N gives fewer than N on a loaded machine",
+             ("tests/test_stress.py::test_kills_owed_when_the_work_is_done_still_land",)),
+)

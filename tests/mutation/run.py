@@ -49,6 +49,7 @@ FAST_TESTS = (
     "tests/test_store_conformance.py", "tests/test_recovery_branches.py",
     "tests/test_service_recovery.py", "tests/test_refinement.py",
     "tests/test_differential_control.py", "tests/test_reduction.py", "tests/test_pinned_counts.py",
+    "tests/test_peers_judge.py",
     "failure_modes",
 )
 #: Mutations of these files are judged only with a PostgreSQL server (their tests skip without).
