@@ -104,6 +104,7 @@ def test_a_cut_backend_does_not_make_failfirst_run_a_job_twice() -> None:
     row = strike(sys_failfirst.FailfirstPostgres(), "cut")
     assert row["duplicated"] == 0 and row["lost"] == 0
     assert "backend(s) of the worker terminated" in row["struck"][0]["detail"]
+    assert row["struck"][0]["action"] == "connections cut"
 
 
 @pytest.mark.services("redis")
@@ -114,6 +115,8 @@ def test_a_task_longer_than_the_visibility_timeout_runs_twice_on_celery_redis() 
     # The second run started while the first was still running (its finished row came later).
     first = row["struck"][0]["pid"]
     events = row["timeline"]["events"]
+    assert {e["event"] for e in events if e["t_s"] == 0.0} >= {"threshold passed"}  # not "SIGKILL"
+    assert all(e["event"] != "SIGKILL" for e in events)
     second_start = min(e["t_s"] for e in events if e["event"] == "started" and e["pid"] != first)
     first_end = min(e["t_s"] for e in events if e["event"] == "finished" and e["pid"] == first)
     assert second_start < first_end

@@ -211,7 +211,8 @@ class SigTerm(WhileRunning):
                 os.kill(pid, signal.SIGKILL)
         ended = ("exited within the grace period" if not alive
                  else f"was SIGKILLed after {GRACE_S:g} s ({len(alive)} process(es) left)")
-        return Kill(t_s, row.pid, row.job, aim=RUNNING, detail=f"SIGTERM to pid {main}; the worker {ended}")
+        return Kill(t_s, row.pid, row.job, aim=RUNNING, detail=f"SIGTERM to pid {main}; the worker {ended}",
+                    action="SIGTERM")
 
 
 def _name(adapter: type[Adapter] | Adapter) -> str:
@@ -284,7 +285,7 @@ class Restart(Redirected):
     def act(self, run: RunContext, row: Row, commands: list[Command]) -> Kill | None:
         t_s = time.time()  # real-time: the ledger's clock
         self.server.restart()
-        return Kill(t_s, row.pid, row.job, aim=RUNNING,
+        return Kill(t_s, row.pid, row.job, aim=RUNNING, action=f"{self.server.name} restart",
                     detail=f"private {self.server.name} restarted in {self.server.start_s:.2f} s")
 
 
@@ -323,7 +324,7 @@ class Cut(Redirected):
             pids = set(_tree(_worker_main(command))) if command is not None else {row.pid}
             reset = terminate_backends_of(pids)
             what = f"{reset} backend(s) of the worker terminated"
-        return Kill(t_s, row.pid, row.job, aim=RUNNING, detail=what)
+        return Kill(t_s, row.pid, row.job, aim=RUNNING, detail=what, action="connections cut")
 
 
 def _socket_ports(pids: set[int]) -> set[int]:
@@ -405,7 +406,7 @@ class LongTask(WhileRunning):
         threshold_s, what, runs_s = self.limits()
         if time.time() - row.t_s < threshold_s:  # real-time: the ledger's clock
             return None
-        return Kill(row.t_s + threshold_s, row.pid, row.job, aim=RUNNING,
+        return Kill(row.t_s + threshold_s, row.pid, row.job, aim=RUNNING, action="threshold passed",
                     detail=f"running {threshold_s:g} s after its start, for {runs_s:g} s in all: {what}")
 
     def settle_s(self) -> float:

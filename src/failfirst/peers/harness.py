@@ -283,7 +283,8 @@ def run_one(adapter: Adapter, settings: Settings, fault: failfirst.peers.faults.
     row: dict[str, Any] = {
         "system": adapter.system, "version": adapter.version(), "config": adapter.config,
         "broker": adapter.broker, "fault": fault.name, "jobs": settings.jobs, "kills": len(kills),
-        "struck": [{"job": k.job, "aim": k.aim, "struck": k.struck, "pid": k.pid, "detail": k.detail}
+        "struck": [{"job": k.job, "aim": k.aim, "struck": k.struck, "pid": k.pid, "detail": k.detail,
+                    "action": k.action}
                    for k in kills],
         **{c: verdict.counts[c] for c in ("completed", "duplicated", "lost", "failed", "stuck")},
         "categories": {k.job: verdict.categories[k.job] for k in kills},
@@ -387,7 +388,7 @@ def _timeline(rows: list[Row], kills: list[Kill], categories: dict[str, str],
     events: list[dict[str, Any]] = [
         {"t_s": round(r.t_s - kill.t_s, 3), "event": r.kind, "pid": r.pid}
         for r in rows if r.job == kill.job]
-    events.append({"t_s": 0.0, "event": "SIGKILL", "pid": kill.pid})  # at the point it struck
-    events.sort(key=lambda e: (e["t_s"], e["event"] != "SIGKILL"))
+    events.append({"t_s": 0.0, "event": kill.action, "pid": kill.pid})  # at the point it struck
+    events.sort(key=lambda e: (e["t_s"], e["event"] != kill.action))
     return {"job": kill.job, "events": events[:MAX_TIMELINE], "category": categories[kill.job],
             "reported": reported.get(kill.job), "struck": kill.struck}

@@ -66,6 +66,8 @@ class Kill:
     struck: str = ""
     #: What the fault saw when it acted (e.g. the jobs a worker had reserved).
     detail: str = ""
+    #: What the fault did, as a job's timeline shows it (a deploy fault's SIGTERM, restart...).
+    action: str = "SIGKILL"
 
 
 @dataclass(frozen=True)
