@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from failfirst.cli import main
-from failfirst.peers.harness import PeersError
-from failfirst.peers.matrix import ADAPTERS, check_row, select
+from failfirst.peers.harness import PeersError, RunContext
+from failfirst.peers.matrix import ADAPTERS, check_row, read, run_matrix, select
+from failfirst.peers.sys_failfirst import FailfirstSqlite
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -49,3 +50,25 @@ def test_every_configuration_is_selectable_and_named_once() -> None:
     assert {a.system for a in ADAPTERS} >= {"Celery", "RQ", "huey", "Dramatiq", "procrastinate",
                                            "pgqueuer", "failfirst"}
     assert select("huey") == [a for a in ADAPTERS if a.system == "huey"]
+
+
+class _ServiceDown(FailfirstSqlite):
+    config = "its service is down"
+
+    def setup(self, run: RunContext) -> None:
+        raise PeersError("the service is down")
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_broken_run_is_reported_and_the_other_cells_are_still_written(parallel: int, tmp_path) -> None:
+    """One bad cell must not cost the others: the matrix runs them all, writes the good
+    rows and then fails, naming each broken run."""
+    out = tmp_path / "results.json"
+    with pytest.raises(PeersError) as caught:
+        run_matrix(str(out), jobs=2, seeds=1, work_s=0.1, fault_names="kill@claimed",
+                   adapters=[_ServiceDown, FailfirstSqlite], parallel=parallel)
+    message = str(caught.value)
+    assert message.startswith("1 of 2 runs broke (1 written to ")
+    assert "failfirst its service is down, kill@claimed, seed 0: the service is down" in message
+    (good,) = read(str(out))
+    assert good["config"] == FailfirstSqlite.config and good["completed"] == 2

@@ -122,9 +122,22 @@ def run_matrix(
                                                + fault.extra_s(adapter_class)))
             for i, (adapter_class, fault) in enumerate(cells) for seed in range(seeds)]
     done: list[tuple[int, int, dict[str, Any]]] = []
+    # A broken run (a service that stopped answering, a kill that struck elsewhere) is
+    # reported and the matrix goes on: one bad cell must not cost the hour the others took.
+    broken: list[str] = []
 
-    def record(i: int, row: dict[str, Any], took_s: float) -> None:
-        check_row(row)
+    def record(i: int, settings: Settings, outcome: Callable[[], tuple[dict[str, Any], float]]) -> None:
+        adapter_class, fault = cells[i]
+        try:
+            row, took_s = outcome()
+            check_row(row)
+        except PeersError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            broken.append(f"{adapter_class.system} {adapter_class.config}, {fault.name}, "
+                          f"seed {settings.seed}: {first}")
+            if progress is not None:
+                progress(f"BROKEN {broken[-1]}")
+            return
         done.append((i, row["seed"], row))
         done.sort(key=lambda d: (d[0], d[1]))
         _write(out, [d[2] for d in done])
@@ -133,25 +146,25 @@ def run_matrix(
 
     if parallel == 1:
         for i, adapter_class, fault, settings in plan:
-            started = time.monotonic()  # real-time: progress report only
-            row = run_one(adapter_class(), settings, fault(settings))
-            record(i, row, time.monotonic() - started)  # real-time: a real run's clock
+            record(i, settings, lambda a=adapter_class, f=fault, s=settings: _timed_run(a, f, s))
     else:
         # Runs side by side, each in a process of its own (its workers are its children).
         with ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("fork"),
                                  initializer=_unwind_on_signals) as pool:
-            futures = {pool.submit(_timed_run, adapter_class, fault, settings): i
+            futures = {pool.submit(_timed_run, adapter_class, fault, settings): (i, settings)
                        for i, adapter_class, fault, settings in plan}
             try:
                 for future in as_completed(futures):
-                    row, took_s = future.result()
-                    record(futures[future], row, took_s)
+                    record(*futures[future], future.result)
             except BaseException:
-                # Ctrl-C (or a broken run): start nothing more; the runs in progress clean up
-                # after themselves (run_one kills its workers whatever happens).
+                # Ctrl-C (or a harness bug): start nothing more; the runs in progress clean
+                # up after themselves (run_one kills its workers whatever happens).
                 for future in futures:
                     future.cancel()
                 raise
+    if broken:
+        raise PeersError(f"{len(broken)} of {len(plan)} runs broke ({len(done)} written to {out}): "
+                         + "; ".join(broken))
     return [d[2] for d in done]
 
 
