@@ -248,7 +248,7 @@ def _stop(proc) -> None:
 
 def test_check_of_a_live_run_says_in_progress_and_no_violation(tmp_path, capsys):
     db = tmp_path / "live.db"
-    proc = _start_stress(db, jobs=200_000, batch=1)  # minutes of work: it is live throughout
+    proc = _start_stress(db, jobs=40_000, batch=1)  # a minute or more of work: live throughout
     try:
         _progress(proc, db)
         # A look while the workers commit; then the run is paused (SIGSTOP to its whole
@@ -306,7 +306,7 @@ def test_check_never_migrates_an_older_file(tmp_path, capsys, naming):
 
 def test_resume_refuses_a_store_a_live_run_holds(tmp_path, capsys):
     db = tmp_path / "live.db"
-    proc = _start_stress(db, jobs=200_000, batch=1)
+    proc = _start_stress(db, jobs=40_000, batch=1)
     try:
         _progress(proc, db)
         err = _refuses(capsys, "resume", "--db", str(db))
