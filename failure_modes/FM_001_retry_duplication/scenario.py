@@ -16,6 +16,7 @@ from failfirst.processor.queue import HandlerContext, JobQueue, QueueConfig
 from failfirst.processor.worker import Point, WorkerConfig, worker_loop
 from failfirst.sim.drain import drain as sim_drain
 from failfirst.sim.scenario import FaultPlan, JobSpec, Scenario, Sometimes, redelivered
+from failfirst.sim.sometimes import REDELIVERED_AFTER_A_LOST_ACK
 from failfirst.store import Store
 from failfirst.store.clock import SimClock
 
@@ -23,18 +24,6 @@ from failfirst.store.clock import SimClock
 def charge(payload: dict[str, Any], ctx: HandlerContext) -> list[tuple[str, int]]:
     """Charge a customer: one effect part, the amount in cents."""
     return [("charge", int(payload["amount_cents"]))]
-
-
-def redelivered_after_a_lost_ack(events: list[dict[str, Any]]) -> bool:
-    """A commit's acknowledgement was lost, and the job was claimed again: the redelivery
-    of a job whose worker believes it done — the double charge waiting to happen."""
-    lost: set[int] = set()
-    for e in events:
-        if e["kind"] == "lost_ack" and e["job"] is not None:
-            lost.add(e["job"])
-        elif e["kind"] == "claim" and e["job"] in lost:
-            return True
-    return False
 
 
 def stale_commit_refused(events: list[dict[str, Any]]) -> bool:
@@ -68,7 +57,7 @@ SCENARIO = Scenario(
     progress_bound_s=60.0,
     max_steps=200,
     reached=redelivered,
-    sometimes=(Sometimes("redelivered after a lost acknowledgement", redelivered_after_a_lost_ack),
+    sometimes=(REDELIVERED_AFTER_A_LOST_ACK,
                Sometimes("a stale commit refused", stale_commit_refused)),
     description=__doc__ or "",
 )
