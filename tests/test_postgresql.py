@@ -112,11 +112,13 @@ def test_differential_without_reduction_schedule_by_schedule(pg_url, fm, guard):
 
 
 def test_explore_cli_on_postgresql_equals_sqlite(pg_url, capsys):
-    """The issue's check at FM_001's default bounds: the same ``schedules`` and
+    """The command line's path to PostgreSQL, at the differential proof's bound for FM_001
+    (its default, or ``FAILFIRST_PG_MAX_FAULTS`` below it): the same ``schedules`` and
     ``reached`` as SQLite, none violating with the guardrail; INV_001 without it. Both
     run the default reduction (sleep sets record footprints on either store), and the
     PostgreSQL one in two processes, each on a private schema that it drops."""
-    argv = ["explore", "FM_001", "--guard", "on", "--json"]
+    bound = min(PROOF_MAX_FAULTS, catalogue.load("FM_001").faults.max_faults)
+    argv = ["explore", "FM_001", "--guard", "on", "--json", "--max-faults", str(bound)]
     assert main([*argv, "--workers", "2", "--store", pg_url]) == 0
     on_pg = json.loads(capsys.readouterr().out)
     assert on_pg["reduction"] == "full"
@@ -124,7 +126,8 @@ def test_explore_cli_on_postgresql_equals_sqlite(pg_url, capsys):
     on_lite = json.loads(capsys.readouterr().out)
     assert on_pg["schedules"] == on_lite["schedules"] and on_pg["reached"] == on_lite["reached"]
     assert on_pg["violating"] == 0 and on_pg["distinct"] == on_lite["distinct"]
-    assert main(["explore", "FM_001", "--guard", "off", "--json", "--store", pg_url]) == 0
+    assert main(["explore", "FM_001", "--guard", "off", "--json", "--max-faults", str(bound),
+                 "--store", pg_url]) == 0
     off = json.loads(capsys.readouterr().out)
     assert off["violating"] > 0
     assert "INV_001" in {v["invariant"] for v in off["counterexample"]["violations"]}
