@@ -11,6 +11,7 @@ The file is rewritten after every run, so a broken run leaves the rows before it
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -146,7 +147,7 @@ def run_matrix(
 
     if parallel == 1:
         for i, adapter_class, fault, settings in plan:
-            record(i, settings, lambda a=adapter_class, f=fault, s=settings: _timed_run(a, f, s))
+            record(i, settings, functools.partial(_timed_run, adapter_class, fault, settings))
     else:
         # Runs side by side, each in a process of its own (its workers are its children).
         with ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("fork"),
